@@ -1,0 +1,5 @@
+import sys
+
+from .cell import main
+
+sys.exit(main())

@@ -1,0 +1,174 @@
+"""PyTorch / torchvision adapter: from torch 1.0 + torchvision 0.2 to current releases.
+
+Old and new torchvision differ in how pretrained weights are asked for (`pretrained=True`
+before 0.13, `weights=` after) and where they are cached (TORCH_HOME/models in torch 1.0,
+TORCH_HOME/hub/checkpoints later); both are handled here, nowhere else.
+"""
+
+import inspect
+import os
+
+from ..weights import WeightsError, sha256_file, tensor_digest
+
+# The published tables are for these weights; "DEFAULT" may move to a newer recipe.
+PRETRAINED_TAG = "IMAGENET1K_V1"
+
+
+class Adapter(object):
+    name = "torchvision"
+
+    def __init__(self, device, threads):
+        import torch
+        import torchvision
+
+        self.torch = torch
+        self.torchvision = torchvision
+        if threads:
+            torch.set_num_threads(int(threads))
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError("device {!r} asked for, but torch {} sees no CUDA device (torch.version.cuda={})".format(
+                device, torch.__version__, torch.version.cuda))
+        self.device = torch.device(device)
+
+    # -- what this version offers -------------------------------------------------------
+    def versions(self):
+        return {"torch": self.torch.__version__, "torchvision": self.torchvision.__version__}
+
+    def has_model(self, name):
+        return callable(getattr(self.torchvision.models, name, None))
+
+    def settings(self):
+        torch = self.torch
+        return {
+            "threads": torch.get_num_threads(),
+            "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+            "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+        }
+
+    def device_info(self):
+        torch = self.torch
+        info = {"framework_device": str(self.device), "cuda_build": torch.version.cuda}
+        if self.device.type == "cuda":
+            index = self.device.index or 0
+            info["gpu_name"] = torch.cuda.get_device_name(index)
+            info["cudnn"] = torch.backends.cudnn.version()
+        return info
+
+    # -- model and weights ---------------------------------------------------------------
+    def _constructor_kwargs(self, name, kwargs, pretrained):
+        factory = getattr(self.torchvision.models, name)
+        accepts = _parameters(factory)
+        kwargs = dict(kwargs)
+        if pretrained:
+            if "weights" in accepts:
+                kwargs["weights"] = PRETRAINED_TAG
+            else:
+                kwargs["pretrained"] = True
+        elif "weights" in accepts:
+            kwargs["weights"] = None
+        # Releases with the weights API warn unless Inception's init is asked for by name;
+        # older ones have no such argument.
+        if name == "inception_v3" and not pretrained and "weights" in accepts:
+            kwargs.setdefault("init_weights", True)
+        return factory, kwargs
+
+    def build(self, name, kwargs, weights, workdir):
+        """Build the model with the requested weights; returns (model, weights record)."""
+        torch = self.torch
+        source = weights["source"]
+        record = {"source": source}
+        if source == "pretrained":
+            if weights.get("cache_dir"):
+                os.environ["TORCH_HOME"] = weights["cache_dir"]
+            factory, args = self._constructor_kwargs(name, kwargs, pretrained=True)
+            try:
+                model = factory(**args)
+            except Exception as exc:  # noqa: BLE001 - offline hosts fail in several ways
+                raise WeightsError("pretrained weights for {} could not be loaded ({}: {}); on an offline host use "
+                                   "WEIGHTS=random or a weights file".format(name, type(exc).__name__, exc))
+            record["tag"] = PRETRAINED_TAG if "weights" in args else "pretrained=True"
+            path = self._cached_file(name)
+            if path:
+                record.update(path=path, sha256=sha256_file(path))
+        else:
+            factory, args = self._constructor_kwargs(name, kwargs, pretrained=False)
+            if source == "random":
+                torch.manual_seed(int(weights["seed"]))
+                record["seed"] = int(weights["seed"])
+                seeded = factory(**args)
+                path = os.path.join(workdir, "{}-seed{}.pth".format(name, weights["seed"]))
+                # Saved and read back so random weights go through the same file path as real ones.
+                torch.save(seeded.state_dict(), path)
+                del seeded
+            else:
+                path = weights["path"]
+            record["sha256"] = sha256_file(path)
+            if source == "file" and record["sha256"] != weights["sha256"]:
+                raise WeightsError("weights file {} has sha256 {}, expected {}; refusing to load it".format(
+                    path, record["sha256"], weights["sha256"]))
+            model = factory(**args)
+            state = torch.load(path, map_location="cpu")
+            model.load_state_dict(state)
+            record["path"] = path if source == "file" else None
+        model.eval()
+        model.to(self.device)
+        record["tensor_digest"] = tensor_digest(
+            (key, value.detach().cpu().numpy()) for key, value in model.state_dict().items())
+        return model, record
+
+    def _cached_file(self, name):
+        url = None
+        get_weight = getattr(self.torchvision.models, "get_weight", None)
+        if get_weight is not None:
+            try:
+                url = get_weight("{}_Weights.{}".format(_weights_enum_prefix(name), PRETRAINED_TAG)).url
+            except Exception:  # noqa: BLE001 - enum names vary; fall back to model_urls
+                url = None
+        if url is None:
+            module = inspect.getmodule(getattr(self.torchvision.models, name))
+            url = getattr(module, "model_urls", {}).get(name)
+        if not url:
+            return None
+        home = os.environ.get("TORCH_HOME", os.path.expanduser("~/.torch"))
+        for sub in ("hub/checkpoints", "models", "checkpoints"):
+            path = os.path.join(home, sub, os.path.basename(url))
+            if os.path.isfile(path):
+                return path
+        return None
+
+    # -- running -------------------------------------------------------------------------
+    def to_device(self, array):
+        return self.torch.from_numpy(array).to(self.device)
+
+    def forward(self, model, tensor):
+        with self.torch.no_grad():
+            out = model(tensor)
+        # Inception in training mode returns (logits, aux); eval mode returns logits.
+        return out[0] if isinstance(out, tuple) else out
+
+    def predict(self, model, array):
+        return self.forward(model, self.to_device(array)).float().cpu().numpy()
+
+    def synchronize(self):
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize(self.device)
+
+
+def _parameters(factory):
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return set()
+    names = set(params)
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        names.add("**")
+    return names
+
+
+def _weights_enum_prefix(name):
+    special = {"inception_v3": "Inception_V3", "mobilenet_v2": "MobileNet_V2", "densenet121": "DenseNet121"}
+    if name in special:
+        return special[name]
+    if name.startswith("resnet"):
+        return "ResNet" + name[len("resnet"):]
+    return name.capitalize()

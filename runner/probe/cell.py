@@ -1,0 +1,149 @@
+"""Run one cell (environment x model x suite) from a spec and write its result.
+
+`python -m runner.probe SPEC.json` inside the environment. Every outcome, including a
+crash of the framework code, becomes a result file with a status and a reason; the process
+exits 0 when it wrote one, so the host can tell "the cell failed" from "the probe died".
+"""
+
+import datetime
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+
+from . import PROBE_VERSION, RESULT_SCHEMA_VERSION
+from .adapters import load_adapter
+from .dataset import DatasetError, open_dataset
+from .error_suite import run_error_suite
+from .jsonio import read_json, write_json_atomic
+from .preprocess import Recipe
+from .provenance import host_info, installed_packages, probe_source_sha256, python_info
+from .throughput import run_throughput_suite
+from .weights import WeightsError
+
+
+def now_iso(epoch=None):
+    moment = datetime.datetime.fromtimestamp(time.time() if epoch is None else epoch, datetime.timezone.utc)
+    return moment.isoformat()
+
+
+class Skip(Exception):
+    """The cell cannot apply here (e.g. the model does not exist in this version)."""
+
+
+def run_cell(spec):
+    """Return the result dict for `spec`; never raises for failures inside the cell."""
+    wall_start = time.time()
+    tick = time.perf_counter()
+    timeline = {"launched_at": spec.get("launched_at"), "probe_started_at": wall_start}
+    result = {
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "probe_version": PROBE_VERSION,
+        "cell_id": spec["cell_id"],
+        "suite": spec["suite"],
+        "environment": spec["environment"],
+        "framework": spec["framework"],
+        "model": spec["model"]["key"],
+        "status": "failed",
+        "reason": None,
+        "metrics": None,
+        "started_at": now_iso(wall_start),
+    }
+    provenance = {
+        "python": python_info(),
+        "host": host_info(),
+        "probe_sha256": probe_source_sha256(),
+        "preprocessing": spec["preprocess"],
+        "model": spec["model"],
+        "device_requested": spec["device"],
+    }
+    adapter = None
+    try:
+        adapter = load_adapter(spec["framework"], spec["device"], spec.get("threads", 0))
+        timeline["framework_imported_at"] = time.time()
+        provenance["framework"] = adapter.versions()
+        provenance["device"] = adapter.device_info()
+        result["status"], result["metrics"], weights = _run_suite(adapter, spec, timeline)
+        provenance["weights"] = weights
+    except Skip as skip:
+        result["status"], result["reason"] = "skipped", str(skip)
+    except (WeightsError, DatasetError) as exc:
+        result["reason"] = str(exc)
+    except Exception as exc:  # noqa: BLE001 - any failure of the framework is a recorded result
+        traceback.print_exc()
+        result["reason"] = "{}: {}".format(type(exc).__name__, exc)
+    if adapter is not None:
+        provenance["settings"] = adapter.settings()
+    provenance["packages"] = installed_packages()
+    provenance["timeline"] = timeline
+    result["provenance"] = provenance
+    result["ended_at"] = now_iso()
+    result["duration_s"] = time.perf_counter() - tick
+    return result
+
+
+def _run_suite(adapter, spec, timeline):
+    model_spec = spec["model"]
+    if not adapter.has_model(model_spec["name"]):
+        versions = ", ".join("{} {}".format(k, v) for k, v in sorted(adapter.versions().items()))
+        raise Skip("not available in this version: {} has no model {!r}".format(versions, model_spec["name"]))
+    recipe = Recipe.from_dict(spec["preprocess"])
+    dataset = None
+    if spec["suite"] == "error":
+        data = spec["dataset"]
+        dataset = open_dataset(data["root"], data.get("labels_file"), data.get("limit", 0))
+        if data.get("manifest_sha256") and dataset.manifest_sha256() != data["manifest_sha256"]:
+            raise DatasetError("ImageNet val set {!r} changed since the cell was planned (manifest hash differs); "
+                               "plan again".format(data["root"]))
+    workdir = tempfile.mkdtemp(prefix="weights-", dir=spec["output_dir"])
+    try:
+        model, weights = adapter.build(model_spec["name"], model_spec.get("kwargs", {}), spec["weights"], workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    timeline["model_ready_at"] = time.time()
+    params = spec["suite_params"]
+    if spec["suite"] == "error":
+        metrics = run_error_suite(adapter, model, recipe, dataset, params, spec["output_dir"])
+        metrics["dataset"] = dataset.describe()
+    elif spec["suite"] == "throughput":
+        metrics = _cold_start(adapter, model, recipe, params, spec, timeline)
+        metrics.update(run_throughput_suite(adapter, model, recipe, params, spec.get("seed", 0)))
+    else:
+        raise ValueError("unknown suite {!r}".format(spec["suite"]))
+    return "ok", metrics, weights
+
+
+def _cold_start(adapter, model, recipe, params, spec, timeline):
+    """Process start to first prediction (import, build, weights, first batch), kept apart from steady state."""
+    from .throughput import synthetic_input
+
+    tensor = synthetic_input(adapter, recipe, int(params["batch_sizes"][0]), spec.get("seed", 0))
+    adapter.forward(model, tensor)
+    adapter.synchronize()
+    timeline["first_prediction_at"] = time.time()
+    origin = timeline["launched_at"] or timeline["probe_started_at"]
+    return {
+        "cold_start_s": timeline["first_prediction_at"] - origin,
+        "cold_start_breakdown_s": {
+            "process_start": timeline["probe_started_at"] - origin,
+            "import": timeline["framework_imported_at"] - timeline["probe_started_at"],
+            "build_and_weights": timeline["model_ready_at"] - timeline["framework_imported_at"],
+            "first_batch": timeline["first_prediction_at"] - timeline["model_ready_at"],
+        },
+    }
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        sys.stderr.write("usage: python -m runner.probe SPEC.json\n")
+        return 2
+    spec = read_json(argv[0])
+    result = run_cell(spec)
+    write_json_atomic(os.path.join(spec["output_dir"], "result.json"), result)
+    sys.stderr.write("probe: {} {} {}: {}{}\n".format(
+        spec["environment"], spec["model"]["key"], spec["suite"], result["status"],
+        " ({})".format(result["reason"]) if result["reason"] else ""))
+    return 0
