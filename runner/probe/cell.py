@@ -5,7 +5,6 @@ crash of the framework code, becomes a result file with a status and a reason; t
 exits 0 when it wrote one, so the host can tell "the cell failed" from "the probe died".
 """
 
-import datetime
 import os
 import shutil
 import sys
@@ -21,12 +20,8 @@ from .jsonio import read_json, write_json_atomic
 from .preprocess import Recipe
 from .provenance import host_info, installed_packages, probe_source_sha256, python_info
 from .throughput import run_throughput_suite
+from .timestamps import now_iso
 from .weights import WeightsError
-
-
-def now_iso(epoch=None):
-    moment = datetime.datetime.fromtimestamp(time.time() if epoch is None else epoch, datetime.timezone.utc)
-    return moment.isoformat()
 
 
 class Skip(Exception):

@@ -1,0 +1,60 @@
+"""The interface every backend implements: make an environment ready, run the probe in it."""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # holds runner/, which the probe is imported from
+
+
+class EnvironmentBuildError(Exception):
+    """An environment could not be made ready; every cell of it is recorded as failed with this reason."""
+
+    def __init__(self, reason, log_path=None):
+        super().__init__(reason)
+        self.reason = reason
+        self.log_path = log_path
+
+
+@dataclass(frozen=True)
+class ReadyEnvironment:
+    """A built environment: the interpreter to run the probe with, and what to record about it."""
+
+    name: str
+    python: str  # path of the interpreter inside the environment
+    provenance: dict = field(default_factory=dict)
+    reused: bool = False
+
+
+@dataclass(frozen=True)
+class ProbeRun:
+    returncode: Optional[int]  # None when it was killed at the timeout
+    timed_out: bool
+    duration_s: float
+    log_path: str
+
+
+class Backend:
+    """Subclasses set `name` and implement `prepare`; `run_probe` runs the probe as a subprocess."""
+
+    name = "?"
+
+    def prepare(self, env, log):
+        """Return a ReadyEnvironment for matrix.Environment `env`, or raise EnvironmentBuildError.
+
+        `log(message)` reports progress on the terminal (what is being built).
+        """
+        raise NotImplementedError
+
+    def run_probe(self, ready, spec_path, log_path, timeout_s):
+        from .process import run_logged
+
+        env = dict(os.environ)
+        env.update({
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "PYTHONNOUSERSITE": "1",      # nothing from ~/.local may leak into a pinned environment
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONUNBUFFERED": "1",
+        })
+        return run_logged([ready.python, "-m", "runner.probe", str(spec_path)], log_path, timeout_s, env=env)

@@ -1,0 +1,121 @@
+"""`venv` backend: one virtualenv per environment, with the Python version the matrix asks for.
+
+A virtualenv lives in <env_dir>/<name>-<content hash>/ and is reused while its content
+(Python version, pins, index URLs) is unchanged; it counts as built only once the marker
+file `.complete` exists, so an interrupted install is redone, never half-used.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..plan import cell_id, environment_content
+from .base import Backend, EnvironmentBuildError, ReadyEnvironment
+from .process import run_logged, tail
+
+INSTALL_TIMEOUT_S = 3600
+
+
+def default_env_dir():
+    """Shared between checkouts on one host (envs are content-addressed, so sharing is safe)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.environ.get("DLMATRIX_ENV_DIR") or os.path.join(base, "dlmatrix", "envs")
+
+
+def find_python(version):
+    """Path of an interpreter for `version` ('3.7' or '3.7.16'): PATH first, then pyenv."""
+    major_minor = ".".join(version.split(".")[:2])
+    candidates = []
+    on_path = shutil.which("python" + major_minor)
+    if on_path:
+        candidates.append(on_path)
+    pyenv = shutil.which("pyenv")
+    if pyenv:
+        try:
+            prefix = subprocess.run([pyenv, "prefix", version], capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            prefix = ""
+        for line in prefix.splitlines():
+            candidates.append(os.path.join(line, "bin", "python" + major_minor))
+    if version == "{}.{}".format(*sys.version_info[:2]) or version == "{}.{}.{}".format(*sys.version_info[:3]):
+        candidates.append(sys.executable)
+    for path in candidates:
+        if os.path.isfile(path) and os.access(path, os.X_OK) and _version_of(path).startswith(version):
+            return path
+    raise EnvironmentBuildError(
+        "Python {} not found: no python{} on PATH and pyenv has no {}; install it "
+        "(e.g. `pyenv install {}`) or change the environment's `python`".format(version, major_minor, version, version))
+
+
+def _version_of(python):
+    try:
+        out = subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
+                             capture_output=True, text=True, timeout=60)
+        return out.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+class VenvBackend(Backend):
+    name = "venv"
+
+    def __init__(self, env_dir=None):
+        self.env_dir = Path(env_dir or default_env_dir())
+
+    def location(self, env):
+        return self.env_dir / "{}-{}".format(env.name, cell_id(environment_content(env))[:12])
+
+    def prepare(self, env, log):
+        root = self.location(env)
+        marker = root / ".complete"
+        python = root / "bin" / "python"
+        if marker.is_file():
+            return ReadyEnvironment(env.name, str(python), self._provenance(root, marker), reused=True)
+        base_python = find_python(env.python)
+        if root.exists():
+            shutil.rmtree(root)  # an earlier build that did not finish
+        root.mkdir(parents=True)
+        install_log = root / "install.log"
+        log("building environment {} (venv, Python {}) in {}; log: {}".format(env.name, env.python, root, install_log))
+        tick = time.perf_counter()
+        self._step([base_python, "-m", "venv", str(root)], install_log, env)
+        command = [str(python), "-m", "pip", "install", "--no-input", "--disable-pip-version-check"]
+        if env.index_url:
+            command += ["--index-url", env.index_url]
+        for url in env.extra_index_urls:
+            command += ["--extra-index-url", url]
+        self._step(command + list(env.packages), install_log, env)
+        freeze = subprocess.run([str(python), "-m", "pip", "freeze", "--all"], capture_output=True, text=True).stdout
+        record = {"python": _version_of(str(python)), "base_python": base_python, "packages": list(env.packages),
+                  "index_url": env.index_url, "extra_index_urls": list(env.extra_index_urls),
+                  "freeze": freeze.splitlines(), "build_s": round(time.perf_counter() - tick, 1)}
+        tmp = root / ".complete.tmp"
+        tmp.write_text(json.dumps(record, indent=2))
+        tmp.replace(marker)
+        log("built {} in {:.0f} s".format(env.name, record["build_s"]))
+        return ReadyEnvironment(env.name, str(python), self._provenance(root, marker), reused=False)
+
+    def _step(self, command, install_log, env):
+        run = run_logged(command, install_log, INSTALL_TIMEOUT_S)
+        if run.returncode != 0:
+            what = "timed out" if run.timed_out else "exited with {}".format(run.returncode)
+            raise EnvironmentBuildError("building environment {} failed: `{}` {}: {} (full log: {})".format(
+                env.name, " ".join(str(c) for c in command[:3]) + " ...", what, _last_error(install_log), install_log),
+                log_path=str(install_log))
+
+    def _provenance(self, root, marker):
+        record = json.loads(marker.read_text())
+        return {"backend": self.name, "path": str(root), "install_log": str(root / "install.log"),
+                "python": record["python"], "base_python": record["base_python"], "freeze": record["freeze"],
+                "build_s": record["build_s"]}
+
+
+def _last_error(install_log):
+    """The pip line that says what went wrong (ERROR: ...), else the log's last line."""
+    text = tail(install_log, 40)
+    errors = [line for line in text.splitlines() if line.startswith("ERROR")]
+    return (errors[0] if errors else (text.splitlines() or [""])[-1]).strip()

@@ -1,0 +1,125 @@
+"""python -m runner {plan,run,report}: the command line. UserError is caught here, once."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import UserError
+from .matrix import load_matrix
+from .plan import Options, plan_cells
+from .pipeline import RunSettings, run_matrix
+
+
+def _common(parser):
+    parser.add_argument("--matrix", default="matrix.toml", help="the matrix file (default: ./matrix.toml)")
+
+
+def _selection(parser):
+    parser.add_argument("--env", action="append", default=[], dest="environments", help="only this environment (repeatable)")
+    parser.add_argument("--model", action="append", default=[], dest="models", help="only this model (repeatable)")
+    parser.add_argument("--suite", action="append", default=[], dest="suites", choices=["error", "throughput"],
+                        help="only this suite (repeatable)")
+    parser.add_argument("--weights", choices=["pretrained", "random", "file"], help="weights source (matrix default)")
+    parser.add_argument("--seed", type=int, help="seed for random weights and synthetic input")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (matrix default)")
+    parser.add_argument("--threads", type=int, help="intra-op threads on CPU (0 = framework default)")
+    parser.add_argument("--imagenet", help="ImageNet val folder; without it the error suite is skipped")
+    parser.add_argument("--labels", dest="labels_file", help="labels file for a flat val folder")
+    parser.add_argument("--limit", type=int, help="evaluate a deterministic subset of N images")
+    parser.add_argument("--weights-cache", help="where frameworks cache downloaded weights")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m runner", description=(
+        "Reproduce published ImageNet errors and throughput across deep-learning framework versions."))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    plan = sub.add_parser("plan", help="print the cells the matrix expands to, with their ids")
+    _common(plan)
+    _selection(plan)
+    plan.add_argument("--format", choices=["text", "json"], default="text")
+
+    run = sub.add_parser("run", help="run the cells (skipping those with results) and write the report")
+    _common(run)
+    _selection(run)
+    run.add_argument("--backend", default="venv", help="local or venv (default: venv)")
+    run.add_argument("--run", dest="run_name", help="results/<run>/ (default: <backend>-<device>)")
+    run.add_argument("--results-dir", default="results")
+    run.add_argument("--reports-dir", default="reports")
+    run.add_argument("--env-dir", help="where the venv backend keeps environments (default: ~/.cache/dlmatrix/envs)")
+    run.add_argument("--force", action="store_true", help="re-run cells that already have results")
+    run.add_argument("--retry-failed", action="store_true", help="re-run cells whose result is 'failed'")
+    run.add_argument("--ignore-pins", action="store_true",
+                     help="local backend: run even if the interpreter's packages differ from the pins (recorded)")
+
+    report = sub.add_parser("report", help="write reports/<run>/report.{md,csv,json} from results/<run>/")
+    _common(report)
+    report.add_argument("--run", dest="run_name", required=True, help="the run to report (a folder in results/)")
+    report.add_argument("--results-dir", default="results")
+    report.add_argument("--reports-dir", default="reports")
+    return parser
+
+
+def _options(args):
+    return Options(
+        weights=args.weights, seed=args.seed, device=args.device, threads=args.threads, imagenet=args.imagenet,
+        labels_file=args.labels_file, limit=args.limit, weights_cache=args.weights_cache,
+        environments=tuple(args.environments), models=tuple(args.models), suites=tuple(args.suites))
+
+
+def cmd_plan(args, out):
+    cells = plan_cells(load_matrix(args.matrix), _options(args))
+    if args.format == "json":
+        out.write(json.dumps([cell.as_dict() for cell in cells], indent=2) + "\n")
+        return 0
+    for cell in cells:
+        note = "  (skipped: {})".format(cell.skip_reason) if cell.skip_reason else ""
+        out.write("{}  {:<16} {:<14} {:<10} {}{}\n".format(
+            cell.id, cell.environment.name, cell.model.key, cell.suite, cell.device, note))
+    out.write("{} cells\n".format(len(cells)))
+    return 0
+
+
+def cmd_run(args, out):
+    options = _options(args)
+    device = options.device or load_matrix(args.matrix).defaults.device
+    settings = RunSettings(
+        matrix_path=Path(args.matrix), backend=args.backend,
+        run_name=args.run_name or "{}-{}".format(args.backend, device.replace(":", "")),
+        results_dir=Path(args.results_dir), reports_dir=Path(args.reports_dir), force=args.force,
+        retry_failed=args.retry_failed, env_dir=args.env_dir, ignore_pins=args.ignore_pins)
+    summary = run_matrix(settings, options, sys.stderr)
+    out.write("{} cells: {} run now, {} reused; {}; report: {}\n".format(
+        summary.total, summary.ran, summary.reused,
+        ", ".join("{} {}".format(v, k) for k, v in sorted(summary.counts.items())), summary.report_dir / "report.md"))
+    return 1 if summary.failed else 0
+
+
+def cmd_report(args, out):
+    from .report import write_report
+    from .results import ResultStore
+
+    store = ResultStore(Path(args.results_dir) / args.run_name)
+    if not store.root.is_dir():
+        raise UserError("{}: no such run; runs here: {}".format(store.root, ", ".join(
+            sorted(p.name for p in Path(args.results_dir).glob("*") if p.is_dir())) or "(none)"))
+    report_dir = write_report(load_matrix(args.matrix), store, Path(args.reports_dir) / args.run_name, args.run_name)
+    out.write("report: {}\n".format(report_dir / "report.md"))
+    return 0
+
+
+COMMANDS = {"plan": cmd_plan, "run": cmd_run, "report": cmd_report}
+
+
+def main(argv=None, out=None):
+    out = out or sys.stdout
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args, out)
+    except UserError as exc:
+        sys.stderr.write("error: {}\n".format(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted; results written so far are kept\n")
+        return 130

@@ -1,0 +1,155 @@
+"""The whole pipeline, in one place:
+
+    load matrix -> plan cells -> ensure environment -> run cell -> store result -> report
+
+Every failure after planning becomes a stored result (status "failed" with a reason and a
+duration); the other cells go on. Only bad input stops the run, and it stops it before
+anything is built.
+"""
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .backends import get_backend
+from .backends.base import EnvironmentBuildError
+from .backends.process import tail
+from .matrix import load_matrix
+from .plan import plan_cells
+from .probe import PROBE_VERSION, RESULT_SCHEMA_VERSION
+from .probe.timestamps import now_iso
+from .probe.jsonio import read_json, write_json_atomic
+from .progress import Progress
+from .report import write_report
+from .results import ResultStore
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    matrix_path: Path
+    backend: str
+    run_name: str
+    results_dir: Path
+    reports_dir: Path
+    force: bool = False
+    retry_failed: bool = False
+    env_dir: str = None
+    ignore_pins: bool = False
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    total: int
+    ran: int
+    reused: int
+    counts: dict
+    report_dir: Path
+
+    @property
+    def failed(self):
+        return self.counts.get("failed", 0)
+
+
+def run_matrix(settings, options, out):
+    matrix = load_matrix(settings.matrix_path)
+    cells = plan_cells(matrix, options)
+    backend = get_backend(settings.backend, env_dir=settings.env_dir, ignore_pins=settings.ignore_pins)
+    store = ResultStore(Path(settings.results_dir) / settings.run_name)
+    progress = Progress(len(cells), out)
+
+    todo = [cell for cell in cells if _needs_run(store.get(cell.id), settings)]
+    progress.say("{} cells planned; {} already have results in {}; backend {}".format(
+        len(cells), len(cells) - len(todo), store.root, backend.name))
+    ready_envs = {}
+    for cell in todo:
+        progress.start(cell)
+        tick = time.perf_counter()
+        if cell.skip_reason:
+            result = _host_result(cell, "skipped", cell.skip_reason, tick)
+        else:
+            ready = ensure_environment(backend, cell.environment, ready_envs, progress)
+            if isinstance(ready, EnvironmentBuildError):
+                result = _host_result(cell, "failed", ready.reason, tick)
+            else:
+                result = run_cell(backend, ready, cell, store)
+        store.put(result, replace=store.path(cell.id).exists())
+        progress.done(cell, result)
+
+    report_dir = write_report(matrix, store, Path(settings.reports_dir) / settings.run_name, settings.run_name)
+    counts = {}
+    for cell in cells:
+        status = (store.get(cell.id) or {}).get("status", "missing")
+        counts[status] = counts.get(status, 0) + 1
+    progress.say("report: {}".format(report_dir / "report.md"))
+    return RunSummary(total=len(cells), ran=len(todo), reused=len(cells) - len(todo), counts=counts,
+                      report_dir=report_dir)
+
+
+def _needs_run(existing, settings):
+    if existing is None or settings.force:
+        return True
+    return settings.retry_failed and existing.get("status") == "failed"
+
+
+def ensure_environment(backend, env, ready_envs, progress):
+    """Build (or reuse) each environment once per run; a failed build is remembered, not retried per cell."""
+    if env.name not in ready_envs:
+        try:
+            ready_envs[env.name] = backend.prepare(env, progress.say)
+        except EnvironmentBuildError as exc:
+            progress.say("environment {} failed: {}".format(env.name, exc.reason))
+            ready_envs[env.name] = exc
+    return ready_envs[env.name]
+
+
+def run_cell(backend, ready, cell, store):
+    tick = time.perf_counter()
+    work = store.work_dir(cell.id)
+    spec_path = work / "spec.json"
+    write_json_atomic(str(spec_path), cell.spec(str(work), time.time()))
+    log_path = store.log_path(cell.id)
+    if log_path.exists():
+        log_path.unlink()
+    run = backend.run_probe(ready, spec_path, log_path, cell.timeout_s)
+    result_path = work / "result.json"
+    if run.timed_out:
+        result = _host_result(cell, "failed", "timed out after {} s (suites.{}.timeout_s)".format(
+            cell.timeout_s, cell.suite), tick)
+    elif not result_path.is_file():
+        result = _host_result(cell, "failed", "probe exited with code {} without a result: {}".format(
+            run.returncode, tail(log_path, 3) or "(no output)"), tick)
+    else:
+        result = read_json(str(result_path))
+    result["provenance"] = dict(result.get("provenance") or {})
+    result["provenance"]["runner"] = {
+        "backend": backend.name,
+        "environment": ready.provenance,
+        "environment_reused": ready.reused,
+        "pins": list(cell.environment.packages),
+        "probe_exit_code": run.returncode,
+        "probe_wall_s": run.duration_s,
+        "log": str(log_path),
+        "weights_requested": cell.weights,
+    }
+    store.adopt_outputs(result, work)
+    return result
+
+
+def _host_result(cell, status, reason, tick):
+    """A result the host writes itself: the cell never ran (skipped, environment failed, probe died)."""
+    return {
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "probe_version": PROBE_VERSION,
+        "cell_id": cell.id,
+        "suite": cell.suite,
+        "environment": cell.environment.name,
+        "framework": cell.environment.framework,
+        "model": cell.model.key,
+        "status": status,
+        "reason": reason,
+        "metrics": None,
+        "started_at": now_iso(time.time() - (time.perf_counter() - tick)),
+        "ended_at": now_iso(),
+        "duration_s": time.perf_counter() - tick,
+        "provenance": {"pins": list(cell.environment.packages), "cell": cell.as_dict()},
+    }

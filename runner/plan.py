@@ -1,0 +1,187 @@
+"""Expand a Matrix into cells (environment x model x suite) with stable, content-derived ids."""
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+from .errors import UserError
+from .probe import PROBE_VERSION
+from .probe.dataset import DatasetError, open_dataset
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the command line adds to the matrix. None means "the matrix's default"."""
+
+    weights: Optional[str] = None
+    seed: Optional[int] = None
+    device: Optional[str] = None
+    threads: Optional[int] = None
+    imagenet: Optional[str] = None
+    labels_file: Optional[str] = None
+    limit: Optional[int] = None
+    weights_cache: Optional[str] = None
+    environments: tuple = ()
+    models: tuple = ()
+    suites: tuple = ()
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    root: str
+    labels_file: Optional[str]
+    limit: int
+    manifest_sha256: str
+    images: int
+
+
+@dataclass(frozen=True)
+class Cell:
+    id: str
+    environment: object  # matrix.Environment
+    model: object  # matrix.Model
+    variant: object  # matrix.Variant
+    suite: str
+    params: dict
+    timeout_s: int
+    weights: dict
+    device: str
+    threads: int
+    seed: int
+    dataset: Optional[DatasetRef]
+    skip_reason: Optional[str]  # set when the host already knows the cell cannot run
+
+    @property
+    def label(self):
+        return "{} {} {}".format(self.environment.name, self.model.key, self.suite)
+
+    def spec(self, output_dir, launched_at):
+        """The JSON the probe reads (runner/probe/cell.py)."""
+        return {
+            "cell_id": self.id,
+            "suite": self.suite,
+            "environment": self.environment.name,
+            "framework": self.environment.framework,
+            "model": {"key": self.model.key, "name": self.variant.name, "kwargs": dict(self.variant.kwargs)},
+            "preprocess": self.variant.preprocess.recipe(),
+            "weights": self.weights,
+            "device": self.device,
+            "threads": self.threads,
+            "seed": self.seed,
+            "suite_params": self.params,
+            "dataset": None if self.dataset is None else {
+                "root": self.dataset.root, "labels_file": self.dataset.labels_file,
+                "limit": self.dataset.limit, "manifest_sha256": self.dataset.manifest_sha256},
+            "output_dir": output_dir,
+            "launched_at": launched_at,
+        }
+
+    def as_dict(self):
+        return {
+            "id": self.id, "environment": self.environment.name, "model": self.model.key, "suite": self.suite,
+            "framework": self.environment.framework, "framework_model": self.variant.name,
+            "device": self.device, "weights": self.weights["source"], "params": self.params,
+            "dataset": None if self.dataset is None else {"root": self.dataset.root, "images": self.dataset.images,
+                                                          "manifest_sha256": self.dataset.manifest_sha256},
+            "skip_reason": self.skip_reason,
+        }
+
+
+def cell_id(content):
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def environment_content(env):
+    """What determines an environment's installed state (not its name)."""
+    return {"framework": env.framework, "python": env.python, "packages": sorted(env.packages),
+            "index_url": env.index_url, "extra_index_urls": list(env.extra_index_urls)}
+
+
+def plan_cells(matrix, options):
+    defaults = matrix.defaults
+    device = options.device or defaults.device
+    seed = defaults.seed if options.seed is None else options.seed
+    threads = defaults.threads if options.threads is None else options.threads
+    source = options.weights or defaults.weights
+    cache = options.weights_cache or defaults.weights_cache
+    dataset, no_dataset_reason = _dataset(matrix, options)
+    suites = _select("suite", options.suites, ("error", "throughput"))
+    env_names = _select("environment", options.environments, [e.name for e in matrix.environments])
+    model_keys = _select("model", options.models, [m.key for m in matrix.models])
+
+    cells = []
+    for env in matrix.environments:
+        if env.name not in env_names:
+            continue
+        for key in env.models:
+            if key not in model_keys:
+                continue
+            model = matrix.model(key)
+            variant = model.variant(env.framework)
+            weights = _weights(source, seed, cache, variant, env, model, matrix.path)
+            for suite in suites:
+                params, timeout = _suite_params(matrix, suite)
+                cell_dataset = dataset if suite == "error" else None
+                skip = no_dataset_reason if suite == "error" and dataset is None else None
+                content = {
+                    "probe_version": PROBE_VERSION,
+                    "environment": environment_content(env),
+                    "model": {"name": variant.name, "kwargs": dict(variant.kwargs)},
+                    "preprocess": variant.preprocess.recipe() if suite == "error" else
+                    {"input_shape": [variant.preprocess.crop, variant.preprocess.layout]},
+                    "suite": suite, "params": params,
+                    # Where weights are read from does not change them; their hash does.
+                    "weights": {k: v for k, v in weights.items() if k not in ("cache_dir", "path")},
+                    "dataset": None if cell_dataset is None else cell_dataset.manifest_sha256,
+                    "device": device, "threads": threads, "seed": seed,
+                }
+                cells.append(Cell(
+                    id=cell_id(content), environment=env, model=model, variant=variant, suite=suite,
+                    params=params, timeout_s=timeout, weights=weights, device=device, threads=threads,
+                    seed=seed, dataset=cell_dataset, skip_reason=skip,
+                ))
+    if not cells:
+        raise UserError("no cells selected: the filters (--env/--model/--suite) leave nothing to run")
+    return cells
+
+
+def _select(what, chosen, valid):
+    for name in chosen:
+        if name not in valid:
+            raise UserError("unknown {} {!r}; valid: {}".format(what, name, ", ".join(valid)))
+    return tuple(chosen) or tuple(valid)
+
+
+def _suite_params(matrix, suite):
+    if suite == "error":
+        return {"batch_size": matrix.error.batch_size}, matrix.error.timeout_s
+    t = matrix.throughput
+    return {"batch_sizes": list(t.batch_sizes), "warmup": t.warmup, "iterations": t.iterations}, t.timeout_s
+
+
+def _weights(source, seed, cache, variant, env, model, matrix_path):
+    if source == "random":
+        return {"source": "random", "seed": seed}
+    if source == "pretrained":
+        return {"source": "pretrained", "cache_dir": os.path.abspath(cache) if cache else None}
+    if variant.weights_file is None:
+        raise UserError("--weights file: models.{}.{}.weights_file is not set in the matrix (environment {}); "
+                        "add weights_file = {{ path = ..., sha256 = ... }}".format(model.key, env.framework, env.name))
+    # Relative paths are relative to matrix.toml, so the file reads the same from any directory.
+    path = os.path.join(os.path.dirname(os.path.abspath(matrix_path)), variant.weights_file.path)
+    return {"source": "file", "path": os.path.abspath(path), "sha256": variant.weights_file.sha256}
+
+
+def _dataset(matrix, options):
+    if not options.imagenet:
+        return None, "no ImageNet val set given (pass --imagenet DIR, or make matrix IMAGENET=DIR)"
+    limit = matrix.error.limit if options.limit is None else options.limit
+    try:
+        data = open_dataset(options.imagenet, options.labels_file, limit)
+    except DatasetError as exc:
+        raise UserError(str(exc)) from None
+    return DatasetRef(root=os.path.abspath(data.root), labels_file=data.labels_file, limit=limit,
+                      manifest_sha256=data.manifest_sha256(), images=len(data.items)), None

@@ -1,0 +1,185 @@
+"""reports/<run>/report.md, report.csv and report.json from the results of a run.
+
+Published numbers come from the matrix, matched to each environment's pinned framework
+version (the revision of the published table that applies to it). For each position
+(environment, model, suite) the newest result is reported; older ones stay on disk.
+"""
+
+import csv
+import datetime
+import io
+from pathlib import Path
+
+from .frameworks import FRAMEWORKS
+from .probe.jsonio import write_json_atomic
+from .stats import wilson_interval
+
+REPORT_SCHEMA_VERSION = 1
+COLUMNS = [
+    "environment", "framework", "framework_version", "model", "suite", "status", "reason", "device", "weights",
+    "images", "top1_error", "top1_ci_low", "top1_ci_high", "top5_error", "top5_ci_low", "top5_ci_high",
+    "published_top1_error", "published_top5_error", "delta_top1", "delta_top5", "published_source",
+    "published_revision", "unreadable_images", "batch_size", "images_per_s", "latency_p50_ms", "latency_p90_ms",
+    "latency_p99_ms", "cold_start_s", "cell_id",
+]
+
+
+def latest_results(results):
+    newest = {}
+    for result in results:
+        key = (result["environment"], result["model"], result["suite"])
+        if key not in newest or result.get("ended_at", "") > newest[key].get("ended_at", ""):
+            newest[key] = result
+    return newest
+
+
+def _published(matrix, env_name, model_key):
+    env, model = matrix.environment(env_name), matrix.model(model_key)
+    if env is None or model is None or model.variant(env.framework) is None:
+        return None, None
+    version = env.pinned_version(FRAMEWORKS[env.framework].version_package)
+    return version, model.variant(env.framework).published_for(version)
+
+
+def _base_row(matrix, result):
+    version, published = _published(matrix, result["environment"], result["model"])
+    provenance = result.get("provenance") or {}
+    row = dict.fromkeys(COLUMNS, "")
+    row.update(
+        environment=result["environment"], framework=result["framework"], framework_version=version or "",
+        model=result["model"], suite=result["suite"], status=result["status"], reason=result.get("reason") or "",
+        device=(provenance.get("device") or {}).get("framework_device") or provenance.get("device_requested", ""),
+        weights=(provenance.get("weights") or {}).get("source", ""), cell_id=result["cell_id"],
+    )
+    if published is not None:
+        row.update(published_top1_error=published.top1_error, published_top5_error=published.top5_error,
+                   published_source=published.source, published_revision=published.revision)
+    return row
+
+
+def build_rows(matrix, results):
+    rows = []
+    for key in sorted(results):
+        result = results[key]
+        row = _base_row(matrix, result)
+        metrics = result.get("metrics") or {}
+        if result["suite"] == "error" and result["status"] == "ok":
+            n = metrics["images_evaluated"]
+            low1, high1 = wilson_interval(n - metrics["top1_correct"], n)
+            low5, high5 = wilson_interval(n - metrics["top5_correct"], n)
+            row.update(images=n, top1_error=metrics["top1_error"], top5_error=metrics["top5_error"],
+                       top1_ci_low=low1, top1_ci_high=high1, top5_ci_low=low5, top5_ci_high=high5,
+                       unreadable_images=metrics["unreadable_count"])
+            if row["published_top1_error"] != "":
+                row.update(delta_top1=metrics["top1_error"] - row["published_top1_error"],
+                           delta_top5=metrics["top5_error"] - row["published_top5_error"])
+        if result["suite"] == "throughput" and result["status"] == "ok":
+            for batch in metrics["batches"]:
+                per = dict(row)
+                per.update(batch_size=batch["batch_size"], images_per_s=batch["images_per_s"],
+                           latency_p50_ms=batch["latency_ms"]["p50"], latency_p90_ms=batch["latency_ms"]["p90"],
+                           latency_p99_ms=batch["latency_ms"]["p99"], cold_start_s=metrics["cold_start_s"])
+                rows.append(per)
+            continue
+        rows.append(row)
+    return rows
+
+
+def _fmt(value, digits=2):
+    if value == "" or value is None:
+        return "-"
+    if isinstance(value, float):
+        return "{:.{}f}".format(value, digits)
+    return str(value)
+
+
+def _signed(value):
+    return "-" if value == "" else "{:+.2f}".format(value)
+
+
+def render_markdown(run_name, matrix, rows, problems, generated_at):
+    out = io.StringIO()
+    w = out.write
+    counts = {}
+    cells = {(r["environment"], r["model"], r["suite"]): r["status"] for r in rows}
+    for status in cells.values():
+        counts[status] = counts.get(status, 0) + 1
+    w("# Reproducibility matrix: run `{}`\n\n".format(run_name))
+    w("Generated {} from `{}`. {} cells: {}.\n\n".format(
+        generated_at, matrix.path.name, len(cells), ", ".join("{} {}".format(v, k) for k, v in sorted(counts.items()))))
+
+    w("## ImageNet top-1 / top-5 error (%): reproduced vs published\n\n")
+    w("Reproduced errors carry a 95% Wilson interval over the images evaluated; delta = reproduced - published. "
+      "With random weights the reproduced error is that of an untrained network (about 99.9%): it tests the "
+      "pipeline, not the published number.\n\n")
+    w("| Environment | Model | Weights | Images | Top-1 (95% CI) | Top-5 (95% CI) | Published top-1 / top-5 | "
+      "Delta top-1 / top-5 | Source |\n|---|---|---|---|---|---|---|---|---|\n")
+    sources = []
+    for row in (r for r in rows if r["suite"] == "error"):
+        ref = ""
+        if row["published_source"]:
+            citation = "{} ({})".format(row["published_source"], row["published_revision"])
+            if citation not in sources:
+                sources.append(citation)
+            ref = "[{}]".format(sources.index(citation) + 1)
+        if row["status"] == "ok":
+            top1 = "{} ({}-{})".format(_fmt(row["top1_error"]), _fmt(row["top1_ci_low"], 1), _fmt(row["top1_ci_high"], 1))
+            top5 = "{} ({}-{})".format(_fmt(row["top5_error"]), _fmt(row["top5_ci_low"], 1), _fmt(row["top5_ci_high"], 1))
+        else:
+            top1, top5 = row["status"], "-"
+        w("| {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} |\n".format(
+            row["environment"], row["model"], row["weights"] or "-", _fmt(row["images"]), top1, top5,
+            _fmt(row["published_top1_error"]), _fmt(row["published_top5_error"]),
+            _signed(row["delta_top1"]), _signed(row["delta_top5"]), ref or "-"))
+    if sources:
+        w("\nPublished numbers:\n\n")
+        for i, citation in enumerate(sources, 1):
+            w("{}. {}\n".format(i, citation))
+
+    w("\n## Throughput (synthetic input on the device)\n\n")
+    w("| Environment | Model | Device | Batch | Images/s | p50 ms | p90 ms | p99 ms | Cold start s |\n"
+      "|---|---|---|---|---|---|---|---|---|\n")
+    for row in (r for r in rows if r["suite"] == "throughput" and r["status"] == "ok"):
+        w("| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n".format(
+            row["environment"], row["model"], row["device"], row["batch_size"], _fmt(row["images_per_s"], 1),
+            _fmt(row["latency_p50_ms"], 1), _fmt(row["latency_p90_ms"], 1), _fmt(row["latency_p99_ms"], 1),
+            _fmt(row["cold_start_s"], 1)))
+
+    not_ok = [r for r in rows if r["status"] != "ok"]
+    w("\n## Failed and skipped cells\n\n")
+    if not not_ok:
+        w("None.\n")
+    else:
+        w("| Environment | Model | Suite | Status | Reason |\n|---|---|---|---|---|\n")
+        for row in not_ok:
+            w("| {} | {} | {} | {} | {} |\n".format(row["environment"], row["model"], row["suite"], row["status"],
+                                                 row["reason"].replace("|", "\\|").replace("\n", " ")))
+    if problems:
+        w("\n## Result files not read\n\n")
+        for problem in problems:
+            w("- {}\n".format(problem))
+    return out.getvalue()
+
+
+def write_report(matrix, store, report_dir, run_name):
+    results, problems = store.load_all()
+    rows = build_rows(matrix, latest_results(results))
+    generated_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    _write_text(report_dir / "report.md", render_markdown(run_name, matrix, rows, problems, generated_at))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_text(report_dir / "report.csv", buffer.getvalue())
+    write_json_atomic(str(report_dir / "report.json"), {
+        "schema_version": REPORT_SCHEMA_VERSION, "run": run_name, "generated_at": generated_at,
+        "matrix": str(matrix.path), "rows": rows, "problems": problems})
+    return report_dir
+
+
+def _write_text(path, text):
+    tmp = path.with_name("." + path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

@@ -1,0 +1,73 @@
+"""Result files: results/<run>/<cell id>.json (+ .predictions.csv, logs/<cell id>.log).
+
+Each result is written once, atomically; `put` refuses to replace an existing one unless
+asked to (a --force or --retry-failed re-run).
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from .probe import RESULT_SCHEMA_VERSION
+from .probe.jsonio import write_json_atomic
+
+
+class ResultStore:
+    def __init__(self, root):
+        self.root = Path(root)
+
+    def path(self, cell_id):
+        return self.root / "{}.json".format(cell_id)
+
+    def log_path(self, cell_id):
+        return self.root / "logs" / "{}.log".format(cell_id)
+
+    def work_dir(self, cell_id):
+        """Scratch folder the probe writes into; its outputs are moved beside the result."""
+        path = self.root / ".work" / cell_id
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        return path
+
+    def get(self, cell_id):
+        path = self.path(cell_id)
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None  # unreadable: treated as missing, so the cell runs again
+
+    def adopt_outputs(self, result, work_dir):
+        """Move the probe's side files (per-image predictions) beside the result; drop the scratch folder."""
+        predictions = Path(work_dir) / "predictions.csv"
+        if predictions.is_file() and result.get("metrics"):
+            name = "{}.predictions.csv".format(result["cell_id"])
+            os.replace(predictions, self.root / name)
+            result["metrics"]["predictions_file"] = name
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+    def put(self, result, replace=False):
+        path = self.path(result["cell_id"])
+        if path.exists() and not replace:
+            raise FileExistsError("result {} exists; results are immutable".format(path))
+        write_json_atomic(str(path), result)
+        return path
+
+    def load_all(self):
+        """(results, problems): every readable result of this run, and the files that are not."""
+        results, problems = [], []
+        for path in sorted(p for p in self.root.glob("*.json") if not p.name.startswith(".")):
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                problems.append("{}: unreadable ({})".format(path, exc))
+                continue
+            if data.get("schema_version") != RESULT_SCHEMA_VERSION:
+                problems.append("{}: result schema {!r}, this runner reads {}".format(
+                    path, data.get("schema_version"), RESULT_SCHEMA_VERSION))
+                continue
+            results.append(data)
+        return results, problems
