@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .matrix import load_matrix
-from .plan import Options, plan_cells
+from .plan import Options, plan_cells, resolve_auto_weights
 from .pipeline import RunSettings, run_matrix
 
 
@@ -20,7 +20,8 @@ def _selection(parser):
     parser.add_argument("--model", action="append", default=[], dest="models", help="only this model (repeatable)")
     parser.add_argument("--suite", action="append", default=[], dest="suites", choices=["error", "throughput"],
                         help="only this suite (repeatable)")
-    parser.add_argument("--weights", choices=["pretrained", "random", "file"], help="weights source (matrix default)")
+    parser.add_argument("--weights", choices=["pretrained", "random", "file", "auto"],
+                        help="weights source (matrix default); auto = pretrained if the download host answers, else random")
     parser.add_argument("--seed", type=int, help="seed for random weights and synthetic input")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (matrix default)")
     parser.add_argument("--threads", type=int, help="intra-op threads on CPU (0 = framework default)")
@@ -69,7 +70,9 @@ def _options(args):
 
 
 def cmd_plan(args, out):
-    cells = plan_cells(load_matrix(args.matrix), _options(args))
+    matrix = load_matrix(args.matrix)
+    options = resolve_auto_weights(matrix, _options(args), lambda line: sys.stderr.write(line + "\n"))
+    cells = plan_cells(matrix, options)
     if args.format == "json":
         out.write(json.dumps([cell.as_dict() for cell in cells], indent=2) + "\n")
         return 0
@@ -82,14 +85,11 @@ def cmd_plan(args, out):
 
 
 def cmd_run(args, out):
-    options = _options(args)
-    device = options.device or load_matrix(args.matrix).defaults.device
     settings = RunSettings(
-        matrix_path=Path(args.matrix), backend=args.backend,
-        run_name=args.run_name or "{}-{}".format(args.backend, device.replace(":", "")),
+        matrix_path=Path(args.matrix), backend=args.backend, run_name=args.run_name,
         results_dir=Path(args.results_dir), reports_dir=Path(args.reports_dir), force=args.force,
         retry_failed=args.retry_failed, env_dir=args.env_dir, ignore_pins=args.ignore_pins)
-    summary = run_matrix(settings, options, sys.stderr)
+    summary = run_matrix(settings, _options(args), sys.stderr)
     out.write("{} cells: {} run now, {} reused; {}; report: {}\n".format(
         summary.total, summary.ran, summary.reused,
         ", ".join("{} {}".format(v, k) for k, v in sorted(summary.counts.items())), summary.report_dir / "report.md"))

@@ -14,6 +14,7 @@ class FrameworkInfo:
     version_package: str  # its pinned version selects the published-table revision
     packages: tuple  # distributions reported as "the framework" in the report
     models: frozenset  # model names the framework's model zoo knows, in any supported version
+    weights_host: str  # where its pretrained weights download from (WEIGHTS=auto checks it)
 
 
 FRAMEWORKS = {
@@ -21,6 +22,7 @@ FRAMEWORKS = {
         name="torchvision",
         version_package="torchvision",
         packages=("torch", "torchvision"),
+        weights_host="download.pytorch.org",
         models=frozenset({
             "alexnet", "vgg11", "vgg16", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
             "densenet121", "densenet161", "densenet169", "densenet201", "inception_v3", "googlenet",

@@ -20,7 +20,7 @@ from .frameworks import FRAMEWORKS
 
 SCHEMA = 1
 SUITES = ("error", "throughput")
-WEIGHT_SOURCES = ("pretrained", "random", "file")
+WEIGHT_SOURCES = ("pretrained", "random", "file", "auto")
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 PYTHON = re.compile(r"^3\.\d+(\.\d+)?$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -15,7 +15,7 @@ from .backends import get_backend
 from .backends.base import EnvironmentBuildError
 from .backends.process import tail
 from .matrix import load_matrix
-from .plan import plan_cells
+from .plan import plan_cells, resolve_auto_weights
 from .probe import PROBE_VERSION, RESULT_SCHEMA_VERSION
 from .probe.timestamps import now_iso
 from .probe.jsonio import read_json, write_json_atomic
@@ -28,7 +28,7 @@ from .results import ResultStore
 class RunSettings:
     matrix_path: Path
     backend: str
-    run_name: str
+    run_name: str  # None: "<backend>-<device>"
     results_dir: Path
     reports_dir: Path
     force: bool = False
@@ -51,10 +51,13 @@ class RunSummary:
 
 
 def run_matrix(settings, options, out):
+    say = lambda line: out.write(line + "\n")  # noqa: E731
     matrix = load_matrix(settings.matrix_path)
+    options = resolve_auto_weights(matrix, options, say)
     cells = plan_cells(matrix, options)
     backend = get_backend(settings.backend, env_dir=settings.env_dir, ignore_pins=settings.ignore_pins)
-    store = ResultStore(Path(settings.results_dir) / settings.run_name)
+    run_name = settings.run_name or "{}-{}".format(backend.name, cells[0].device.replace(":", ""))
+    store = ResultStore(Path(settings.results_dir) / run_name)
     progress = Progress(len(cells), out)
 
     todo = [cell for cell in cells if _needs_run(store.get(cell.id), settings)]
@@ -75,7 +78,7 @@ def run_matrix(settings, options, out):
         store.put(result, replace=store.path(cell.id).exists())
         progress.done(cell, result)
 
-    report_dir = write_report(matrix, store, Path(settings.reports_dir) / settings.run_name, settings.run_name)
+    report_dir = write_report(matrix, store, Path(settings.reports_dir) / run_name, run_name)
     counts = {}
     for cell in cells:
         status = (store.get(cell.id) or {}).get("status", "missing")

@@ -3,10 +3,11 @@
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 from .errors import UserError
+from .frameworks import FRAMEWORKS
 from .probe import PROBE_VERSION
 from .probe.dataset import DatasetError, open_dataset
 
@@ -146,6 +147,24 @@ def plan_cells(matrix, options):
     if not cells:
         raise UserError("no cells selected: the filters (--env/--model/--suite) leave nothing to run")
     return cells
+
+
+def resolve_auto_weights(matrix, options, say, timeout_s=5.0):
+    """Options with weights=auto replaced: pretrained where every weights host answers, else random, said out loud."""
+    import socket
+
+    if (options.weights or matrix.defaults.weights) != "auto":
+        return options
+    hosts = sorted({FRAMEWORKS[env.framework].weights_host for env in matrix.environments})
+    for host in hosts:
+        try:
+            socket.create_connection((host, 443), timeout=timeout_s).close()
+        except OSError as exc:
+            say("weights: random, because {} is unreachable ({}); the reproduced errors will be those of "
+                "untrained networks. Pass --weights pretrained to insist.".format(host, exc))
+            return replace(options, weights="random")
+    say("weights: pretrained ({} reachable)".format(", ".join(hosts)))
+    return replace(options, weights="pretrained")
 
 
 def _select(what, chosen, valid):

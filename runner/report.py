@@ -57,9 +57,16 @@ def _base_row(matrix, result):
     return row
 
 
+def _matrix_order(matrix):
+    envs = {env.name: i for i, env in enumerate(matrix.environments)}
+    models = {model.key: i for i, model in enumerate(matrix.models)}
+    # Positions no longer in the matrix sort after the rest, by name.
+    return lambda key: (envs.get(key[0], len(envs)), key[0], models.get(key[1], len(models)), key[1], key[2])
+
+
 def build_rows(matrix, results):
     rows = []
-    for key in sorted(results):
+    for key in sorted(results, key=_matrix_order(matrix)):
         result = results[key]
         row = _base_row(matrix, result)
         metrics = result.get("metrics") or {}
@@ -93,6 +100,11 @@ def _fmt(value, digits=2):
     return str(value)
 
 
+def _env_label(row):
+    version = " ({} {})".format(row["framework"], row["framework_version"]) if row["framework_version"] else ""
+    return row["environment"] + version
+
+
 def _signed(value):
     return "-" if value == "" else "{:+.2f}".format(value)
 
@@ -118,7 +130,7 @@ def render_markdown(run_name, matrix, rows, problems, generated_at):
     for row in (r for r in rows if r["suite"] == "error"):
         ref = ""
         if row["published_source"]:
-            citation = "{} ({})".format(row["published_source"], row["published_revision"])
+            citation = "{}; revision: {}".format(row["published_source"], row["published_revision"])
             if citation not in sources:
                 sources.append(citation)
             ref = "[{}]".format(sources.index(citation) + 1)
@@ -128,7 +140,7 @@ def render_markdown(run_name, matrix, rows, problems, generated_at):
         else:
             top1, top5 = row["status"], "-"
         w("| {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} |\n".format(
-            row["environment"], row["model"], row["weights"] or "-", _fmt(row["images"]), top1, top5,
+            _env_label(row), row["model"], row["weights"] or "-", _fmt(row["images"]), top1, top5,
             _fmt(row["published_top1_error"]), _fmt(row["published_top5_error"]),
             _signed(row["delta_top1"]), _signed(row["delta_top5"]), ref or "-"))
     if sources:
@@ -141,7 +153,7 @@ def render_markdown(run_name, matrix, rows, problems, generated_at):
       "|---|---|---|---|---|---|---|---|---|\n")
     for row in (r for r in rows if r["suite"] == "throughput" and r["status"] == "ok"):
         w("| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n".format(
-            row["environment"], row["model"], row["device"], row["batch_size"], _fmt(row["images_per_s"], 1),
+            _env_label(row), row["model"], row["device"], row["batch_size"], _fmt(row["images_per_s"], 1),
             _fmt(row["latency_p50_ms"], 1), _fmt(row["latency_p90_ms"], 1), _fmt(row["latency_p99_ms"], 1),
             _fmt(row["cold_start_s"], 1)))
 

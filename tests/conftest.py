@@ -1,0 +1,25 @@
+"""Shared fixtures: the real ImageNet val sample (skipped cleanly where absent) and synthetic JPEG sets."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sample_dir():
+    """../shared/data/imagenet-val-sample, or $DLMATRIX_SAMPLE; None where it is absent."""
+    candidates = [os.environ.get("DLMATRIX_SAMPLE"), str(ROOT.parent / "shared" / "data" / "imagenet-val-sample")]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "images").is_dir():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture
+def imagenet_sample():
+    path = sample_dir()
+    if path is None:
+        pytest.skip("the ImageNet val sample (../shared/data/imagenet-val-sample) is not here")
+    return path

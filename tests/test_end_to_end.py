@@ -1,0 +1,159 @@
+"""The whole pipeline for real: both PyTorch rows built as virtualenvs (venv backend), real
+cells on CPU with random weights saved and loaded through torch's weight files, on the
+real ImageNet val sample and on synthetic JPEGs with a truncated, a CMYK and a grey image.
+
+Environments are cached by content hash (DLMATRIX_ENV_DIR or ~/.cache/dlmatrix/envs), so
+only the first run on a machine pays for the installs.
+"""
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from runner.cli import main
+
+from .matrices import FAST_SUITES, write_matrix
+from .probe.imagesets import make_flat_set
+
+pytestmark = pytest.mark.slow
+MODELS = ["--model", "resnet50", "--model", "mobilenet_v2"]
+
+
+def run_cli(args):
+    out = io.StringIO()
+    code = main(args, out=out)
+    return code, out.getvalue()
+
+
+def results_of(folder):
+    found = {}
+    for path in Path(folder).glob("*.json"):
+        data = json.loads(path.read_text())
+        found[(data["environment"], data["model"], data["suite"])] = data
+    return found
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    from .conftest import sample_dir
+
+    sample = sample_dir()
+    if sample is None:
+        pytest.skip("the ImageNet val sample (../shared/data/imagenet-val-sample) is not here")
+    work = tmp_path_factory.mktemp("e2e")
+    matrix = write_matrix(work, suites=FAST_SUITES)
+    args = ["run", "--matrix", str(matrix), "--backend", "venv", "--weights", "random", "--imagenet", str(sample),
+            "--results-dir", str(work / "results"), "--reports-dir", str(work / "reports"), "--run", "e2e"] + MODELS
+    code, out = run_cli(args)
+    return {"work": work, "args": args, "code": code, "out": out, "sample": sample}
+
+
+def test_both_rows_produce_error_and_throughput_results(sample_run):
+    assert sample_run["code"] == 0, sample_run["out"]
+    results = results_of(sample_run["work"] / "results" / "e2e")
+    assert len(results) == 8
+    for env, torch_version, python in (("torch-1.0", "1.0.1", "3.7."), ("torch-current", "2.14.1", "3.11.")):
+        error = results[(env, "resnet50", "error")]
+        assert error["status"] == "ok", error["reason"]
+        metrics = error["metrics"]
+        assert metrics["images_evaluated"] == 30 and metrics["image_modes"].get("L") == 1
+        assert metrics["top1_correct"] + (30 - metrics["top1_correct"]) == 30
+        assert metrics["top5_correct"] >= metrics["top1_correct"]
+        provenance = error["provenance"]
+        assert provenance["packages"]["torch"].startswith(torch_version)
+        assert provenance["python"]["version"].startswith(python)
+        assert provenance["weights"]["source"] == "random" and len(provenance["weights"]["sha256"]) == 64
+        assert provenance["runner"]["backend"] == "venv"
+        with open(str(sample_run["work"] / "results" / "e2e" / metrics["predictions_file"])) as handle:
+            rows = list(csv.reader(handle))
+        assert rows[0][:3] == ["file", "label", "top1"] and len(rows) == 31
+        throughput = results[(env, "resnet50", "throughput")]
+        assert throughput["status"] == "ok", throughput["reason"]
+        batches = throughput["metrics"]["batches"]
+        assert [b["batch_size"] for b in batches] == [1, 2]
+        assert all(b["images_per_s"] > 0 and b["latency_ms"]["p50"] <= b["latency_ms"]["p99"] for b in batches)
+        parts = throughput["metrics"]["cold_start_breakdown_s"]
+        assert throughput["metrics"]["cold_start_s"] == pytest.approx(sum(parts.values()), abs=0.05)
+
+
+def test_a_model_missing_from_a_version_is_skipped_not_failed(sample_run):
+    results = results_of(sample_run["work"] / "results" / "e2e")
+    for suite in ("error", "throughput"):
+        old = results[("torch-1.0", "mobilenet_v2", suite)]
+        assert old["status"] == "skipped" and "not available in this version" in old["reason"]
+        assert results[("torch-current", "mobilenet_v2", suite)]["status"] == "ok"
+
+
+def test_same_checkpoint_predicts_the_same_on_the_same_version(sample_run):
+    """Random weights are seeded: the per-image predictions are a function of the version."""
+    results = results_of(sample_run["work"] / "results" / "e2e")
+    old = results[("torch-1.0", "resnet50", "error")]["provenance"]["weights"]
+    new = results[("torch-current", "resnet50", "error")]["provenance"]["weights"]
+    assert old["seed"] == new["seed"] == 0
+
+
+def test_report_has_published_numbers_reproduced_errors_and_throughput(sample_run):
+    report = (sample_run["work"] / "reports" / "e2e" / "report.md").read_text()
+    assert "| torch-1.0 (torchvision 0.2.2.post3) | resnet50 | random | 30 |" in report
+    assert "23.85 / 7.13" in report and "23.87 / 7.14" in report  # old and current published tables
+    assert "pytorch/vision docs/source/models.rst" in report
+    assert "not available in this version" in report
+    rows = list(csv.DictReader(io.StringIO((sample_run["work"] / "reports" / "e2e" / "report.csv").read_text())))
+    throughput = [r for r in rows if r["suite"] == "throughput" and r["status"] == "ok"]
+    assert {(r["environment"], r["batch_size"]) for r in throughput if r["model"] == "resnet50"} == {
+        ("torch-1.0", "1"), ("torch-1.0", "2"), ("torch-current", "1"), ("torch-current", "2")}
+    data = json.loads((sample_run["work"] / "reports" / "e2e" / "report.json").read_text())
+    assert data["schema_version"] == 1 and len(data["rows"]) == len(rows)
+
+
+def test_rerun_reuses_every_result_and_force_reruns(sample_run):
+    folder = sample_run["work"] / "results" / "e2e"
+    before = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")}
+    code, out = run_cli(sample_run["args"])
+    assert code == 0 and "8 cells: 0 run now, 8 reused" in out
+    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")} == before
+    code, out = run_cli(sample_run["args"] + ["--force", "--env", "torch-1.0", "--model", "resnet50",
+                                              "--suite", "throughput"])
+    assert code == 0 and "1 cells: 1 run now, 0 reused" in out
+
+
+def test_synthetic_jpegs_truncated_cmyk_and_grey(tmp_path):
+    labels = make_flat_set(tmp_path / "val", count=4)
+    matrix = write_matrix(tmp_path, suites=FAST_SUITES)
+    code, out = run_cli(["run", "--matrix", str(matrix), "--weights", "random", "--imagenet", str(tmp_path / "val"),
+                         "--results-dir", str(tmp_path / "results"), "--reports-dir", str(tmp_path / "reports"),
+                         "--run", "synthetic", "--suite", "error", "--model", "resnet50"])
+    assert code == 0, out
+    for env in ("torch-1.0", "torch-current"):
+        result = results_of(tmp_path / "results" / "synthetic")[(env, "resnet50", "error")]
+        metrics = result["metrics"]
+        assert metrics["images_selected"] == len(labels)
+        assert metrics["images_evaluated"] == len(labels) - 1
+        assert metrics["unreadable_count"] == 1
+        assert metrics["unreadable"][0]["file"] == "images/ILSVRC2012_val_00000103.JPEG"
+        assert metrics["image_modes"] == {"RGB": 4, "L": 1, "CMYK": 1}
+
+
+def test_failures_are_recorded_and_the_rest_goes_on(tmp_path):
+    broken_env = '\n[environments.broken]\nframework = "torchvision"\npython = "3.11"\n' \
+                 'packages = ["torch==0.0.1", "torchvision==0.0.1", "pillow==13.0.0", "numpy==2.4.6"]\n'
+    suites = FAST_SUITES.replace("iterations = 3\ntimeout_s = 900", "iterations = 3\ntimeout_s = 2")
+    matrix = write_matrix(tmp_path, append=broken_env, suites=suites)
+    code, out = run_cli(["run", "--matrix", str(matrix), "--weights", "random", "--env", "broken",
+                         "--env", "torch-current", "--model", "resnet50",
+                         "--results-dir", str(tmp_path / "results"), "--reports-dir", str(tmp_path / "reports"),
+                         "--run", "failing"])
+    assert code == 1
+    results = results_of(tmp_path / "results" / "failing")
+    broken = results[("broken", "resnet50", "throughput")]
+    assert broken["status"] == "failed" and "building environment broken failed" in broken["reason"]
+    assert "torch==0.0.1" in broken["reason"] or "No matching distribution" in broken["reason"]
+    timed_out = results[("torch-current", "resnet50", "throughput")]
+    assert timed_out["status"] == "failed" and "timed out after 2 s" in timed_out["reason"]
+    assert results[("torch-current", "resnet50", "error")]["status"] == "skipped"
+    assert not list((tmp_path / "results" / "failing" / ".work").iterdir()), "scratch folders left behind"
+    report = (tmp_path / "reports" / "failing" / "report.md").read_text()
+    assert "timed out after 2 s" in report and "building environment broken failed" in report

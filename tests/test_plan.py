@@ -1,0 +1,69 @@
+import pytest
+
+from runner.errors import UserError
+from runner.matrix import load_matrix
+from runner.plan import Options, plan_cells
+
+from .matrices import REAL, write_matrix
+
+
+def ids(cells):
+    return {(c.environment.name, c.model.key, c.suite): c.id for c in cells}
+
+
+def test_every_environment_model_suite_once_with_stable_ids():
+    matrix = load_matrix(REAL)
+    cells = plan_cells(matrix, Options(weights="random"))
+    assert len(cells) == len(matrix.environments) * len(matrix.models) * 2
+    assert len({c.id for c in cells}) == len(cells)
+    assert ids(cells) == ids(plan_cells(load_matrix(REAL), Options(weights="random")))
+
+
+def test_without_imagenet_the_error_suite_is_skipped_with_the_reason():
+    cells = plan_cells(load_matrix(REAL), Options(weights="random"))
+    for cell in cells:
+        if cell.suite == "error":
+            assert "no ImageNet val set given" in cell.skip_reason
+        else:
+            assert cell.skip_reason is None
+
+
+def test_ids_follow_content_not_names(tmp_path):
+    base = ids(plan_cells(load_matrix(REAL), Options(weights="random")))
+    renamed = write_matrix(tmp_path, replace=(('[environments."torch-1.0"]', '[environments."torch-old"]'),))
+    after = ids(plan_cells(load_matrix(renamed), Options(weights="random")))
+    assert after[("torch-old", "resnet50", "throughput")] == base[("torch-1.0", "resnet50", "throughput")]
+    repinned = write_matrix(tmp_path, replace=(('"scipy==1.2.3"', '"scipy==1.2.2"'),))
+    changed = ids(plan_cells(load_matrix(repinned), Options(weights="random")))
+    assert changed[("torch-1.0", "resnet50", "throughput")] != base[("torch-1.0", "resnet50", "throughput")]
+    assert changed[("torch-current", "resnet50", "throughput")] == base[("torch-current", "resnet50", "throughput")]
+
+
+def test_options_that_change_results_change_ids():
+    matrix = load_matrix(REAL)
+    base = ids(plan_cells(matrix, Options(weights="random")))
+    for options in (Options(weights="random", seed=1), Options(weights="random", device="cuda"),
+                    Options(weights="pretrained"), Options(weights="random", threads=1)):
+        assert ids(plan_cells(matrix, options))[("torch-1.0", "resnet50", "throughput")] != \
+            base[("torch-1.0", "resnet50", "throughput")]
+
+
+def test_dataset_enters_the_error_cell_id(imagenet_sample):
+    matrix = load_matrix(REAL)
+    full = plan_cells(matrix, Options(weights="random", imagenet=str(imagenet_sample)))
+    part = plan_cells(matrix, Options(weights="random", imagenet=str(imagenet_sample), limit=10))
+    assert ids(full)[("torch-1.0", "resnet50", "error")] != ids(part)[("torch-1.0", "resnet50", "error")]
+    assert ids(full)[("torch-1.0", "resnet50", "throughput")] == ids(part)[("torch-1.0", "resnet50", "throughput")]
+    cell = next(c for c in part if c.suite == "error")
+    assert cell.dataset.images == 10 and cell.skip_reason is None
+
+
+@pytest.mark.parametrize("options, message", [
+    (Options(environments=("torch-9",)), "unknown environment 'torch-9'; valid: torch-1.0, torch-current"),
+    (Options(models=("vgg",)), "unknown model 'vgg'; valid: resnet50"),
+    (Options(imagenet="/does/not/exist"), "not a directory"),
+    (Options(weights="file"), r"models.resnet50.torchvision.weights_file is not set"),
+])
+def test_bad_options_are_user_errors(options, message):
+    with pytest.raises(UserError, match=message):
+        plan_cells(load_matrix(REAL), options)
