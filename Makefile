@@ -13,12 +13,11 @@ LIMIT    ?=
 RUN      ?= $(BACKEND)-$(DEVICE)
 ARGS     ?=
 
-# pyenv: make the 3.7 interpreter visible to tox and the venv backend.
-PYENV_37 := $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.7(\.|$$)' | tail -n1)
-PYENV_HOST := $(shell pyenv version-name 2>/dev/null)
-ifneq ($(PYENV_37),)
-export PYENV_VERSION := $(PYENV_HOST):$(PYENV_37)
-endif
+# pyenv: a folder holding links to the pyenv interpreters by version (python3.7, ...) goes
+# first on PATH. pyenv's own shims fail in tox's clean environment unless a version is
+# selected, and putting a version's bin/ first would change what `python3` means.
+PYBIN := $(abspath $(VENV))/pythons
+export PATH := $(PYBIN):$(PATH)
 
 RUN_ARGS = --backend $(BACKEND) --device $(DEVICE) --weights $(WEIGHTS) --run $(RUN) \
            $(if $(IMAGENET),--imagenet $(IMAGENET)) $(if $(LIMIT),--limit $(LIMIT)) $(ARGS)
@@ -44,6 +43,9 @@ $(VENV)/.ready: pyproject.toml
 	$(HOST_PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "the host needs Python >= 3.11 (HOST_PYTHON=...)")'
 	$(HOST_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' 'tox>=4'
+	mkdir -p $(PYBIN)
+	for v in $$(pyenv versions --bare 2>/dev/null | grep -E '^3\.[0-9]+\.[0-9]+$$'); do \
+	  ln -sf "$$(pyenv prefix $$v)/bin/python$${v%.*}" "$(PYBIN)/python$${v%.*}"; done
 	touch $@
 
 clean:
