@@ -13,11 +13,12 @@ LIMIT    ?=
 RUN      ?= $(BACKEND)-$(DEVICE)
 ARGS     ?=
 
-# pyenv: a folder holding links to the pyenv interpreters by version (python3.7, ...) goes
-# first on PATH. pyenv's own shims fail in tox's clean environment unless a version is
-# selected, and putting a version's bin/ first would change what `python3` means.
-PYBIN := $(abspath $(VENV))/pythons
-export PATH := $(PYBIN):$(PATH)
+# tox's probe-py37 env needs a Python 3.7. pyenv's shim fails in tox's clean environment
+# unless a version is selected, so with pyenv hand tox the interpreter's own path.
+PYENV_37 := $(shell pyenv prefix 3.7 2>/dev/null)
+ifneq ($(PYENV_37),)
+export DLMATRIX_PY37 ?= $(PYENV_37)/bin/python3.7
+endif
 
 RUN_ARGS = --backend $(BACKEND) --device $(DEVICE) --weights $(WEIGHTS) --run $(RUN) \
            $(if $(IMAGENET),--imagenet $(IMAGENET)) $(if $(LIMIT),--limit $(LIMIT)) $(ARGS)
@@ -43,9 +44,6 @@ $(VENV)/.ready: pyproject.toml
 	$(HOST_PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "the host needs Python >= 3.11 (HOST_PYTHON=...)")'
 	$(HOST_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' 'tox>=4'
-	mkdir -p $(PYBIN)
-	for v in $$(pyenv versions --bare 2>/dev/null | grep -E '^3\.[0-9]+\.[0-9]+$$'); do \
-	  ln -sf "$$(pyenv prefix $$v)/bin/python$${v%.*}" "$(PYBIN)/python$${v%.*}"; done
 	touch $@
 
 clean:
