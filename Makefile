@@ -40,10 +40,11 @@ test: $(VENV)/.ready
 
 setup: $(VENV)/.ready
 
+# virtualenv 20.27 dropped creating Python 3.7 environments; these are the last that do.
 $(VENV)/.ready: pyproject.toml
 	$(HOST_PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "the host needs Python >= 3.11 (HOST_PYTHON=...)")'
 	$(HOST_PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' 'tox>=4'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' 'tox==4.23.2' 'virtualenv==20.26.6'
 	touch $@
 
 clean:

@@ -18,7 +18,7 @@ from .dataset import DatasetError, open_dataset
 from .error_suite import run_error_suite
 from .jsonio import read_json, write_json_atomic
 from .preprocess import Recipe
-from .provenance import host_info, installed_packages, probe_source_sha256, python_info
+from .provenance import host_info, installed_packages, nvidia_driver, probe_source_sha256, python_info
 from .throughput import run_throughput_suite
 from .timestamps import now_iso
 from .weights import WeightsError
@@ -60,6 +60,8 @@ def run_cell(spec):
         timeline["framework_imported_at"] = time.time()
         provenance["framework"] = adapter.versions()
         provenance["device"] = adapter.device_info()
+        if spec["device"].startswith("cuda"):
+            provenance["device"].update(nvidia_driver())
         result["status"], result["metrics"], weights = _run_suite(adapter, spec, timeline)
         provenance["weights"] = weights
     except Skip as skip:

@@ -75,3 +75,20 @@ def probe_source_sha256():
                 with open(path, "rb") as handle:
                     digest.update(handle.read())
     return digest.hexdigest()
+
+
+def nvidia_driver():
+    """The NVIDIA driver version through NVML (nvidia-ml-py), or why it is unavailable."""
+    try:
+        import pynvml
+    except ImportError:
+        return {"driver": None, "unavailable": "nvidia-ml-py (pynvml) is not installed in this environment"}
+    try:
+        pynvml.nvmlInit()
+        try:
+            version = pynvml.nvmlSystemGetDriverVersion()
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception as exc:  # noqa: BLE001 - NVMLError_LibraryNotFound and friends: no GPU here
+        return {"driver": None, "unavailable": "{}: {}".format(type(exc).__name__, exc)}
+    return {"driver": version.decode() if isinstance(version, bytes) else version}

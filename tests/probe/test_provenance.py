@@ -19,3 +19,10 @@ def test_python_and_host():
 def test_probe_hash_is_stable_hex():
     first = probe_source_sha256()
     assert first == probe_source_sha256() and len(first) == 64
+
+
+def test_nvidia_driver_says_why_when_unavailable():
+    from runner.probe.provenance import nvidia_driver
+
+    info = nvidia_driver()
+    assert info["driver"] or info["unavailable"]
