@@ -23,7 +23,7 @@ endif
 RUN_ARGS = --backend $(BACKEND) --device $(DEVICE) --weights $(WEIGHTS) --run $(RUN) \
            $(if $(IMAGENET),--imagenet $(IMAGENET)) $(if $(LIMIT),--limit $(LIMIT)) $(ARGS)
 
-.PHONY: matrix plan report test setup clean
+.PHONY: matrix plan report test bench setup clean
 
 matrix: $(VENV)/.ready
 	$(PY) -m runner plan $(if $(IMAGENET),--imagenet $(IMAGENET)) --device $(DEVICE)
@@ -37,6 +37,10 @@ report: $(VENV)/.ready
 
 test: $(VENV)/.ready
 	DLMATRIX_SAMPLE=$${DLMATRIX_SAMPLE:-$(abspath ../shared/data/imagenet-val-sample)} $(VENV)/bin/tox $(ARGS)
+
+# Benchmark (not a test): runner throughput vs a bare timed loop; output committed.
+bench: $(VENV)/.ready
+	$(PY) benchmarks/harness_overhead.py --device $(DEVICE) $(ARGS) | tee benchmarks/results/harness_overhead-$(DEVICE).txt
 
 setup: $(VENV)/.ready
 
