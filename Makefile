@@ -20,17 +20,17 @@ ifneq ($(PYENV_37),)
 export DLMATRIX_PY37 ?= $(PYENV_37)/bin/python3.7
 endif
 
-RUN_ARGS = --backend $(BACKEND) --device $(DEVICE) --weights $(WEIGHTS) --run $(RUN) \
-           $(if $(IMAGENET),--imagenet $(IMAGENET)) $(if $(LIMIT),--limit $(LIMIT)) $(ARGS)
+# The same selection for plan and run, so the ids `make matrix` prints are the ones it runs.
+CELL_ARGS = --device $(DEVICE) --weights $(WEIGHTS) $(if $(IMAGENET),--imagenet $(IMAGENET)) $(if $(LIMIT),--limit $(LIMIT))
 
 .PHONY: matrix plan report test bench setup clean
 
 matrix: $(VENV)/.ready
-	$(PY) -m runner plan $(if $(IMAGENET),--imagenet $(IMAGENET)) --device $(DEVICE)
-	$(PY) -m runner run $(RUN_ARGS)
+	$(PY) -m runner plan $(CELL_ARGS)
+	$(PY) -m runner run $(CELL_ARGS) --backend $(BACKEND) --run $(RUN) $(ARGS)
 
 plan: $(VENV)/.ready
-	$(PY) -m runner plan $(if $(IMAGENET),--imagenet $(IMAGENET)) --device $(DEVICE) $(ARGS)
+	$(PY) -m runner plan $(CELL_ARGS) $(ARGS)
 
 report: $(VENV)/.ready
 	$(PY) -m runner report --run $(RUN)

@@ -67,6 +67,8 @@ def test_both_rows_produce_error_and_throughput_results(sample_run):
         assert provenance["python"]["version"].startswith(python)
         assert provenance["weights"]["source"] == "random" and len(provenance["weights"]["sha256"]) == 64
         assert provenance["runner"]["backend"] == "venv"
+        assert provenance["dataset"]["images_selected"] == 30 and len(provenance["dataset"]["manifest_sha256"]) == 64
+        assert provenance["preprocessing"]["resize"] == 256 and provenance["host"]["cpu_model"]
         with open(str(sample_run["work"] / "results" / "e2e" / metrics["predictions_file"])) as handle:
             rows = list(csv.reader(handle))
         assert rows[0][:3] == ["file", "label", "top1"] and len(rows) == 31

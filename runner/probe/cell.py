@@ -62,8 +62,8 @@ def run_cell(spec):
         provenance["device"] = adapter.device_info()
         if spec["device"].startswith("cuda"):
             provenance["device"].update(nvidia_driver())
-        result["status"], result["metrics"], weights = _run_suite(adapter, spec, timeline)
-        provenance["weights"] = weights
+        result["status"], result["metrics"], provenance["weights"], provenance["dataset"] = _run_suite(
+            adapter, spec, timeline)
     except Skip as skip:
         result["status"], result["reason"] = "skipped", str(skip)
     except (WeightsError, DatasetError) as exc:
@@ -103,13 +103,12 @@ def _run_suite(adapter, spec, timeline):
     params = spec["suite_params"]
     if spec["suite"] == "error":
         metrics = run_error_suite(adapter, model, recipe, dataset, params, spec["output_dir"])
-        metrics["dataset"] = dataset.describe()
     elif spec["suite"] == "throughput":
         metrics = _cold_start(adapter, model, recipe, params, spec, timeline)
         metrics.update(run_throughput_suite(adapter, model, recipe, params, spec.get("seed", 0)))
     else:
         raise ValueError("unknown suite {!r}".format(spec["suite"]))
-    return "ok", metrics, weights
+    return "ok", metrics, weights, dataset.describe() if dataset else None
 
 
 def _cold_start(adapter, model, recipe, params, spec, timeline):
