@@ -19,7 +19,7 @@ from .error_suite import run_error_suite
 from .jsonio import read_json, write_json_atomic
 from .preprocess import Recipe
 from .provenance import host_info, installed_packages, nvidia_driver, probe_source_sha256, python_info
-from .throughput import run_throughput_suite
+from .throughput import run_throughput_suite, synthetic_input
 from .timestamps import now_iso
 from .weights import WeightsError
 
@@ -113,8 +113,6 @@ def _run_suite(adapter, spec, timeline):
 
 def _cold_start(adapter, model, recipe, params, spec, timeline):
     """Process start to first prediction (import, build, weights, first batch), kept apart from steady state."""
-    from .throughput import synthetic_input
-
     tensor = synthetic_input(adapter, recipe, int(params["batch_sizes"][0]), spec.get("seed", 0))
     adapter.forward(model, tensor)
     adapter.synchronize()
