@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Optional
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -444,10 +443,3 @@ def _check_pins(table, packages):
         pins[name] = specs[0].version
     return pins
 
-
-def parse_specifier(text):
-    """For CLI filters that take a version range; a bad one is a UserError."""
-    try:
-        return SpecifierSet(text)
-    except InvalidSpecifier:
-        raise UserError("{!r}: not a version range pip can parse".format(text)) from None
