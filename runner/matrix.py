@@ -6,7 +6,7 @@ before anything is built or run.
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -151,7 +151,6 @@ class Matrix:
     throughput: ThroughputSuite
     environments: tuple
     models: tuple
-    preprocess: tuple = field(default=())
 
     def environment(self, name):
         return next((env for env in self.environments if env.name == name), None)
@@ -239,7 +238,7 @@ def load_matrix(path):
     environments = _environments(top.table("environments"), models)
     top.done()
     return Matrix(path=path, defaults=defaults, error=error, throughput=throughput,
-                  environments=environments, models=models, preprocess=tuple(preprocess.values()))
+                  environments=environments, models=models)
 
 
 def _defaults(table):

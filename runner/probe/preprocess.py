@@ -41,14 +41,6 @@ class Recipe(object):
     def from_dict(cls, spec):
         return cls(**spec)
 
-    def as_dict(self):
-        return {
-            "resize": self.resize, "crop": self.crop, "interpolation": self.interpolation,
-            "resize_mode": self.resize_mode, "scale": self.scale,
-            "mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std],
-            "channel_order": self.channel_order, "layout": self.layout,
-        }
-
     def input_shape(self, batch):
         if self.layout == "NCHW":
             return (batch, 3, self.crop, self.crop)
