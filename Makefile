@@ -13,11 +13,15 @@ LIMIT    ?=
 RUN      ?= $(BACKEND)-$(DEVICE)
 ARGS     ?=
 
-# tox's probe-py37 env needs a Python 3.7. pyenv's shim fails in tox's clean environment
-# unless a version is selected, so with pyenv hand tox the interpreter's own path.
+# tox's historical probe envs need Python 3.7 and 3.9. pyenv's shim fails in tox's clean
+# environment unless a version is selected, so with pyenv hand tox the interpreters' own paths.
 PYENV_37 := $(shell pyenv prefix 3.7 2>/dev/null)
 ifneq ($(PYENV_37),)
 export DLMATRIX_PY37 ?= $(PYENV_37)/bin/python3.7
+endif
+PYENV_39 := $(shell pyenv prefix 3.9 2>/dev/null)
+ifneq ($(PYENV_39),)
+export DLMATRIX_PY39 ?= $(PYENV_39)/bin/python3.9
 endif
 
 # The same selection for plan and run, so the ids `make matrix` prints are the ones it runs.
@@ -36,6 +40,7 @@ report: $(VENV)/.ready
 	$(PY) -m runner report --run $(RUN)
 
 test: $(VENV)/.ready
+	$(PY) -m runner requirements --out .pins > /dev/null
 	DLMATRIX_SAMPLE=$${DLMATRIX_SAMPLE:-$(abspath ../shared/data/imagenet-val-sample)} $(VENV)/bin/tox $(ARGS)
 
 # Benchmark (not a test): runner throughput vs a bare timed loop; output committed.

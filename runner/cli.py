@@ -18,7 +18,7 @@ def _common(parser):
 def _selection(parser):
     parser.add_argument("--env", action="append", default=[], dest="environments", help="only this environment (repeatable)")
     parser.add_argument("--model", action="append", default=[], dest="models", help="only this model (repeatable)")
-    parser.add_argument("--suite", action="append", default=[], dest="suites", choices=["error", "throughput"],
+    parser.add_argument("--suite", action="append", default=[], dest="suites", choices=["error", "throughput", "drift"],
                         help="only this suite (repeatable)")
     parser.add_argument("--weights", choices=["pretrained", "random", "file", "auto"],
                         help="weights source (matrix default); auto = pretrained if the download host answers, else random")
@@ -53,6 +53,11 @@ def build_parser():
     run.add_argument("--retry-failed", action="store_true", help="re-run cells whose result is 'failed'")
     run.add_argument("--ignore-pins", action="store_true",
                      help="local backend: run even if the interpreter's packages differ from the pins (recorded)")
+
+    reqs = sub.add_parser("requirements", help="write each environment's pins as a pip requirements file "
+                                               "(the probe tests' tox envs install from them)")
+    _common(reqs)
+    reqs.add_argument("--out", default=".pins", help="folder for <environment>.txt (default: .pins)")
 
     report = sub.add_parser("report", help="write reports/<run>/report.{md,csv,json} from results/<run>/")
     _common(report)
@@ -97,6 +102,7 @@ def cmd_run(args, out):
 
 
 def cmd_report(args, out):
+    from .compare import compare_versions
     from .report import write_report
     from .results import ResultStore
 
@@ -104,12 +110,29 @@ def cmd_report(args, out):
     if not store.root.is_dir():
         raise UserError("{}: no such run; runs here: {}".format(store.root, ", ".join(
             sorted(p.name for p in Path(args.results_dir).glob("*") if p.is_dir())) or "(none)"))
-    report_dir = write_report(load_matrix(args.matrix), store, Path(args.reports_dir) / args.run_name, args.run_name)
+    matrix = load_matrix(args.matrix)
+    report_dir = write_report(matrix, store, compare_versions(store), Path(args.reports_dir) / args.run_name,
+                              args.run_name)
     out.write("report: {}\n".format(report_dir / "report.md"))
     return 0
 
 
-COMMANDS = {"plan": cmd_plan, "run": cmd_run, "report": cmd_report}
+def cmd_requirements(args, out):
+    """matrix.toml stays the one place pins live; tox reads these files."""
+    folder = Path(args.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    for env in load_matrix(args.matrix).environments:
+        lines = ["# generated from {} [environments.{}]; do not edit".format(args.matrix, env.name)]
+        if env.index_url:
+            lines.append("--index-url {}".format(env.index_url))
+        lines += ["--extra-index-url {}".format(url) for url in env.extra_index_urls]
+        path = folder / "{}.txt".format(env.name)
+        path.write_text("\n".join(lines + list(env.packages)) + "\n")
+        out.write("{}\n".format(path))
+    return 0
+
+
+COMMANDS = {"plan": cmd_plan, "run": cmd_run, "report": cmd_report, "requirements": cmd_requirements}
 
 
 def main(argv=None, out=None):

@@ -18,6 +18,30 @@ class FrameworkInfo:
 
 
 FRAMEWORKS = {
+    "keras": FrameworkInfo(
+        name="keras",
+        # Keras applications ship inside TensorFlow (tf.keras); TF's version picks the table.
+        version_package="tensorflow",
+        packages=("tensorflow",),
+        weights_host="storage.googleapis.com",
+        models=frozenset({
+            "ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2", "MobileNet", "MobileNetV2",
+            "MobileNetV3Large", "MobileNetV3Small", "DenseNet121", "DenseNet169", "DenseNet201", "InceptionV3",
+            "InceptionResNetV2", "Xception", "VGG16", "VGG19", "NASNetMobile", "EfficientNetB0", "ConvNeXtTiny",
+        }),
+    ),
+    "gluoncv": FrameworkInfo(
+        name="gluoncv",
+        version_package="gluoncv",
+        packages=("mxnet", "gluoncv"),
+        weights_host="apache-mxnet.s3-accelerate.dualstack.amazonaws.com",
+        models=frozenset({
+            "resnet18_v1", "resnet34_v1", "resnet50_v1", "resnet101_v1", "resnet152_v1", "resnet18_v1b",
+            "resnet50_v1b", "resnet50_v1c", "resnet50_v1d", "resnet101_v1b", "resnet101_v1d", "resnet50_v2",
+            "mobilenet1.0", "mobilenet0.5", "mobilenetv2_1.0", "mobilenetv3_large", "densenet121", "densenet169",
+            "densenet201", "inceptionv3", "vgg16", "squeezenet1.0", "resnext50_32x4d", "senet_154",
+        }),
+    ),
     "torchvision": FrameworkInfo(
         name="torchvision",
         version_package="torchvision",

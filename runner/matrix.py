@@ -18,7 +18,7 @@ from .errors import UserError
 from .frameworks import FRAMEWORKS
 
 SCHEMA = 1
-SUITES = ("error", "throughput")
+SUITES = ("error", "throughput", "drift")
 WEIGHT_SOURCES = ("pretrained", "random", "file", "auto")
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 PYTHON = re.compile(r"^3\.\d+(\.\d+)?$")
@@ -38,6 +38,8 @@ class Preprocess:
     std: tuple
     channel_order: str
     layout: str
+    crop_offset: str
+    resize_with: str
     source: str
 
     def recipe(self):
@@ -46,6 +48,7 @@ class Preprocess:
             "resize": self.resize, "crop": self.crop, "interpolation": self.interpolation,
             "resize_mode": self.resize_mode, "scale": self.scale, "mean": list(self.mean),
             "std": list(self.std), "channel_order": self.channel_order, "layout": self.layout,
+            "crop_offset": self.crop_offset, "resize_with": self.resize_with,
         }
 
 
@@ -135,6 +138,13 @@ class ThroughputSuite:
 
 
 @dataclass(frozen=True)
+class DriftSuite:
+    images: int  # the first N images of the val set (deterministic order), the same for every version
+    batch_size: int
+    timeout_s: int
+
+
+@dataclass(frozen=True)
 class Defaults:
     weights: str
     seed: int
@@ -149,6 +159,7 @@ class Matrix:
     defaults: Defaults
     error: ErrorSuite
     throughput: ThroughputSuite
+    drift: DriftSuite
     environments: tuple
     models: tuple
 
@@ -232,12 +243,13 @@ def load_matrix(path):
     suites = top.table("suites")
     error = _error_suite(suites.table("error"))
     throughput = _throughput_suite(suites.table("throughput"))
+    drift = _drift_suite(suites.table("drift"))
     suites.done()
     preprocess = _preprocess_tables(top.table("preprocess"))
     models = _models(top.table("models"), preprocess)
     environments = _environments(top.table("environments"), models)
     top.done()
-    return Matrix(path=path, defaults=defaults, error=error, throughput=throughput,
+    return Matrix(path=path, defaults=defaults, error=error, throughput=throughput, drift=drift,
                   environments=environments, models=models)
 
 
@@ -284,6 +296,13 @@ def _throughput_suite(table):
     return suite
 
 
+def _drift_suite(table):
+    suite = DriftSuite(images=_positive(table, "images"), batch_size=_positive(table, "batch_size"),
+                       timeout_s=_positive(table, "timeout_s"))
+    table.done()
+    return suite
+
+
 def _preprocess_tables(table):
     recipes = {}
     for name in table.keys():
@@ -304,6 +323,10 @@ def _preprocess_tables(table):
             channel_order=entry.get("channel_order", str, "RGB", check=lambda v: v in ("RGB", "BGR"),
                                     expected="'RGB' or 'BGR'"),
             layout=entry.get("layout", str, "NCHW", check=lambda v: v in ("NCHW", "NHWC"), expected="'NCHW' or 'NHWC'"),
+            crop_offset=entry.get("crop_offset", str, "round", check=lambda v: v in ("round", "floor"),
+                                  expected="'round' (torchvision) or 'floor' (MXNet's center_crop)"),
+            resize_with=entry.get("resize_with", str, "pillow", check=lambda v: v in ("pillow", "framework"),
+                                  expected="'pillow' or 'framework' (the framework's own resize, e.g. MXNet's)"),
             source=entry.get("source", str, expected="where this recipe is published (a citation)"),
         )
         if recipes[name].crop > recipes[name].resize:

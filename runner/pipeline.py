@@ -1,6 +1,6 @@
 """The whole pipeline, in one place:
 
-    load matrix -> plan cells -> ensure environment -> run cell -> store result -> report
+    load matrix -> plan cells -> ensure environment -> run cell -> store result -> compare -> report
 
 Every failure after planning becomes a stored result (status "failed" with a reason and a
 duration); the other cells go on. Only bad input stops the run, and it stops it before
@@ -14,6 +14,7 @@ from pathlib import Path
 from .backends import get_backend
 from .backends.base import EnvironmentBuildError
 from .backends.process import tail
+from .compare import compare_versions
 from .matrix import load_matrix
 from .plan import plan_cells, resolve_auto_weights
 from .probe import PROBE_VERSION, RESULT_SCHEMA_VERSION
@@ -60,7 +61,9 @@ def run_matrix(settings, options, out):
     store = ResultStore(Path(settings.results_dir) / run_name)
     progress = Progress(len(cells), out)
 
-    todo = [cell for cell in cells if _needs_run(store.get(cell.id), settings)]
+    # Drift cells last, oldest version first: each loads the checkpoints of the versions before it.
+    todo = sorted((cell for cell in cells if _needs_run(store.get(cell.id), settings)),
+                  key=lambda cell: (cell.suite == "drift", cell.version_rank))
     progress.say("{} cells planned; {} already have results in {}; backend {}".format(
         len(cells), len(cells) - len(todo), store.root, backend.name))
     ready_envs = {}
@@ -78,7 +81,8 @@ def run_matrix(settings, options, out):
         store.put(result, replace=store.path(cell.id).exists())
         progress.done(cell, result)
 
-    report_dir = write_report(matrix, store, Path(settings.reports_dir) / run_name, run_name)
+    drift = compare_versions(store)
+    report_dir = write_report(matrix, store, drift, Path(settings.reports_dir) / run_name, run_name)
     counts = {}
     for cell in cells:
         status = (store.get(cell.id) or {}).get("status", "missing")
@@ -109,7 +113,8 @@ def run_cell(backend, ready, cell, store):
     tick = time.perf_counter()
     work = store.work_dir(cell.id)
     spec_path = work / "spec.json"
-    write_json_atomic(str(spec_path), cell.spec(str(work), time.time()))
+    drift = drift_checkpoints(cell, store) if cell.suite == "drift" else None
+    write_json_atomic(str(spec_path), cell.spec(str(work), time.time(), drift))
     log_path = store.log_path(cell.id)
     if log_path.exists():
         log_path.unlink()
@@ -136,6 +141,23 @@ def run_cell(backend, ready, cell, store):
     }
     store.adopt_outputs(result, work)
     return result
+
+
+def drift_checkpoints(cell, store):
+    """The checkpoints a drift cell loads: those the older versions' drift cells wrote, or why one is missing."""
+    found = []
+    for origin, origin_id in cell.origins:
+        entry = {"origin": origin, "cell_id": origin_id}
+        result = store.get(origin_id)
+        if result is None:
+            entry["unavailable"] = "no drift result for {} yet (cell {}); run it in this run too".format(origin, origin_id)
+        elif result["status"] != "ok":
+            entry["unavailable"] = "{}'s drift cell is {}: {}".format(origin, result["status"], result.get("reason"))
+        else:
+            entry.update(path=str(store.root / result["files"]["checkpoint"]),
+                         sha256=result["metrics"]["checkpoint"]["sha256"])
+        found.append(entry)
+    return found
 
 
 def _host_result(cell, status, reason, tick):

@@ -7,7 +7,10 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 from .errors import UserError
+from packaging.version import Version
+
 from .frameworks import FRAMEWORKS
+from .matrix import SUITES
 from .probe import PROBE_VERSION
 from .probe.dataset import DatasetError, open_dataset
 
@@ -53,13 +56,17 @@ class Cell:
     seed: int
     dataset: Optional[DatasetRef]
     skip_reason: Optional[str]  # set when the host already knows the cell cannot run
+    # drift cells: ((environment, drift cell id), ...) of the older versions whose checkpoints
+    # this cell loads, oldest first; and this cell's place in its framework's version order.
+    origins: tuple = ()
+    version_rank: int = 0
 
     @property
     def label(self):
         return "{} {} {}".format(self.environment.name, self.model.key, self.suite)
 
-    def spec(self, output_dir, launched_at):
-        """The JSON the probe reads (runner/probe/cell.py)."""
+    def spec(self, output_dir, launched_at, drift=None):
+        """The JSON the probe reads (runner/probe/cell.py); `drift` lists the checkpoints found for the origins."""
         return {
             "cell_id": self.id,
             "suite": self.suite,
@@ -75,6 +82,8 @@ class Cell:
             "dataset": None if self.dataset is None else {
                 "root": self.dataset.root, "labels_file": self.dataset.labels_file,
                 "limit": self.dataset.limit, "manifest_sha256": self.dataset.manifest_sha256},
+            "drift": None if drift is None else {"self": self.environment.name, "cell_id": self.id,
+                                                 "checkpoints": drift},
             "output_dir": output_dir,
             "launched_at": launched_at,
         }
@@ -87,6 +96,7 @@ class Cell:
             "dataset": None if self.dataset is None else {"root": self.dataset.root, "images": self.dataset.images,
                                                           "manifest_sha256": self.dataset.manifest_sha256},
             "skip_reason": self.skip_reason,
+            "drift_origins": [name for name, _ in self.origins],
         }
 
 
@@ -108,10 +118,15 @@ def plan_cells(matrix, options):
     threads = defaults.threads if options.threads is None else options.threads
     source = options.weights or defaults.weights
     cache = options.weights_cache or defaults.weights_cache
-    dataset, no_dataset_reason = _dataset(matrix, options)
-    suites = _select("suite", options.suites, ("error", "throughput"))
+    dataset, no_dataset_reason = _dataset(matrix, options, limit=None)
+    drift_dataset = _dataset(matrix, options, limit=matrix.drift.images)[0] if dataset else None
+    suites = _select("suite", options.suites, SUITES)
     env_names = _select("environment", options.environments, [e.name for e in matrix.environments])
     model_keys = _select("model", options.models, [m.key for m in matrix.models])
+    common = {"device": device, "threads": threads, "seed": seed}
+    # Every drift cell of the matrix is planned (filtered or not): a cell's id names the
+    # checkpoints it loads, which are the drift cells of the older versions.
+    drift_cells = _drift_cells(matrix, drift_dataset, no_dataset_reason, common)
 
     cells = []
     for env in matrix.environments:
@@ -124,10 +139,13 @@ def plan_cells(matrix, options):
             variant = model.variant(env.framework)
             weights = _weights(source, seed, cache, variant, env, model, matrix.path)
             for suite in suites:
+                if suite == "drift":
+                    cells.append(drift_cells[(env.name, key)])
+                    continue
                 params, timeout = _suite_params(matrix, suite)
                 cell_dataset = dataset if suite == "error" else None
                 skip = no_dataset_reason if suite == "error" and dataset is None else None
-                content = {
+                content = dict(common, **{
                     "probe_version": PROBE_VERSION,
                     "environment": environment_content(env),
                     "model": {"name": variant.name, "kwargs": dict(variant.kwargs)},
@@ -137,8 +155,7 @@ def plan_cells(matrix, options):
                     # Where weights are read from does not change them; their hash does.
                     "weights": {k: v for k, v in weights.items() if k not in ("cache_dir", "path")},
                     "dataset": None if cell_dataset is None else cell_dataset.manifest_sha256,
-                    "device": device, "threads": threads, "seed": seed,
-                }
+                })
                 cells.append(Cell(
                     id=cell_id(content), environment=env, model=model, variant=variant, suite=suite,
                     params=params, timeout_s=timeout, weights=weights, device=device, threads=threads,
@@ -146,6 +163,43 @@ def plan_cells(matrix, options):
                 ))
     if not cells:
         raise UserError("no cells selected: the filters (--env/--model/--suite) leave nothing to run")
+    return cells
+
+
+def version_order(matrix, framework):
+    """The framework's environments, oldest pinned framework version first."""
+    package = FRAMEWORKS[framework].version_package
+    envs = [env for env in matrix.environments if env.framework == framework]
+    return sorted(envs, key=lambda env: Version(env.pinned_version(package)))
+
+
+def _drift_cells(matrix, dataset, no_dataset_reason, common):
+    params = {"images": matrix.drift.images, "batch_size": matrix.drift.batch_size}
+    weights = {"source": "seeded checkpoint", "seed": common["seed"]}
+    cells = {}
+    for framework in sorted({env.framework for env in matrix.environments}):
+        for model in matrix.models:
+            variant = model.variant(framework)
+            older = []
+            for rank, env in enumerate(version_order(matrix, framework)):
+                if model.key not in env.models:
+                    continue
+                content = dict(common, **{
+                    "probe_version": PROBE_VERSION,
+                    "environment": environment_content(env),
+                    "model": {"name": variant.name, "kwargs": dict(variant.kwargs)},
+                    "preprocess": variant.preprocess.recipe(),
+                    "suite": "drift", "params": params, "weights": weights,
+                    "dataset": None if dataset is None else dataset.manifest_sha256,
+                    "origins": [cell_id for _, cell_id in older],
+                })
+                cell = Cell(
+                    id=cell_id(content), environment=env, model=model, variant=variant, suite="drift",
+                    params=params, timeout_s=matrix.drift.timeout_s, weights=weights, dataset=dataset,
+                    skip_reason=no_dataset_reason if dataset is None else None,
+                    origins=tuple(older), version_rank=rank, **common)
+                cells[(env.name, model.key)] = cell
+                older.append((env.name, cell.id))
     return cells
 
 
@@ -194,10 +248,12 @@ def _weights(source, seed, cache, variant, env, model, matrix_path):
     return {"source": "file", "path": os.path.abspath(path), "sha256": variant.weights_file.sha256}
 
 
-def _dataset(matrix, options):
+def _dataset(matrix, options, limit):
+    """The val set for the error suite (limit None: the matrix's or --limit), or a fixed first-N subset."""
     if not options.imagenet:
         return None, "no ImageNet val set given (pass --imagenet DIR, or make matrix IMAGENET=DIR)"
-    limit = matrix.error.limit if options.limit is None else options.limit
+    if limit is None:
+        limit = matrix.error.limit if options.limit is None else options.limit
     try:
         data = open_dataset(options.imagenet, options.labels_file, limit)
     except DatasetError as exc:

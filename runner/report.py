@@ -14,7 +14,7 @@ from .frameworks import FRAMEWORKS
 from .probe.jsonio import write_json_atomic
 from .stats import wilson_interval
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 2  # 2: drift comparisons
 COLUMNS = [
     "environment", "framework", "framework_version", "model", "suite", "status", "reason", "device", "weights",
     "images", "top1_error", "top1_ci_low", "top1_ci_high", "top5_error", "top5_ci_low", "top5_ci_high",
@@ -101,7 +101,8 @@ def _fmt(value, digits=2):
 
 
 def _env_label(row):
-    version = " ({} {})".format(row["framework"], row["framework_version"]) if row["framework_version"] else ""
+    package = FRAMEWORKS[row["framework"]].version_package if row["framework"] in FRAMEWORKS else row["framework"]
+    version = " ({} {})".format(package, row["framework_version"]) if row["framework_version"] else ""
     return row["environment"] + version
 
 
@@ -109,7 +110,48 @@ def _signed(value):
     return "-" if value == "" else "{:+.2f}".format(value)
 
 
-def render_markdown(run_name, matrix, rows, problems, generated_at):
+DRIFT_COLUMNS = [
+    "framework", "model", "from_env", "to_env", "status", "reason", "images", "inputs_identical",
+    "weights_identical", "outputs_identical", "compared_as", "max_abs_diff", "mean_abs_diff", "top1_agreement",
+    "top5_agreement", "checkpoint_sha256", "from_cell", "to_cell",
+]
+
+
+def _yes(value):
+    return {True: "yes", False: "no"}.get(value, "-")
+
+
+def render_drift(drift, matrix):
+    out = io.StringIO()
+    w = out.write
+    w("\n## Drift across versions (one seeded checkpoint per framework x model)\n\n")
+    if not drift:
+        w("No drift comparisons: the drift suite needs the ImageNet val set (--imagenet) and at least two versions "
+          "of a framework.\n")
+        return out.getvalue()
+    w("The older version writes seeded random weights in its framework's own weight-file format; the newer one "
+      "loads that file and both run the same images through their official preprocessing. Inputs / weights / "
+      "outputs identical: bit for bit. Max and mean |diff| are over logits (Keras: log-probabilities, as its "
+      "models end in a softmax). Agreement: share of images with the same top-1 class / the same top-5 set.\n\n")
+    w("| Framework | Model | From -> to | Status | Images | Inputs identical | Weights identical | Outputs identical "
+      "| Max abs diff | Mean abs diff | Top-1 agree | Top-5 agree |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+    order = {env.name: i for i, env in enumerate(matrix.environments)}
+    models = {model.key: i for i, model in enumerate(matrix.models)}
+    for pair in sorted(drift, key=lambda p: (p["framework"], models.get(p["model"], 99), order.get(p["from_env"], 99),
+                                             order.get(p["to_env"], 99))):
+        status = pair["status"] if pair["status"] == "ok" else "{}: {}".format(
+            pair["status"], (pair.get("reason") or "").replace("|", "\\|").replace("\n", " ")[:160])
+        ok = pair["status"] == "ok"
+        w("| {} | {} | {} -> {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n".format(
+            pair["framework"], pair["model"], pair["from_env"], pair["to_env"], status, pair["images"],
+            _yes(pair.get("inputs_identical")), _yes(pair.get("weights_identical")),
+            _yes(pair.get("outputs_identical")),
+            "{:.3g}".format(pair["max_abs_diff"]) if ok else "-", "{:.3g}".format(pair["mean_abs_diff"]) if ok else "-",
+            "{:.0%}".format(pair["top1_agreement"]) if ok else "-", "{:.0%}".format(pair["top5_agreement"]) if ok else "-"))
+    return out.getvalue()
+
+
+def render_markdown(run_name, matrix, rows, problems, generated_at, drift=()):
     out = io.StringIO()
     w = out.write
     counts = {}
@@ -157,6 +199,8 @@ def render_markdown(run_name, matrix, rows, problems, generated_at):
             _fmt(row["latency_p50_ms"], 1), _fmt(row["latency_p90_ms"], 1), _fmt(row["latency_p99_ms"], 1),
             _fmt(row["cold_start_s"], 1)))
 
+    w(render_drift(drift, matrix))
+
     not_ok = [r for r in rows if r["status"] != "ok"]
     w("\n## Failed and skipped cells\n\n")
     if not not_ok:
@@ -173,22 +217,28 @@ def render_markdown(run_name, matrix, rows, problems, generated_at):
     return out.getvalue()
 
 
-def write_report(matrix, store, report_dir, run_name):
+def write_report(matrix, store, drift, report_dir, run_name):
+    """report.md, report.csv (one row per cell and batch size), drift.csv and report.json (both)."""
     results, problems = store.load_all()
     rows = build_rows(matrix, latest_results(results))
     generated_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
-    _write_text(report_dir / "report.md", render_markdown(run_name, matrix, rows, problems, generated_at))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    _write_text(report_dir / "report.csv", buffer.getvalue())
+    _write_text(report_dir / "report.md", render_markdown(run_name, matrix, rows, problems, generated_at, drift))
+    _write_text(report_dir / "report.csv", _csv(COLUMNS, rows))
+    _write_text(report_dir / "drift.csv", _csv(DRIFT_COLUMNS, drift))
     write_json_atomic(str(report_dir / "report.json"), {
         "schema_version": REPORT_SCHEMA_VERSION, "run": run_name, "generated_at": generated_at,
-        "matrix": str(matrix.path), "rows": rows, "problems": problems})
+        "matrix": str(matrix.path), "rows": rows, "drift": list(drift), "problems": problems})
     return report_dir
+
+
+def _csv(columns, rows):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def _write_text(path, text):

@@ -1,4 +1,5 @@
-"""Result files: results/<run>/<cell id>.json (+ .predictions.csv, logs/<cell id>.log).
+"""Result files: results/<run>/<cell id>.json, logs/<cell id>.log, and side files
+<cell id>.<name> (predictions.csv, a drift checkpoint and its outputs-N.npy).
 
 Each result is written once, atomically; `put` refuses to replace an existing one unless
 asked to (a --force or --retry-failed re-run).
@@ -40,13 +41,20 @@ class ResultStore:
         except (OSError, ValueError):
             return None  # unreadable: treated as missing, so the cell runs again
 
+    def side_file(self, cell_id, name):
+        return self.root / "{}.{}".format(cell_id, name)
+
     def adopt_outputs(self, result, work_dir):
-        """Move the probe's side files (per-image predictions) beside the result; drop the scratch folder."""
-        predictions = Path(work_dir) / "predictions.csv"
-        if predictions.is_file() and result.get("metrics"):
-            name = "{}.predictions.csv".format(result["cell_id"])
-            os.replace(predictions, self.root / name)
-            result["metrics"]["predictions_file"] = name
+        """Move the probe's side files (result["files"]) beside the result as <cell id>.<name>; drop the scratch folder."""
+        files = {}
+        for role, name in (result.get("files") or {}).items():
+            source = Path(work_dir) / name
+            if source.is_file():
+                os.replace(source, self.side_file(result["cell_id"], name))
+                files[role] = self.side_file(result["cell_id"], name).name
+        result["files"] = files
+        if "predictions" in files:
+            result["metrics"]["predictions_file"] = files["predictions"]
         shutil.rmtree(work_dir, ignore_errors=True)
 
     def put(self, result, replace=False):

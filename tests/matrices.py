@@ -32,4 +32,9 @@ batch_sizes = [1, 2]
 warmup = 1
 iterations = 3
 timeout_s = 900
+
+[suites.drift]
+images = 6
+batch_size = 4
+timeout_s = 900
 """

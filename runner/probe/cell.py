@@ -15,6 +15,7 @@ import traceback
 from . import PROBE_VERSION, RESULT_SCHEMA_VERSION
 from .adapters import load_adapter
 from .dataset import DatasetError, open_dataset
+from .drift_suite import run_drift_suite
 from .error_suite import run_error_suite
 from .jsonio import read_json, write_json_atomic
 from .preprocess import Recipe
@@ -44,6 +45,7 @@ def run_cell(spec):
         "status": "failed",
         "reason": None,
         "metrics": None,
+        "files": {},
         "started_at": now_iso(wall_start),
     }
     provenance = {
@@ -62,8 +64,8 @@ def run_cell(spec):
         provenance["device"] = adapter.device_info()
         if spec["device"].startswith("cuda"):
             provenance["device"].update(nvidia_driver())
-        result["status"], result["metrics"], provenance["weights"], provenance["dataset"] = _run_suite(
-            adapter, spec, timeline)
+        result["status"], result["metrics"], provenance["weights"], provenance["dataset"], result["files"] = \
+            _run_suite(adapter, spec, timeline)
     except Skip as skip:
         result["status"], result["reason"] = "skipped", str(skip)
     except (WeightsError, DatasetError) as exc:
@@ -88,27 +90,35 @@ def _run_suite(adapter, spec, timeline):
         raise Skip("not available in this version: {} has no model {!r}".format(versions, model_spec["name"]))
     recipe = Recipe.from_dict(spec["preprocess"])
     dataset = None
-    if spec["suite"] == "error":
+    if spec["suite"] in ("error", "drift"):
         data = spec["dataset"]
         dataset = open_dataset(data["root"], data.get("labels_file"), data.get("limit", 0))
         if data.get("manifest_sha256") and dataset.manifest_sha256() != data["manifest_sha256"]:
             raise DatasetError("ImageNet val set {!r} changed since the cell was planned (manifest hash differs); "
                                "plan again".format(data["root"]))
+    if spec["suite"] == "drift":
+        metrics, files = run_drift_suite(adapter, model_spec, recipe, dataset, spec["suite_params"],
+                                         spec["output_dir"], spec["drift"], spec.get("seed", 0))
+        weights = {"source": "seeded checkpoint", "seed": metrics["seed"], "sha256": metrics["checkpoint"]["sha256"]}
+        return "ok", metrics, weights, dataset.describe(), files
     workdir = tempfile.mkdtemp(prefix="weights-", dir=spec["output_dir"])
     try:
-        model, weights = adapter.build(model_spec["name"], model_spec.get("kwargs", {}), spec["weights"], workdir)
+        model, weights = adapter.build(model_spec["name"], model_spec.get("kwargs", {}), spec["weights"], workdir,
+                                       recipe.input_shape(1))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     timeline["model_ready_at"] = time.time()
     params = spec["suite_params"]
+    files = {}
     if spec["suite"] == "error":
         metrics = run_error_suite(adapter, model, recipe, dataset, params, spec["output_dir"])
+        files["predictions"] = metrics["predictions_file"]
     elif spec["suite"] == "throughput":
         metrics = _cold_start(adapter, model, recipe, params, spec, timeline)
         metrics.update(run_throughput_suite(adapter, model, recipe, params, spec.get("seed", 0)))
     else:
         raise ValueError("unknown suite {!r}".format(spec["suite"]))
-    return "ok", metrics, weights, dataset.describe() if dataset else None
+    return "ok", metrics, weights, dataset.describe() if dataset else None, files
 
 
 def _cold_start(adapter, model, recipe, params, spec, timeline):

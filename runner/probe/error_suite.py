@@ -20,7 +20,7 @@ def run_error_suite(adapter, model, recipe, dataset, params, out_dir):
         tick = time.perf_counter()
         for rel, label in items[start:start + batch_size]:
             try:
-                array, mode = preprocess_file(os.path.join(dataset.root, rel), recipe)
+                array, mode = preprocess_file(os.path.join(dataset.root, rel), recipe, adapter)
             except (OSError, ValueError, SyntaxError) as exc:  # Pillow's ways of saying "not an image"
                 unreadable.append({"file": rel, "error": "{}: {}".format(type(exc).__name__, exc)})
                 continue

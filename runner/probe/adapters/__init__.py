@@ -7,6 +7,8 @@ knows the names alone.
 import importlib
 
 ADAPTERS = {
+    "gluoncv": "runner.probe.adapters.gluoncv",
+    "keras": "runner.probe.adapters.keras",
     "torchvision": "runner.probe.adapters.torchvision",
 }
 

@@ -16,6 +16,7 @@ PRETRAINED_TAG = "IMAGENET1K_V1"
 
 class Adapter(object):
     name = "torchvision"
+    output_kind = "logits"
 
     def __init__(self, device, threads):
         import torch
@@ -72,7 +73,17 @@ class Adapter(object):
             kwargs.setdefault("init_weights", True)
         return factory, kwargs
 
-    def build(self, name, kwargs, weights, workdir):
+    def weights_suffix(self):
+        return ".pth"
+
+    def save_seeded(self, name, kwargs, seed, path, input_shape=None):
+        """Create the model with seeded random weights and write them in torch's own format (torch.save)."""
+        factory, args = self._constructor_kwargs(name, kwargs, pretrained=False)
+        self.torch.manual_seed(int(seed))
+        self.torch.save(factory(**args).state_dict(), path)
+        return path
+
+    def build(self, name, kwargs, weights, workdir, input_shape=None):
         """Build the model with the requested weights; returns (model, weights record)."""
         torch = self.torch
         source = weights["source"]
@@ -93,17 +104,14 @@ class Adapter(object):
         else:
             factory, args = self._constructor_kwargs(name, kwargs, pretrained=False)
             if source == "random":
-                torch.manual_seed(int(weights["seed"]))
                 record["seed"] = int(weights["seed"])
-                seeded = factory(**args)
-                path = os.path.join(workdir, "{}-seed{}.pth".format(name, weights["seed"]))
                 # Saved and read back so random weights go through the same file path as real ones.
-                torch.save(seeded.state_dict(), path)
-                del seeded
+                path = self.save_seeded(name, kwargs, weights["seed"], os.path.join(
+                    workdir, "{}-seed{}.pth".format(name, weights["seed"])))
             else:
                 path = weights["path"]
             record["sha256"] = sha256_file(path)
-            if source == "file" and record["sha256"] != weights["sha256"]:
+            if weights.get("sha256") and record["sha256"] != weights["sha256"]:
                 raise WeightsError("weights file {} has sha256 {}, expected {}; refusing to load it".format(
                     path, record["sha256"], weights["sha256"]))
             model = factory(**args)

@@ -1,0 +1,176 @@
+"""TensorFlow / Keras adapter: Keras applications through tf.keras, from TF 1.13 to current.
+
+Three API generations meet here and nowhere else:
+- TF 1.x: graph mode; the session is configured once; seeds through tf.set_random_seed.
+- TF 2.0-2.15: eager tf.keras (Keras 2); tf.random.set_seed.
+- TF >= 2.16: tf.keras is Keras 3; weights it writes itself must be named *.weights.h5,
+  and it still reads the legacy HDF5 files older versions write (which the drift suite needs).
+Keras applications end in a softmax, so the outputs compared are probabilities, not logits.
+"""
+
+import os
+
+import numpy as np
+
+from ..weights import WeightsError, sha256_file, tensor_digest
+
+PRETRAINED_TAG = "imagenet"
+
+
+class Adapter(object):
+    name = "keras"
+    output_kind = "probabilities"
+
+    def __init__(self, device, threads):
+        self.requested_device = device
+        if device == "cpu":
+            # TF 1.x has no API to hide a GPU once imported; the cell is its own process.
+            os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+        elif device.startswith("cuda:"):
+            os.environ["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]
+        import tensorflow as tf
+
+        self.tf = tf
+        self.keras = tf.keras
+        self.graph_mode = not tf.executing_eagerly()
+        self.threads = int(threads or 0)
+        if self.graph_mode:
+            self._new_graph()
+        elif self.threads:
+            tf.config.threading.set_intra_op_parallelism_threads(self.threads)
+        if device.startswith("cuda") and not self._gpus():
+            raise RuntimeError("device {!r} asked for, but TensorFlow {} sees no GPU (built with CUDA: {})".format(
+                device, tf.__version__, tf.test.is_built_with_cuda()))
+        self.device_name = "/GPU:0" if device.startswith("cuda") else "/CPU:0"
+
+    def _new_graph(self):
+        """TF 1.x: a fresh graph and session. Op seeds derive from the graph's op count, so a seeded
+        model is reproducible only when built first in its graph."""
+        tf = self.tf
+        tf.keras.backend.clear_session()
+        config = tf.ConfigProto()
+        if self.threads:
+            config.intra_op_parallelism_threads = self.threads
+        tf.keras.backend.set_session(tf.Session(config=config))
+
+    def _gpus(self):
+        tf = self.tf
+        lister = getattr(getattr(tf, "config", None), "list_physical_devices", None) or \
+            getattr(getattr(getattr(tf, "config", None), "experimental", None), "list_physical_devices", None)
+        if lister is not None:
+            return lister("GPU")
+        return [1] if tf.test.is_gpu_available() else []
+
+    # -- what this version offers -------------------------------------------------------
+    def versions(self):
+        found = {"tensorflow": self.tf.__version__, "keras": getattr(self.keras, "__version__", None)}
+        try:
+            import keras_applications  # TF 1.x / early 2.x take their models from here
+
+            found["keras_applications"] = keras_applications.__version__
+        except ImportError:
+            pass
+        return found
+
+    def keras3(self):
+        return int(str(self.versions()["keras"] or "2").split(".")[0]) >= 3
+
+    def has_model(self, name):
+        return callable(getattr(self.keras.applications, name, None))
+
+    def settings(self):
+        tf = self.tf
+        threads = self.threads
+        if not self.graph_mode:
+            threads = tf.config.threading.get_intra_op_parallelism_threads()
+        return {"threads": threads, "graph_mode": self.graph_mode,
+                "image_data_format": self.keras.backend.image_data_format()}
+
+    def device_info(self):
+        tf = self.tf
+        info = {"framework_device": self.device_name, "cuda_build": bool(tf.test.is_built_with_cuda())}
+        build_info = getattr(getattr(tf, "sysconfig", None), "get_build_info", None)
+        if build_info is not None:
+            details = build_info()
+            info["cuda_build_version"] = details.get("cuda_version")
+            info["cudnn_build_version"] = details.get("cudnn_version")
+        if self.device_name.startswith("/GPU"):
+            details = getattr(tf.config.experimental, "get_device_details", None)
+            gpus = self._gpus()
+            if details is not None and gpus:
+                info["gpu_name"] = details(gpus[0]).get("device_name")
+        return info
+
+    # -- model and weights ---------------------------------------------------------------
+    def weights_suffix(self):
+        return ".weights.h5" if self.keras3() else ".h5"
+
+    def _construct(self, name, kwargs, weights):
+        with self.tf.device(self.device_name):
+            return getattr(self.keras.applications, name)(weights=weights, **dict(kwargs))
+
+    def _seed(self, seed):
+        tf = self.tf
+        np.random.seed(seed)
+        set_all = getattr(getattr(self.keras, "utils", None), "set_random_seed", None)
+        if set_all is not None:
+            set_all(seed)
+        elif self.graph_mode:
+            self._new_graph()
+            tf.set_random_seed(seed)
+        else:
+            tf.random.set_seed(seed)
+
+    def save_seeded(self, name, kwargs, seed, path, input_shape=None):
+        """Create the model with seeded random weights and write them in Keras' own weight-file format."""
+        self._seed(int(seed))
+        self._construct(name, kwargs, None).save_weights(path)
+        return path
+
+    def build(self, name, kwargs, weights, workdir, input_shape=None):
+        """Build the model with the requested weights; returns (model, weights record)."""
+        source = weights["source"]
+        record = {"source": source}
+        if source == "pretrained":
+            if weights.get("cache_dir"):
+                os.environ["KERAS_HOME"] = weights["cache_dir"]  # honoured by Keras 3; older ones use ~/.keras
+            try:
+                model = self._construct(name, kwargs, PRETRAINED_TAG)
+            except Exception as exc:  # noqa: BLE001 - offline hosts fail in several ways
+                raise WeightsError("pretrained weights for {} could not be loaded ({}: {}); on an offline host use "
+                                   "WEIGHTS=random or a weights file".format(name, type(exc).__name__, exc))
+            record["tag"] = PRETRAINED_TAG
+        else:
+            if source == "random":
+                record["seed"] = int(weights["seed"])
+                path = self.save_seeded(name, kwargs, weights["seed"], os.path.join(
+                    workdir, "{}-seed{}{}".format(name, weights["seed"], self.weights_suffix())))
+            else:
+                path = weights["path"]
+            record["sha256"] = sha256_file(path)
+            if weights.get("sha256") and record["sha256"] != weights["sha256"]:
+                raise WeightsError("weights file {} has sha256 {}, expected {}; refusing to load it".format(
+                    path, record["sha256"], weights["sha256"]))
+            model = self._construct(name, kwargs, None)
+            model.load_weights(path)
+            record["path"] = path if source != "random" else None
+        record["tensor_digest"] = tensor_digest(
+            ("{:04d}".format(i), value) for i, value in enumerate(model.get_weights()))
+        return model, record
+
+    # -- running -------------------------------------------------------------------------
+    def to_device(self, array):
+        if self.graph_mode:
+            return array  # fed through the session on each call
+        with self.tf.device(self.device_name):
+            return self.tf.constant(array)
+
+    def forward(self, model, tensor):
+        # predict_on_batch returns numpy, so every call ends with the result on the host.
+        return model.predict_on_batch(tensor)
+
+    def predict(self, model, array):
+        return np.asarray(self.forward(model, self.to_device(array)), dtype=np.float32)
+
+    def synchronize(self):
+        pass

@@ -1,0 +1,89 @@
+"""Drift suite: the same seeded checkpoint through different versions of one framework.
+
+The oldest version row writes a checkpoint of seeded random weights in the framework's own
+weight-file format; every newer row loads it, and each row also writes its own for the rows
+after it. Each row runs the same images (its own official preprocessing) through every
+checkpoint it was given and saves the raw outputs; the host compares them pair by pair
+(runner/compare.py). No pretrained weights are needed.
+"""
+
+import hashlib
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from .preprocess import preprocess_file
+from .weights import sha256_file
+
+
+def _inputs(adapter, dataset, recipe):
+    arrays, files, unreadable = [], [], []
+    for rel, _label in dataset.items:
+        try:
+            array, _mode = preprocess_file(os.path.join(dataset.root, rel), recipe, adapter)
+        except (OSError, ValueError, SyntaxError) as exc:
+            unreadable.append({"file": rel, "error": "{}: {}".format(type(exc).__name__, exc)})
+            continue
+        arrays.append(array)
+        files.append(rel)
+    if not arrays:
+        raise RuntimeError("no image of the {} selected could be decoded".format(len(dataset.items)))
+    return np.stack(arrays), files, unreadable
+
+
+def _outputs(adapter, model, inputs, batch_size):
+    parts = [adapter.predict(model, inputs[i:i + batch_size]) for i in range(0, len(inputs), batch_size)]
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+
+def run_drift_suite(adapter, model_spec, recipe, dataset, params, out_dir, drift, seed):
+    """`drift` = {"checkpoints": [{"origin", "cell_id", "path", "sha256"} or {"origin", "cell_id", "unavailable"}]}."""
+    inputs, files, unreadable = _inputs(adapter, dataset, recipe)
+    name, kwargs = model_spec["name"], model_spec.get("kwargs", {})
+    own = "checkpoint" + adapter.weights_suffix()
+    adapter.save_seeded(name, kwargs, seed, os.path.join(out_dir, own), recipe.input_shape(1))
+    own_entry = {"origin": drift["self"], "cell_id": drift["cell_id"], "path": os.path.join(out_dir, own),
+                 "sha256": sha256_file(os.path.join(out_dir, own))}
+    evaluations = []
+    files_out = {"checkpoint": own}
+    scratch = tempfile.mkdtemp(prefix="drift-", dir=out_dir)
+    try:
+        for i, checkpoint in enumerate([own_entry] + list(drift["checkpoints"])):
+            entry = {"origin": checkpoint["origin"], "origin_cell": checkpoint["cell_id"]}
+            if checkpoint.get("unavailable"):
+                entry.update(status="unavailable", reason=checkpoint["unavailable"])
+                evaluations.append(entry)
+                continue
+            entry["checkpoint_sha256"] = checkpoint["sha256"]
+            try:
+                model, record = adapter.build(name, kwargs, {"source": "file", "path": checkpoint["path"],
+                                                             "sha256": checkpoint["sha256"]}, scratch,
+                                              recipe.input_shape(1))
+                outputs = _outputs(adapter, model, inputs, int(params["batch_size"]))
+            except Exception as exc:  # noqa: BLE001 - a checkpoint this version cannot read is a finding
+                entry.update(status="failed", reason="{}: {}".format(type(exc).__name__, str(exc)[:500]))
+                evaluations.append(entry)
+                continue
+            filename = "outputs-{}.npy".format(i)
+            np.save(os.path.join(out_dir, filename), outputs)
+            files_out["outputs-{}".format(i)] = filename
+            entry.update(status="ok", tensor_digest=record["tensor_digest"], outputs_file=filename,
+                         outputs_sha256=hashlib.sha256(outputs.tobytes()).hexdigest(),
+                         top1=[int(k) for k in np.argmax(outputs, axis=1)])
+            evaluations.append(entry)
+            del model
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {
+        "output_kind": getattr(adapter, "output_kind", "logits"),
+        "seed": int(seed),
+        "images_selected": len(dataset.items),
+        "images": len(files),
+        "files": files,
+        "unreadable": unreadable,
+        "input_sha256": hashlib.sha256(np.ascontiguousarray(inputs, dtype=np.float32).tobytes()).hexdigest(),
+        "checkpoint": {"file": own, "sha256": own_entry["sha256"]},
+        "evaluations": evaluations,
+    }, files_out

@@ -1,0 +1,95 @@
+"""The GluonCV adapter against the real MXNet + GluonCV of whatever environment runs the tests.
+
+Runs under tox's probe-mxnet-1.4 and probe-mxnet-1.9 envs; skipped where gluoncv does not import.
+"""
+
+import numpy as np
+import pytest
+
+mx = pytest.importorskip("mxnet")
+pytest.importorskip("gluoncv")
+
+from runner.probe.adapters import load_adapter  # noqa: E402
+from runner.probe.preprocess import Recipe, load_rgb, preprocess_file  # noqa: E402
+from runner.probe.weights import WeightsError, sha256_file  # noqa: E402
+
+from .recipes import recipe, sample_images  # noqa: E402
+
+SMALL = "mobilenet0.25"
+SHAPE = (1, 3, 224, 224)
+
+
+@pytest.fixture(scope="module")
+def adapter():
+    return load_adapter("gluoncv", "cpu", 1)
+
+
+def test_models_known_to_this_version(adapter):
+    for name in ("resnet50_v1", "resnet50_v1b", "mobilenet1.0", "mobilenetv2_1.0", "densenet121", "inceptionv3"):
+        assert adapter.has_model(name), name
+    assert not adapter.has_model("no_such_net")
+
+
+def test_random_weights_are_seeded_and_go_through_a_weight_file(adapter, tmp_path):
+    _, first = adapter.build(SMALL, {}, {"source": "random", "seed": 3}, str(tmp_path), SHAPE)
+    _, again = adapter.build(SMALL, {}, {"source": "random", "seed": 3}, str(tmp_path), SHAPE)
+    _, other = adapter.build(SMALL, {}, {"source": "random", "seed": 4}, str(tmp_path), SHAPE)
+    assert first["tensor_digest"] == again["tensor_digest"] != other["tensor_digest"]
+    assert len(first["sha256"]) == 64
+
+
+def test_weights_file_is_loaded_and_checked(adapter, tmp_path):
+    path = adapter.save_seeded(SMALL, {}, 5, str(tmp_path / "w.params"), SHAPE)
+    digest = sha256_file(path)
+    _, record = adapter.build(SMALL, {}, {"source": "file", "path": path, "sha256": digest}, str(tmp_path), SHAPE)
+    _, seeded = adapter.build(SMALL, {}, {"source": "random", "seed": 5}, str(tmp_path), SHAPE)
+    assert record["tensor_digest"] == seeded["tensor_digest"] and record["path"] == path
+    with pytest.raises(WeightsError, match="refusing to load"):
+        adapter.build(SMALL, {}, {"source": "file", "path": path, "sha256": "0" * 64}, str(tmp_path), SHAPE)
+
+
+def test_pretrained_download_either_loads_or_says_how_to_go_offline(adapter, tmp_path):
+    try:
+        _, record = adapter.build(SMALL, {}, {"source": "pretrained", "cache_dir": str(tmp_path)}, str(tmp_path), SHAPE)
+    except WeightsError as exc:
+        assert "WEIGHTS=random" in str(exc)
+    else:
+        assert record["source"] == "pretrained"
+
+
+def test_forward_is_asynchronous_until_synchronised(adapter, tmp_path):
+    model, _ = adapter.build(SMALL, {}, {"source": "random", "seed": 0}, str(tmp_path), SHAPE)
+    out = adapter.forward(model, adapter.to_device(np.zeros((2, 3, 224, 224), dtype=np.float32)))
+    adapter.synchronize()
+    assert out.shape == (2, 1000) and np.isfinite(out.asnumpy()).all()
+
+
+@pytest.mark.parametrize("recipe_name,size,crop", [("gluoncv-224", 256, 224), ("gluoncv-inception", 342, 299)])
+def test_probe_preprocessing_matches_gluoncv_transform_eval(imagenet_sample, adapter, recipe_name, size, crop):
+    """Same decoded pixels through GluonCV's eval preset and through the probe's recipe."""
+    from gluoncv.data.transforms.presets.imagenet import transform_eval
+
+    chosen = recipe(recipe_name)
+    assert (chosen.resize, chosen.crop, chosen.resize_with) == (size, crop, "framework")
+    worst = 0.0
+    for path in sample_images(imagenet_sample):
+        ours, _ = preprocess_file(path, chosen, adapter)
+        image, _ = load_rgb(path)
+        theirs = transform_eval(mx.nd.array(np.asarray(image), dtype="uint8"), resize_short=size,
+                                crop_size=crop).asnumpy()[0]
+        worst = max(worst, float(np.abs(ours - theirs).max()))
+    assert worst <= 1e-5, "{}: max abs difference {}".format(recipe_name, worst)
+
+
+def test_pillow_resize_is_measurably_not_gluoncvs(imagenet_sample, adapter):
+    """Why the GluonCV recipes resize with MXNet: Pillow's bilinear differs from OpenCV's."""
+    from gluoncv.data.transforms.presets.imagenet import transform_eval
+
+    pillow = Recipe(resize=256, crop=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), crop_offset="floor")
+    means = []
+    for path in sample_images(imagenet_sample):
+        ours, _ = preprocess_file(path, pillow)
+        image, _ = load_rgb(path)
+        theirs = transform_eval(mx.nd.array(np.asarray(image), dtype="uint8")).asnumpy()[0]
+        means.append(float(np.abs(ours - theirs).mean()))
+    assert np.mean(means) > 0.01  # about 0.044 in normalised units measured on the 30 images

@@ -1,0 +1,91 @@
+"""The Keras adapter against the real TensorFlow of whatever environment runs the tests.
+
+Runs under tox's probe-tf-1.13 (graph mode, Keras 2.2.4-tf) and probe-tf-current (Keras 3)
+envs; skipped where TensorFlow does not import.
+"""
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from runner.probe.adapters import load_adapter  # noqa: E402
+from runner.probe.preprocess import load_rgb, resize_and_crop, to_array  # noqa: E402
+from runner.probe.weights import WeightsError, sha256_file  # noqa: E402
+
+from .recipes import recipe, sample_images  # noqa: E402
+
+SMALL = "MobileNet"
+SHAPE = (1, 224, 224, 3)
+
+
+@pytest.fixture(scope="module")
+def adapter():
+    return load_adapter("keras", "cpu", 1)
+
+
+def test_models_known_to_this_version(adapter):
+    assert adapter.has_model("ResNet50") and adapter.has_model("MobileNet")
+    assert not adapter.has_model("NoSuchNet")
+    # ResNet101 arrived in tf.keras with TF 1.14 / 2.0.
+    assert adapter.has_model("ResNet101") == (int(tf.__version__.split(".")[0]) >= 2)
+
+
+def test_random_weights_are_seeded_and_go_through_a_weight_file(adapter, tmp_path):
+    _, first = adapter.build(SMALL, {}, {"source": "random", "seed": 3}, str(tmp_path), SHAPE)
+    _, again = adapter.build(SMALL, {}, {"source": "random", "seed": 3}, str(tmp_path), SHAPE)
+    _, other = adapter.build(SMALL, {}, {"source": "random", "seed": 4}, str(tmp_path), SHAPE)
+    assert first["tensor_digest"] == again["tensor_digest"] != other["tensor_digest"]
+    assert len(first["sha256"]) == 64
+
+
+def test_weights_file_is_loaded_and_checked(adapter, tmp_path):
+    path = adapter.save_seeded(SMALL, {}, 5, str(tmp_path / ("w" + adapter.weights_suffix())))
+    digest = sha256_file(path)
+    model, record = adapter.build(SMALL, {}, {"source": "file", "path": path, "sha256": digest}, str(tmp_path), SHAPE)
+    _, seeded = adapter.build(SMALL, {}, {"source": "random", "seed": 5}, str(tmp_path), SHAPE)
+    assert record["tensor_digest"] == seeded["tensor_digest"] and record["path"] == path
+    with pytest.raises(WeightsError, match="refusing to load"):
+        adapter.build(SMALL, {}, {"source": "file", "path": path, "sha256": "0" * 64}, str(tmp_path), SHAPE)
+
+
+def test_pretrained_download_either_loads_or_says_how_to_go_offline(adapter, tmp_path):
+    try:
+        _, record = adapter.build(SMALL, {}, {"source": "pretrained", "cache_dir": str(tmp_path)}, str(tmp_path), SHAPE)
+    except WeightsError as exc:
+        assert "WEIGHTS=random" in str(exc)
+    else:
+        assert record["tag"] == "imagenet"
+
+
+def test_predict_gives_one_distribution_per_image(adapter, tmp_path):
+    model, _ = adapter.build(SMALL, {}, {"source": "random", "seed": 0}, str(tmp_path), SHAPE)
+    out = adapter.predict(model, np.zeros((2, 224, 224, 3), dtype=np.float32))
+    assert out.shape == (2, 1000) and np.isfinite(out).all()
+    assert np.allclose(out.sum(axis=1), 1.0, atol=1e-4)  # Keras applications end in a softmax
+
+
+# Keras ships the normalisation (preprocess_input); it ships no resize/crop for evaluation, so
+# both sides start from the probe's crop and the comparison isolates preprocess_input's mode.
+HELPERS = [
+    ("keras-caffe-224", "resnet50"),
+    ("keras-tf-224", "mobilenet"),
+    ("keras-tf-299", "inception_v3"),
+    ("keras-torch-224", "densenet"),
+]
+
+
+@pytest.mark.parametrize("recipe_name,module", HELPERS)
+def test_probe_normalisation_matches_keras_preprocess_input(imagenet_sample, recipe_name, module):
+    helper = getattr(tf.keras.applications, module).preprocess_input
+    chosen = recipe(recipe_name)
+    worst = 0.0
+    for path in sample_images(imagenet_sample):
+        image, _ = load_rgb(path)
+        crop = resize_and_crop(image, chosen)
+        ours = to_array(crop, chosen)
+        theirs = np.asarray(helper(np.asarray(crop, dtype=np.float32)[None].copy()))[0]
+        assert ours.shape == theirs.shape == (chosen.crop, chosen.crop, 3)
+        worst = max(worst, float(np.abs(ours - theirs).max()))
+    # float32 arithmetic in a different order: values up to ~150 (caffe mode) keep ~1e-5 relative.
+    assert worst <= 1e-4, "{}: max abs difference {}".format(recipe_name, worst)
