@@ -57,3 +57,33 @@ def test_real_images_including_the_large_and_the_grey_one(imagenet_sample):
         modes.add(mode)
         assert array.shape == (3, 224, 224) and np.isfinite(array).all()
     assert "L" in modes
+
+
+def test_crop_offset_rounds_like_torchvision_or_floors_like_mxnet():
+    image = noise_image(1, size=(341, 256))  # 341 - 224 = 117: offset 58.5
+    rounded = resize_and_crop(image, Recipe(resize=256, crop=224, crop_offset="round"))
+    floored = resize_and_crop(image, Recipe(resize=256, crop=224, crop_offset="floor"))
+    assert np.array_equal(np.asarray(rounded), np.asarray(image.crop((58, 16, 282, 240))))  # round(58.5) == 58 in py3
+    image = noise_image(1, size=(343, 256))  # 119: offset 59.5
+    rounded = resize_and_crop(image, Recipe(resize=256, crop=224, crop_offset="round"))
+    floored = resize_and_crop(image, Recipe(resize=256, crop=224, crop_offset="floor"))
+    assert np.array_equal(np.asarray(floored), np.asarray(image.crop((59, 16, 283, 240))))
+    assert np.array_equal(np.asarray(rounded), np.asarray(image.crop((60, 16, 284, 240))))
+
+
+class HalvingResizer(object):
+    """A stand-in framework resize that is visibly not Pillow's: every pixel halved."""
+
+    def resize(self, array, size, interpolation):
+        assert interpolation == "bilinear"
+        resized = np.asarray(Image.fromarray(array).resize(size, Image.NEAREST))
+        return (resized // 2).astype(np.uint8)
+
+
+def test_resize_with_framework_uses_the_adapters_resize():
+    image = noise_image(2, size=(500, 375))
+    recipe = Recipe(resize=256, crop=224, resize_with="framework")
+    out = np.asarray(resize_and_crop(image, recipe, HalvingResizer()))
+    assert out.shape == (224, 224, 3) and out.max() <= 127
+    with pytest.raises(ValueError, match="resize_with"):
+        Recipe(resize=256, crop=224, resize_with="opencv")

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from runner.compare import compare_pair
+
+
+def logits(seed, images=8, classes=20):
+    return np.random.RandomState(seed).standard_normal((images, classes)).astype(np.float32)
+
+
+def test_identical_outputs():
+    a = logits(0)
+    stats = compare_pair(a, a.copy(), "logits")
+    assert stats["outputs_identical"] and stats["max_abs_diff"] == 0.0
+    assert stats["top1_agreement"] == stats["top5_agreement"] == 1.0 and stats["compared_as"] == "logits"
+
+
+def test_a_small_drift_is_measured_and_a_swapped_winner_is_counted():
+    a = logits(1)
+    b = a.copy()
+    b[0, 3] += 1e-3
+    stats = compare_pair(a, b, "logits")
+    assert not stats["outputs_identical"]
+    assert stats["max_abs_diff"] == pytest.approx(1e-3, rel=1e-3)
+    assert stats["mean_abs_diff"] == pytest.approx(1e-3 / a.size, rel=1e-3)
+    c = a.copy()
+    winner, runner_up = np.argsort(-a[2])[:2]
+    c[2, winner], c[2, runner_up] = a[2, runner_up], a[2, winner]
+    stats = compare_pair(a, c, "logits")
+    assert stats["top1_agreement"] == pytest.approx(7 / 8)
+    assert stats["top5_agreement"] == 1.0  # the same five classes, in another order
+
+
+def test_probabilities_are_compared_as_log_probabilities():
+    a = logits(2)
+    pa = np.exp(a) / np.exp(a).sum(axis=1, keepdims=True)
+    shifted = a + 0.5  # same softmax: logits that differ by a per-image constant
+    pb = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    stats = compare_pair(pa.astype(np.float32), pb.astype(np.float32), "probabilities")
+    assert stats["compared_as"] == "log-probabilities" and stats["max_abs_diff"] < 1e-5
+    b = a.copy()
+    b[1, 0] += 0.1
+    pb = np.exp(b) / np.exp(b).sum(axis=1, keepdims=True)
+    assert compare_pair(pa.astype(np.float32), pb.astype(np.float32), "probabilities")["max_abs_diff"] > 0.05
