@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from ..weights import WeightsError, sha256_file, tensor_digest
+from ..weights import WeightsError, file_to_load, tensor_digest
 
 
 class Adapter(object):
@@ -94,19 +94,9 @@ class Adapter(object):
                                    "WEIGHTS=random or a weights file".format(name, type(exc).__name__, exc))
             record["tag"] = "pretrained=True"
         else:
-            if source == "random":
-                record["seed"] = int(weights["seed"])
-                path = self.save_seeded(name, kwargs, weights["seed"], os.path.join(
-                    workdir, "{}-seed{}.params".format(name, weights["seed"])), input_shape)
-            else:
-                path = weights["path"]
-            record["sha256"] = sha256_file(path)
-            if weights.get("sha256") and record["sha256"] != weights["sha256"]:
-                raise WeightsError("weights file {} has sha256 {}, expected {}; refusing to load it".format(
-                    path, record["sha256"], weights["sha256"]))
+            path, record = file_to_load(self, name, kwargs, weights, workdir, input_shape)
             net = self.model_zoo.get_model(name, pretrained=False, **dict(kwargs))
             net.load_parameters(path, ctx=self.ctx)
-            record["path"] = path if source != "random" else None
         # Parameter names carry a per-process counter (resnetv10_, resnetv11_...); order is what is stable.
         record["tensor_digest"] = tensor_digest(
             ("{:04d}".format(i), p.data(self.ctx).asnumpy()) for i, p in enumerate(net.collect_params().values()))

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from ..weights import WeightsError, sha256_file, tensor_digest
+from ..weights import WeightsError, file_to_load, tensor_digest
 
 PRETRAINED_TAG = "imagenet"
 
@@ -141,19 +141,9 @@ class Adapter(object):
                                    "WEIGHTS=random or a weights file".format(name, type(exc).__name__, exc))
             record["tag"] = PRETRAINED_TAG
         else:
-            if source == "random":
-                record["seed"] = int(weights["seed"])
-                path = self.save_seeded(name, kwargs, weights["seed"], os.path.join(
-                    workdir, "{}-seed{}{}".format(name, weights["seed"], self.weights_suffix())))
-            else:
-                path = weights["path"]
-            record["sha256"] = sha256_file(path)
-            if weights.get("sha256") and record["sha256"] != weights["sha256"]:
-                raise WeightsError("weights file {} has sha256 {}, expected {}; refusing to load it".format(
-                    path, record["sha256"], weights["sha256"]))
+            path, record = file_to_load(self, name, kwargs, weights, workdir, input_shape)
             model = self._construct(name, kwargs, None)
             model.load_weights(path)
-            record["path"] = path if source != "random" else None
         record["tensor_digest"] = tensor_digest(
             ("{:04d}".format(i), value) for i, value in enumerate(model.get_weights()))
         return model, record

@@ -8,7 +8,7 @@ TORCH_HOME/hub/checkpoints later); both are handled here, nowhere else.
 import inspect
 import os
 
-from ..weights import WeightsError, sha256_file, tensor_digest
+from ..weights import WeightsError, file_to_load, sha256_file, tensor_digest
 
 # The published tables are for these weights; "DEFAULT" may move to a newer recipe.
 PRETRAINED_TAG = "IMAGENET1K_V1"
@@ -103,21 +103,10 @@ class Adapter(object):
                 record.update(path=path, sha256=sha256_file(path))
         else:
             factory, args = self._constructor_kwargs(name, kwargs, pretrained=False)
-            if source == "random":
-                record["seed"] = int(weights["seed"])
-                # Saved and read back so random weights go through the same file path as real ones.
-                path = self.save_seeded(name, kwargs, weights["seed"], os.path.join(
-                    workdir, "{}-seed{}.pth".format(name, weights["seed"])))
-            else:
-                path = weights["path"]
-            record["sha256"] = sha256_file(path)
-            if weights.get("sha256") and record["sha256"] != weights["sha256"]:
-                raise WeightsError("weights file {} has sha256 {}, expected {}; refusing to load it".format(
-                    path, record["sha256"], weights["sha256"]))
+            path, record = file_to_load(self, name, kwargs, weights, workdir, input_shape)
             model = factory(**args)
             state = torch.load(path, map_location="cpu")
             model.load_state_dict(state)
-            record["path"] = path if source == "file" else None
         model.eval()
         model.to(self.device)
         record["tensor_digest"] = tensor_digest(
