@@ -8,7 +8,7 @@ own helper inside its environment.
 """
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
 INTERPOLATIONS = {
     "nearest": Image.NEAREST,
@@ -58,13 +58,19 @@ def load_rgb(path):
     """Decode an image into RGB. Greyscale, CMYK, palette and alpha images are converted.
 
     A truncated or unreadable file raises (OSError or ValueError from Pillow); the caller
-    counts and lists it. Pillow's LOAD_TRUNCATED_IMAGES is deliberately left off: a
-    half-grey image would be scored as if it were the real one.
+    counts and lists it. Pillow's LOAD_TRUNCATED_IMAGES is held off here: a half-grey image
+    would be scored as if it were the real one, and importing gluoncv 0.10 turns the flag on
+    for the whole process (gluoncv/data/mhp.py).
     """
-    with Image.open(path) as image:
-        image.load()
-        mode = image.mode
-        return image.convert("RGB"), mode
+    saved = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode = image.mode
+            return image.convert("RGB"), mode
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = saved
 
 
 def resize_and_crop(image, recipe, adapter=None):

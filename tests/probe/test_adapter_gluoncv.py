@@ -24,6 +24,15 @@ def adapter():
     return load_adapter("gluoncv", "cpu", 1)
 
 
+def test_truncated_images_stay_unreadable_after_gluoncv_is_imported(adapter, tmp_path):
+    """gluoncv 0.10 sets Pillow's LOAD_TRUNCATED_IMAGES for the whole process when imported."""
+    from .imagesets import make_flat_set
+
+    make_flat_set(tmp_path, count=1)
+    with pytest.raises(OSError):
+        load_rgb(str(tmp_path / "images" / "ILSVRC2012_val_00000103.JPEG"))
+
+
 def test_models_known_to_this_version(adapter):
     for name in ("resnet50_v1", "resnet50_v1b", "mobilenet1.0", "mobilenetv2_1.0", "densenet121", "inceptionv3"):
         assert adapter.has_model(name), name
