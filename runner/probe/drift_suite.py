@@ -14,23 +14,15 @@ import tempfile
 
 import numpy as np
 
-from .preprocess import preprocess_file
+from .preprocess import preprocess_items
 from .weights import sha256_file
 
 
 def _inputs(adapter, dataset, recipe):
-    arrays, files, unreadable = [], [], []
-    for rel, _label in dataset.items:
-        try:
-            array, _mode = preprocess_file(os.path.join(dataset.root, rel), recipe, adapter)
-        except (OSError, ValueError, SyntaxError) as exc:
-            unreadable.append({"file": rel, "error": "{}: {}".format(type(exc).__name__, exc)})
-            continue
-        arrays.append(array)
-        files.append(rel)
+    arrays, kept, _modes, unreadable = preprocess_items(dataset.root, dataset.items, recipe, adapter)
     if not arrays:
         raise RuntimeError("no image of the {} selected could be decoded".format(len(dataset.items)))
-    return np.stack(arrays), files, unreadable
+    return np.stack(arrays), [rel for rel, _label in kept], unreadable
 
 
 def _outputs(adapter, model, inputs, batch_size):

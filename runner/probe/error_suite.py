@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from .preprocess import preprocess_file
+from .preprocess import preprocess_items
 
 
 def run_error_suite(adapter, model, recipe, dataset, params, out_dir):
@@ -16,18 +16,12 @@ def run_error_suite(adapter, model, recipe, dataset, params, out_dir):
     decode_s = model_s = 0.0
     items = dataset.items
     for start in range(0, len(items), batch_size):
-        arrays, labels, names = [], [], []
         tick = time.perf_counter()
-        for rel, label in items[start:start + batch_size]:
-            try:
-                array, mode = preprocess_file(os.path.join(dataset.root, rel), recipe, adapter)
-            except (OSError, ValueError, SyntaxError) as exc:  # Pillow's ways of saying "not an image"
-                unreadable.append({"file": rel, "error": "{}: {}".format(type(exc).__name__, exc)})
-                continue
+        arrays, kept, batch_modes, batch_unreadable = preprocess_items(
+            dataset.root, items[start:start + batch_size], recipe, adapter)
+        unreadable += batch_unreadable
+        for mode in batch_modes:
             modes[mode] = modes.get(mode, 0) + 1
-            arrays.append(array)
-            labels.append(label)
-            names.append(rel)
         decode_s += time.perf_counter() - tick
         if not arrays:
             continue
@@ -36,7 +30,7 @@ def run_error_suite(adapter, model, recipe, dataset, params, out_dir):
         model_s += time.perf_counter() - tick
         # mergesort: the stable sort numpy had before kind="stable" (1.15); the MXNet 1.4 row has 1.14
         best = np.argsort(-logits, axis=1, kind="mergesort")[:, :5]
-        for name, label, top in zip(names, labels, best):
+        for (name, label), top in zip(kept, best):
             top1 += int(top[0] == label)
             top5 += int(label in top)
             rows.append([name, label] + [int(k) for k in top])

@@ -7,8 +7,13 @@ side truncated; crop offsets rounded) so the tensors can be compared with each f
 own helper inside its environment.
 """
 
+import os
+
 import numpy as np
 from PIL import Image, ImageFile
+
+# Pillow's ways of saying "not an image": a truncated, corrupt or non-image file.
+UNREADABLE = (OSError, ValueError, SyntaxError)
 
 INTERPOLATIONS = {
     "nearest": Image.NEAREST,
@@ -110,3 +115,21 @@ def to_array(image, recipe):
 def preprocess_file(path, recipe, adapter=None):
     image, mode = load_rgb(path)
     return to_array(resize_and_crop(image, recipe, adapter), recipe), mode
+
+
+def preprocess_items(root, items, recipe, adapter=None):
+    """Preprocess (relative path, label) items; unreadable files are listed, not raised.
+
+    Returns (arrays, kept items, their Pillow modes, unreadable [{"file", "error"}]).
+    """
+    arrays, kept, modes, unreadable = [], [], [], []
+    for rel, label in items:
+        try:
+            array, mode = preprocess_file(os.path.join(root, rel), recipe, adapter)
+        except UNREADABLE as exc:
+            unreadable.append({"file": rel, "error": "{}: {}".format(type(exc).__name__, exc)})
+            continue
+        arrays.append(array)
+        kept.append((rel, label))
+        modes.append(mode)
+    return arrays, kept, modes, unreadable
