@@ -111,8 +111,9 @@ def cmd_report(args, out):
         raise UserError("{}: no such run; runs here: {}".format(store.root, ", ".join(
             sorted(p.name for p in Path(args.results_dir).glob("*") if p.is_dir())) or "(none)"))
     matrix = load_matrix(args.matrix)
-    report_dir = write_report(matrix, store, compare_versions(store), Path(args.reports_dir) / args.run_name,
-                              args.run_name)
+    results, problems = store.load_all()
+    report_dir = write_report(matrix, results, problems, compare_versions(store, results),
+                              Path(args.reports_dir) / args.run_name, args.run_name)
     out.write("report: {}\n".format(report_dir / "report.md"))
     return 0
 

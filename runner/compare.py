@@ -40,23 +40,23 @@ def compare_pair(reference, candidate, kind):
     }
 
 
-def compare_versions(store):
-    """One record per (framework, model, older version -> newer version) the drift results cover."""
-    results, _problems = store.load_all()
-    latest = latest_results(results)
+def compare_versions(store, results):
+    """One record per (framework, model, older version -> newer version) the drift results cover.
+
+    `results` are the run's results (store.load_all()); the store gives the outputs' side files.
+    """
+    by_id = {result["cell_id"]: result for result in results}
     pairs = []
-    for (env, model, suite), newer in sorted(latest.items()):
+    for (_env, _model, suite), newer in sorted(latest_results(results).items()):
         if suite != "drift" or newer["status"] != "ok":
             continue
-        metrics = newer["metrics"]
-        for index, evaluation in enumerate(metrics["evaluations"]):
-            if index == 0:
-                continue  # its own checkpoint: the reference for the versions after it
-            pairs.append(_pair(store, newer, index, evaluation))
+        # The first evaluation is its own checkpoint: the reference for the versions after it.
+        for evaluation in newer["metrics"]["evaluations"][1:]:
+            pairs.append(_pair(store, newer, by_id.get(evaluation["origin_cell"]), evaluation))
     return pairs
 
 
-def _pair(store, newer, index, evaluation):
+def _pair(store, newer, older, evaluation):
     record = {
         "framework": newer["framework"], "model": newer["model"], "from_env": evaluation["origin"],
         "to_env": newer["environment"], "from_cell": evaluation["origin_cell"], "to_cell": newer["cell_id"],
@@ -65,7 +65,6 @@ def _pair(store, newer, index, evaluation):
     }
     if evaluation["status"] != "ok":
         return record
-    older = store.get(evaluation["origin_cell"])
     if older is None or older["status"] != "ok":
         record.update(status="unavailable", reason="the drift result of {} is gone".format(evaluation["origin"]))
         return record

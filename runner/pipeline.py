@@ -81,11 +81,13 @@ def run_matrix(settings, options, out):
         store.put(result, replace=store.path(cell.id).exists())
         progress.done(cell, result)
 
-    drift = compare_versions(store)
-    report_dir = write_report(matrix, store, drift, Path(settings.reports_dir) / run_name, run_name)
+    results, problems = store.load_all()
+    drift = compare_versions(store, results)
+    report_dir = write_report(matrix, results, problems, drift, Path(settings.reports_dir) / run_name, run_name)
+    statuses = {result["cell_id"]: result["status"] for result in results}
     counts = {}
     for cell in cells:
-        status = (store.get(cell.id) or {}).get("status", "missing")
+        status = statuses.get(cell.id, "missing")
         counts[status] = counts.get(status, 0) + 1
     progress.say("report: {}".format(report_dir / "report.md"))
     return RunSummary(total=len(cells), ran=len(todo), reused=len(cells) - len(todo), counts=counts,

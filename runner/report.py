@@ -217,9 +217,11 @@ def render_markdown(run_name, matrix, rows, problems, generated_at, drift=()):
     return out.getvalue()
 
 
-def write_report(matrix, store, drift, report_dir, run_name):
-    """report.md, report.csv (one row per cell and batch size), drift.csv and report.json (both)."""
-    results, problems = store.load_all()
+def write_report(matrix, results, problems, drift, report_dir, run_name):
+    """report.md, report.csv (one row per cell and batch size), drift.csv and report.json (both).
+
+    `results, problems` as ResultStore.load_all() gives them; `drift` from compare.compare_versions.
+    """
     rows = build_rows(matrix, latest_results(results))
     generated_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     report_dir = Path(report_dir)
