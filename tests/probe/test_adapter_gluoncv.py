@@ -11,8 +11,10 @@ pytest.importorskip("gluoncv")
 
 from runner.probe.adapters import load_adapter  # noqa: E402
 from runner.probe.preprocess import Recipe, load_rgb, preprocess_file  # noqa: E402
-from runner.probe.weights import WeightsError, sha256_file  # noqa: E402
+from runner.probe.weights import WeightsError  # noqa: E402
 
+from .adapter_checks import (  # noqa: E402
+    check_random_weights_are_seeded_and_go_through_a_weight_file, check_weights_file_is_loaded_and_checked)
 from .recipes import recipe, sample_images  # noqa: E402
 
 SMALL = "mobilenet0.25"
@@ -40,21 +42,11 @@ def test_models_known_to_this_version(adapter):
 
 
 def test_random_weights_are_seeded_and_go_through_a_weight_file(adapter, tmp_path):
-    _, first = adapter.build(SMALL, {}, {"source": "random", "seed": 3}, str(tmp_path), SHAPE)
-    _, again = adapter.build(SMALL, {}, {"source": "random", "seed": 3}, str(tmp_path), SHAPE)
-    _, other = adapter.build(SMALL, {}, {"source": "random", "seed": 4}, str(tmp_path), SHAPE)
-    assert first["tensor_digest"] == again["tensor_digest"] != other["tensor_digest"]
-    assert len(first["sha256"]) == 64
+    check_random_weights_are_seeded_and_go_through_a_weight_file(adapter, SMALL, SHAPE, tmp_path)
 
 
 def test_weights_file_is_loaded_and_checked(adapter, tmp_path):
-    path = adapter.save_seeded(SMALL, {}, 5, str(tmp_path / "w.params"), SHAPE)
-    digest = sha256_file(path)
-    _, record = adapter.build(SMALL, {}, {"source": "file", "path": path, "sha256": digest}, str(tmp_path), SHAPE)
-    _, seeded = adapter.build(SMALL, {}, {"source": "random", "seed": 5}, str(tmp_path), SHAPE)
-    assert record["tensor_digest"] == seeded["tensor_digest"] and record["path"] == path
-    with pytest.raises(WeightsError, match="refusing to load"):
-        adapter.build(SMALL, {}, {"source": "file", "path": path, "sha256": "0" * 64}, str(tmp_path), SHAPE)
+    check_weights_file_is_loaded_and_checked(adapter, SMALL, SHAPE, tmp_path)
 
 
 def test_pretrained_download_either_loads_or_says_how_to_go_offline(adapter, tmp_path):

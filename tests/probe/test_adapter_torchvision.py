@@ -14,6 +14,8 @@ from runner.probe.adapters import load_adapter  # noqa: E402
 from runner.probe.preprocess import Recipe, preprocess_file  # noqa: E402
 from runner.probe.weights import WeightsError, sha256_file  # noqa: E402
 
+from .adapter_checks import check_random_weights_are_seeded_and_go_through_a_weight_file  # noqa: E402
+
 SMALL = "resnet18"
 
 
@@ -29,12 +31,7 @@ def test_models_known_to_this_version(adapter):
 
 
 def test_random_weights_are_seeded_and_go_through_a_weight_file(adapter, tmp_path):
-    spec = {"source": "random", "seed": 3}
-    _, first = adapter.build(SMALL, {}, spec, str(tmp_path))
-    _, again = adapter.build(SMALL, {}, spec, str(tmp_path))
-    _, other = adapter.build(SMALL, {}, {"source": "random", "seed": 4}, str(tmp_path))
-    assert first["tensor_digest"] == again["tensor_digest"] != other["tensor_digest"]
-    assert first["sha256"] and len(first["sha256"]) == 64
+    check_random_weights_are_seeded_and_go_through_a_weight_file(adapter, SMALL, None, tmp_path)
 
 
 def test_weights_file_is_loaded_and_checked(adapter, tmp_path):
