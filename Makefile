@@ -39,9 +39,9 @@ plan: $(VENV)/.ready
 report: $(VENV)/.ready
 	$(PY) -m runner report --run $(RUN)
 
+# The probe envs build each row through the host package (python -m runner env): DLMATRIX_HOST_PY.
 test: $(VENV)/.ready
-	$(PY) -m runner requirements --out .pins > /dev/null
-	DLMATRIX_SAMPLE=$${DLMATRIX_SAMPLE:-$(abspath ../shared/data/imagenet-val-sample)} $(VENV)/bin/tox $(ARGS)
+	DLMATRIX_HOST_PY=$(abspath $(PY)) DLMATRIX_SAMPLE=$${DLMATRIX_SAMPLE:-$(abspath ../shared/data/imagenet-val-sample)} $(VENV)/bin/tox $(ARGS)
 
 # Benchmark (not a test): runner throughput vs a bare timed loop; output committed.
 bench: $(VENV)/.ready

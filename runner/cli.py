@@ -55,9 +55,18 @@ def build_parser():
                      help="local backend: run even if the interpreter's packages differ from the pins (recorded)")
 
     reqs = sub.add_parser("requirements", help="write each environment's pins as a pip requirements file "
-                                               "(the probe tests' tox envs install from them)")
+                                               "(to rebuild a row by hand: pip install -r)")
     _common(reqs)
     reqs.add_argument("--out", default=".pins", help="folder for <environment>.txt (default: .pins)")
+
+    env = sub.add_parser("env", help="build (or reuse) one environment with the venv backend and print its "
+                                     "interpreter's path")
+    _common(env)
+    env.add_argument("name", help="an environment of the matrix")
+    env.add_argument("--env-dir", help="where the venv backend keeps environments (default: ~/.cache/dlmatrix/envs)")
+    env.add_argument("--overlay", metavar="PYTHON",
+                     help="also let interpreter PYTHON (same minor version; e.g. a tox env with pytest) import the "
+                          "environment's packages, ahead of its own")
 
     report = sub.add_parser("report", help="write reports/<run>/report.{md,csv,json} from results/<run>/")
     _common(report)
@@ -119,7 +128,7 @@ def cmd_report(args, out):
 
 
 def cmd_requirements(args, out):
-    """matrix.toml stays the one place pins live; tox reads these files."""
+    """matrix.toml stays the one place pins live; these files are derived from it."""
     folder = Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
     for env in load_matrix(args.matrix).environments:
@@ -133,7 +142,28 @@ def cmd_requirements(args, out):
     return 0
 
 
-COMMANDS = {"plan": cmd_plan, "run": cmd_run, "report": cmd_report, "requirements": cmd_requirements}
+def cmd_env(args, out):
+    from .backends.base import EnvironmentBuildError
+    from .backends.venv import VenvBackend, overlay
+
+    matrix = load_matrix(args.matrix)
+    by_name = {env.name: env for env in matrix.environments}
+    if args.name not in by_name:
+        raise UserError("{}: no environment {!r}; valid: {}".format(args.matrix, args.name, ", ".join(sorted(by_name))))
+    try:
+        ready = VenvBackend(args.env_dir).prepare(by_name[args.name], lambda line: sys.stderr.write(line + "\n"))
+        if args.overlay:
+            sys.stderr.write("{} now imports {}'s packages ({})\n".format(
+                args.overlay, args.name, overlay(ready.python, args.overlay)))
+    except EnvironmentBuildError as exc:
+        sys.stderr.write("error: {}\n".format(exc.reason))
+        return 1
+    out.write(ready.python + "\n")
+    return 0
+
+
+COMMANDS = {"plan": cmd_plan, "run": cmd_run, "report": cmd_report, "requirements": cmd_requirements,
+            "env": cmd_env}
 
 
 def main(argv=None, out=None):

@@ -1,12 +1,14 @@
 import platform
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from runner.backends import get_backend
 from runner.backends.base import EnvironmentBuildError
 from runner.backends.local import pin_mismatches
-from runner.backends.venv import find_python
+from runner.backends.venv import find_python, overlay
 from runner.errors import UserError
 from runner.matrix import load_matrix
 
@@ -42,3 +44,42 @@ def test_find_python_for_the_running_version_and_a_missing_one():
     assert find_python(version)
     with pytest.raises(EnvironmentBuildError, match="Python 3.99 not found"):
         find_python("3.99")
+
+
+def _venv_with_module(root, body):
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    python = root / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (Path(site) / "which_env.py").write_text(body)
+    return python
+
+
+def test_overlay_lets_a_tool_env_import_the_environment_ahead_of_its_own_packages(tmp_path):
+    env = _venv_with_module(tmp_path / "env", "NAME = 'environment'\n")
+    tool = _venv_with_module(tmp_path / "tool", "NAME = 'tool'\n")
+    pth = overlay(str(env), str(tool))
+    assert pth.is_file()
+    seen = subprocess.run([str(tool), "-c", "import which_env, sys; print(which_env.NAME)"],
+                          capture_output=True, text=True, check=True)
+    assert seen.stdout.strip() == "environment", seen.stderr
+
+
+def test_overlay_refuses_another_python_minor_version(tmp_path):
+    here = "{}.{}".format(*sys.version_info[:2])
+    other = next((python for python in map(find_python_or_none, ("3.7", "3.9", "3.12", "3.13"))
+                  if python and here not in python), None)
+    if other is None:
+        pytest.skip("no second Python minor version on this machine")
+    root = tmp_path / "other"
+    subprocess.run([other, "-m", "venv", "--without-pip", str(root)], check=True)
+    env = _venv_with_module(tmp_path / "env", "NAME = 'environment'\n")
+    with pytest.raises(EnvironmentBuildError, match="same minor version"):
+        overlay(str(env), str(root / "bin" / "python"))
+
+
+def find_python_or_none(version):
+    try:
+        return find_python(version)
+    except EnvironmentBuildError:
+        return None

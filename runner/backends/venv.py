@@ -119,3 +119,38 @@ def _last_error(install_log):
     text = tail(install_log, 40)
     errors = [line for line in text.splitlines() if line.startswith("ERROR")]
     return (errors[0] if errors else (text.splitlines() or [""])[-1]).strip()
+
+
+def overlay(env_python, tool_python):
+    """Make interpreter `tool_python` (a tox env with the test tools) import `env_python`'s packages.
+
+    The probe's tests then run against the very packages the cells run with, without a second
+    install of several GB per row. The row's site-packages go in front of the tool env's own, so
+    a test tool's dependency (packaging, typing_extensions) never shadows the row's pin.
+    Returns the .pth file written.
+    """
+    query = ("import json, site, sys, sysconfig; print(json.dumps([sys.version_info[:2], "
+             "sorted({sysconfig.get_paths()['purelib'], sysconfig.get_paths()['platlib']})]))")
+    (env_version, env_dirs), (tool_version, tool_dirs) = (_ask(python, query) for python in (env_python, tool_python))
+    if env_version != tool_version:
+        raise EnvironmentBuildError("{} is Python {}.{} but the environment is {}.{}; the overlay needs the same "
+                                    "minor version".format(tool_python, *tool_version, *env_version))
+    # One line: .pth files run only single-line `import` statements.
+    # One line, and no comprehensions: site exec()s it, where a comprehension cannot see `site` or `sys`.
+    line = ("import site, sys; n = len(sys.path); list(map(site.addsitedir, {env})); added = sys.path[n:]; "
+            "del sys.path[n:]; i = min(map(sys.path.index, filter(sys.path.__contains__, {tool}))); "
+            "sys.path[i:i] = added\n").format(env=env_dirs, tool=tool_dirs)
+    pth = Path(tool_dirs[0]) / "_dlmatrix_environment.pth"
+    pth.write_text(line)
+    return pth
+
+
+def _ask(python, code):
+    try:
+        run = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise EnvironmentBuildError("cannot run {}: {}".format(python, exc))
+    if run.returncode != 0:
+        raise EnvironmentBuildError("{} failed: {}".format(python, (run.stderr.strip().splitlines() or ["?"])[-1]))
+    return json.loads(run.stdout)
+
