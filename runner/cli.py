@@ -1,7 +1,11 @@
-"""python -m runner {plan,run,report}: the command line. UserError is caught here, once."""
+"""python -m runner {plan,run,report,env,docker-base,wheelhouse,requirements}: the command line.
+
+UserError is caught here, once.
+"""
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -44,7 +48,7 @@ def build_parser():
     run = sub.add_parser("run", help="run the cells (skipping those with results) and write the report")
     _common(run)
     _selection(run)
-    run.add_argument("--backend", default="venv", help="local or venv (default: venv)")
+    run.add_argument("--backend", default="venv", help="venv, docker or local (default: venv)")
     run.add_argument("--run", dest="run_name", help="results/<run>/ (default: <backend>-<device>)")
     run.add_argument("--results-dir", default="results")
     run.add_argument("--reports-dir", default="reports")
@@ -53,6 +57,16 @@ def build_parser():
     run.add_argument("--retry-failed", action="store_true", help="re-run cells whose result is 'failed'")
     run.add_argument("--ignore-pins", action="store_true",
                      help="local backend: run even if the interpreter's packages differ from the pins (recorded)")
+    docker = run.add_argument_group("docker backend")
+    docker.add_argument("--base-image", help="build every image on this base (pinned by tag), instead of [docker] "
+                                             "cpu_base / the rows' cuda_image; e.g. one loaded with `docker load`")
+    docker.add_argument("--ca-bundle", help="CA bundle for pip during builds and for downloads inside cells (TLS-"
+                                            "intercepting proxies); default: $PIP_CERT when set")
+    docker.add_argument("--wheelhouse", help="build with pip reading only this folder of wheels (fill it with "
+                                             "`python -m runner wheelhouse DIR` on a connected machine)")
+    docker.add_argument("--python-dist", help="folder of relocatable CPython builds (python-build-standalone "
+                                              "install_only tarballs) for the images; default: the host's own")
+    docker.add_argument("--build-dir", help="image build logs and records (default: ~/.cache/dlmatrix/docker)")
 
     reqs = sub.add_parser("requirements", help="write each environment's pins as a pip requirements file "
                                                "(to rebuild a row by hand: pip install -r)")
@@ -67,6 +81,19 @@ def build_parser():
     env.add_argument("--overlay", metavar="PYTHON",
                      help="also let interpreter PYTHON (same minor version; e.g. a tox env with pytest) import the "
                           "environment's packages, ahead of its own")
+
+    base = sub.add_parser("docker-base", help="build the CPU base image without any registry: debootstrap a "
+                                              "minimal Debian and `docker import` it under [docker] cpu_base")
+    _common(base)
+    base.add_argument("--suite", default="bookworm", help="Debian release (default: bookworm)")
+    base.add_argument("--mirror", default="http://deb.debian.org/debian", help="Debian mirror")
+    base.add_argument("--force", action="store_true", help="rebuild even if the image exists")
+
+    house = sub.add_parser("wheelhouse", help="download every wheel the matrix's environments install into DIR "
+                                              "(on a connected machine), for air-gapped docker builds")
+    _common(house)
+    house.add_argument("out", help="the wheelhouse folder")
+    house.add_argument("--env", action="append", default=[], dest="environments", help="only this environment")
 
     report = sub.add_parser("report", help="write reports/<run>/report.{md,csv,json} from results/<run>/")
     _common(report)
@@ -99,15 +126,53 @@ def cmd_plan(args, out):
 
 
 def cmd_run(args, out):
+    options = _options(args)
+    docker = _docker_options(args) if args.backend == "docker" else None
     settings = RunSettings(
         matrix_path=Path(args.matrix), backend=args.backend, run_name=args.run_name,
         results_dir=Path(args.results_dir), reports_dir=Path(args.reports_dir), force=args.force,
-        retry_failed=args.retry_failed, env_dir=args.env_dir, ignore_pins=args.ignore_pins)
-    summary = run_matrix(settings, _options(args), sys.stderr)
+        retry_failed=args.retry_failed, env_dir=args.env_dir, ignore_pins=args.ignore_pins, docker=docker)
+    summary = run_matrix(settings, options, sys.stderr)
     out.write("{} cells: {} run now, {} reused; {}; report: {}\n".format(
         summary.total, summary.ran, summary.reused,
         ", ".join("{} {}".format(v, k) for k, v in sorted(summary.counts.items())), summary.report_dir / "report.md"))
     return 1 if summary.failed else 0
+
+
+def _docker_options(args):
+    ca_bundle = args.ca_bundle
+    if ca_bundle is None and os.environ.get("PIP_CERT"):
+        ca_bundle = os.environ["PIP_CERT"]
+        sys.stderr.write("docker: CA bundle {} (from PIP_CERT; --ca-bundle to choose another)\n".format(ca_bundle))
+    for flag, path, want in (("--ca-bundle", ca_bundle, os.path.isfile), ("--wheelhouse", args.wheelhouse, os.path.isdir),
+                             ("--python-dist", args.python_dist, os.path.isdir)):
+        if path and not want(path):
+            raise UserError("{} {}: no such {}".format(flag, path, "file" if want is os.path.isfile else "folder"))
+    return {"base_image": args.base_image, "ca_bundle": ca_bundle and os.path.abspath(ca_bundle),
+            "wheelhouse": args.wheelhouse and os.path.abspath(args.wheelhouse),
+            "python_dist": args.python_dist and os.path.abspath(args.python_dist), "build_dir": args.build_dir}
+
+
+def cmd_docker_base(args, out):
+    from .dockerbase import build_base_image
+
+    matrix = load_matrix(args.matrix)
+    if not matrix.docker.cpu_base:
+        raise UserError("{}: [docker] cpu_base is not set; it names the image this command builds".format(args.matrix))
+    image_id = build_base_image(matrix.docker.cpu_base, args.suite, args.mirror, args.force,
+                                lambda line: sys.stderr.write(line + "\n"))
+    out.write("{} {}\n".format(matrix.docker.cpu_base, image_id))
+    return 0
+
+
+def cmd_wheelhouse(args, out):
+    from .wheelhouse import fill_wheelhouse
+
+    matrix = load_matrix(args.matrix)
+    failures = fill_wheelhouse(matrix, Path(args.out), args.environments, lambda line: sys.stderr.write(line + "\n"))
+    out.write("{}: {} wheels{}\n".format(args.out, len(list(Path(args.out).glob("*.whl"))),
+                                        "; failed: " + ", ".join(failures) if failures else ""))
+    return 1 if failures else 0
 
 
 def cmd_report(args, out):
@@ -163,7 +228,7 @@ def cmd_env(args, out):
 
 
 COMMANDS = {"plan": cmd_plan, "run": cmd_run, "report": cmd_report, "requirements": cmd_requirements,
-            "env": cmd_env}
+            "env": cmd_env, "docker-base": cmd_docker_base, "wheelhouse": cmd_wheelhouse}
 
 
 def main(argv=None, out=None):

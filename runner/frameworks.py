@@ -15,6 +15,7 @@ class FrameworkInfo:
     packages: tuple  # distributions reported as "the framework" in the report
     models: frozenset  # model names the framework's model zoo knows, in any supported version
     weights_host: str  # where its pretrained weights download from (WEIGHTS=auto checks it)
+    system_packages: tuple = ()  # Debian/Ubuntu packages its wheels need in a container image
 
 
 FRAMEWORKS = {
@@ -35,6 +36,7 @@ FRAMEWORKS = {
         version_package="gluoncv",
         packages=("mxnet", "gluoncv"),
         weights_host="apache-mxnet.s3-accelerate.dualstack.amazonaws.com",
+        system_packages=("libgomp1",),  # libmxnet.so links the system OpenMP runtime
         models=frozenset({
             "resnet18_v1", "resnet34_v1", "resnet50_v1", "resnet101_v1", "resnet152_v1", "resnet18_v1b",
             "resnet50_v1b", "resnet50_v1c", "resnet50_v1d", "resnet101_v1b", "resnet101_v1d", "resnet50_v2",

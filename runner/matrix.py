@@ -154,9 +154,19 @@ class Defaults:
 
 
 @dataclass(frozen=True)
+class DockerSettings:
+    """How the docker backend builds and runs cells (runner/backends/docker.py)."""
+
+    cpu_base: Optional[str]  # base image for CPU hosts, pinned by tag (the GPU flavour uses each row's cuda_image)
+    memory_limit: str  # per cell container, Docker's notation: "16g"
+    user: str  # uid:gid the cells run as (never root)
+
+
+@dataclass(frozen=True)
 class Matrix:
     path: Path
     defaults: Defaults
+    docker: DockerSettings
     error: ErrorSuite
     throughput: ThroughputSuite
     drift: DriftSuite
@@ -248,8 +258,9 @@ def load_matrix(path):
     preprocess = _preprocess_tables(top.table("preprocess"))
     models = _models(top.table("models"), preprocess)
     environments = _environments(top.table("environments"), models)
+    docker = _docker(top.table("docker", None))
     top.done()
-    return Matrix(path=path, defaults=defaults, error=error, throughput=throughput, drift=drift,
+    return Matrix(path=path, defaults=defaults, docker=docker, error=error, throughput=throughput, drift=drift,
                   environments=environments, models=models)
 
 
@@ -265,6 +276,26 @@ def _defaults(table):
     )
     table.done()
     return defaults
+
+
+def _docker(table):
+    if table is None:
+        return DockerSettings(cpu_base=None, memory_limit="16g", user="1000:1000")
+    settings = DockerSettings(
+        cpu_base=table.get("cpu_base", str, None, check=_pinned_image, expected="an image pinned by tag (name:tag)"),
+        memory_limit=table.get("memory_limit", str, "16g", check=lambda v: re.match(r"^\d+[bkmg]?$", v),
+                               expected="a size in Docker's notation, e.g. '16g' or '512m'"),
+        user=table.get("user", str, "1000:1000", check=lambda v: re.match(r"^[1-9]\d*:\d+$", v),
+                       expected="a non-root uid:gid such as '1000:1000'"),
+    )
+    table.done()
+    return settings
+
+
+def _pinned_image(ref):
+    """name:tag or name@sha256:...; a bare name would be whatever 'latest' is today."""
+    name = ref.rsplit("/", 1)[-1]
+    return "@sha256:" in ref or (":" in name and not name.endswith(":latest"))
 
 
 def _positive(table, key, default=...):
@@ -435,7 +466,8 @@ def _environments(table, models):
             name=name, framework=framework, python=python, packages=packages,
             index_url=entry.get("index_url", str, None),
             extra_index_urls=_string_list(entry, "extra_index_urls", ()),
-            cuda_image=entry.get("cuda_image", str, None),
+            cuda_image=entry.get("cuda_image", str, None, check=_pinned_image,
+                                 expected="an image pinned by tag (name:tag, not latest)"),
             models=chosen,
         ))
         entry.done()

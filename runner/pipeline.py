@@ -7,12 +7,13 @@ duration); the other cells go on. Only bad input stops the run, and it stops it 
 anything is built.
 """
 
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .backends import get_backend
-from .backends.base import EnvironmentBuildError
+from .backends.base import EnvironmentBuildError, default_cache_home
 from .backends.process import tail
 from .compare import compare_versions
 from .matrix import load_matrix
@@ -36,6 +37,7 @@ class RunSettings:
     retry_failed: bool = False
     env_dir: str = None
     ignore_pins: bool = False
+    docker: dict = None  # DockerOptions fields from the command line (ca_bundle, wheelhouse, ...)
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,12 @@ def run_matrix(settings, options, out):
     say = lambda line: out.write(line + "\n")  # noqa: E731
     matrix = load_matrix(settings.matrix_path)
     options = resolve_auto_weights(matrix, options, say)
+    if settings.backend == "docker" and not (options.weights_cache or matrix.defaults.weights_cache):
+        # A container's own cache would vanish with it: downloads happen once per host instead.
+        options = replace(options, weights_cache=os.path.join(default_cache_home(), "weights"))
     cells = plan_cells(matrix, options)
-    backend = get_backend(settings.backend, env_dir=settings.env_dir, ignore_pins=settings.ignore_pins)
+    backend = get_backend(settings.backend, matrix=matrix, env_dir=settings.env_dir, ignore_pins=settings.ignore_pins,
+                          docker=_docker_options(settings, cells))
     run_name = settings.run_name or "{}-{}".format(backend.name, cells[0].device.replace(":", ""))
     store = ResultStore(Path(settings.results_dir) / run_name)
     progress = Progress(len(cells), out)
@@ -66,6 +72,8 @@ def run_matrix(settings, options, out):
                   key=lambda cell: (cell.suite == "drift", cell.version_rank))
     progress.say("{} cells planned; {} already have results in {}; backend {}".format(
         len(cells), len(cells) - len(todo), store.root, backend.name))
+    if todo:
+        backend.start(progress.say)
     ready_envs = {}
     for cell in todo:
         progress.start(cell)
@@ -92,6 +100,12 @@ def run_matrix(settings, options, out):
     progress.say("report: {}".format(report_dir / "report.md"))
     return RunSummary(total=len(cells), ran=len(todo), reused=len(cells) - len(todo), counts=counts,
                       report_dir=report_dir)
+
+
+def _docker_options(settings, cells):
+    from .backends.docker import DockerOptions
+
+    return DockerOptions(device=cells[0].device if cells else "cpu", **(settings.docker or {}))
 
 
 def _needs_run(existing, settings):
@@ -125,6 +139,9 @@ def run_cell(backend, ready, cell, store):
     if run.timed_out:
         result = _host_result(cell, "failed", "timed out after {} s (suites.{}.timeout_s)".format(
             cell.timeout_s, cell.suite), tick)
+    elif run.error and not result_path.is_file():
+        result = _host_result(cell, "failed", "{} (exit code {}; log: {})".format(run.error, run.returncode, log_path),
+                              tick)
     elif not result_path.is_file():
         result = _host_result(cell, "failed", "probe exited with code {} without a result: {}".format(
             run.returncode, tail(log_path, 3) or "(no output)"), tick)

@@ -16,7 +16,7 @@ from .matrices import REAL
 
 
 def test_unknown_backend_lists_the_valid_ones():
-    with pytest.raises(UserError, match="unknown backend 'dokker'; valid: local, venv"):
+    with pytest.raises(UserError, match="unknown backend 'dokker'; valid: docker, local, venv"):
         get_backend("dokker")
 
 

@@ -13,7 +13,13 @@ def _venv(options):
     return VenvBackend(env_dir=options.get("env_dir"))
 
 
+def _docker(options):
+    from .docker import DockerBackend
+    return DockerBackend(options["matrix"].docker, options["docker"])
+
+
 BACKENDS = {
+    "docker": _docker,
     "local": _local,
     "venv": _venv,
 }

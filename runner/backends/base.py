@@ -8,6 +8,11 @@ from typing import Optional
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # holds runner/, which the probe is imported from
 
 
+def default_cache_home():
+    """~/.cache/dlmatrix (or under $XDG_CACHE_HOME): environments, images' build records, weights."""
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "dlmatrix")
+
+
 class EnvironmentBuildError(Exception):
     """An environment could not be made ready; every cell of it is recorded as failed with this reason."""
 
@@ -33,12 +38,16 @@ class ProbeRun:
     timed_out: bool
     duration_s: float
     log_path: str
+    error: Optional[str] = None  # why the run went wrong outside the probe (container killed for memory, engine error)
 
 
 class Backend:
     """Subclasses set `name` and implement `prepare`; `run_probe` runs the probe as a subprocess."""
 
     name = "?"
+
+    def start(self, log):
+        """Check, before anything is built, that this backend can run at all (raise UserError if not)."""
 
     def prepare(self, env, log):
         """Return a ReadyEnvironment for matrix.Environment `env`, or raise EnvironmentBuildError.

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from ..plan import cell_id, environment_content
-from .base import Backend, EnvironmentBuildError, ReadyEnvironment
+from .base import Backend, EnvironmentBuildError, ReadyEnvironment, default_cache_home
 from .process import run_logged, tail
 
 INSTALL_TIMEOUT_S = 3600
@@ -22,8 +22,7 @@ INSTALL_TIMEOUT_S = 3600
 
 def default_env_dir():
     """Shared between checkouts on one host (envs are content-addressed, so sharing is safe)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.environ.get("DLMATRIX_ENV_DIR") or os.path.join(base, "dlmatrix", "envs")
+    return os.environ.get("DLMATRIX_ENV_DIR") or os.path.join(default_cache_home(), "envs")
 
 
 def find_python(version):
