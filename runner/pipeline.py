@@ -7,6 +7,8 @@ duration); the other cells go on. Only bad input stops the run, and it stops it 
 anything is built.
 """
 
+import functools
+import hashlib
 import os
 import time
 from dataclasses import dataclass, replace
@@ -153,6 +155,7 @@ def run_cell(backend, ready, cell, store):
         "environment": ready.provenance,
         "environment_reused": ready.reused,
         "pins": list(cell.environment.packages),
+        "probe_sha256": probe_sha256(),
         "probe_exit_code": run.returncode,
         "probe_wall_s": run.duration_s,
         "log": str(log_path),
@@ -160,6 +163,17 @@ def run_cell(backend, ready, cell, store):
     }
     store.adopt_outputs(result, work)
     return result
+
+
+@functools.lru_cache(maxsize=None)
+def probe_sha256():
+    """One hash of the probe's code (runner/__init__.py and runner/probe/): which probe produced a result,
+    also where the probe is mounted into a reused image rather than built into it."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in [root / "__init__.py"] + sorted((root / "probe").rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def drift_checkpoints(cell, store):

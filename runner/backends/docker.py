@@ -16,6 +16,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import shutil
 import socketserver
 import subprocess
@@ -37,6 +38,7 @@ REPOSITORY = "dlmatrix"
 CELL_LABEL = "dlmatrix.cell"
 CA_IN_CONTAINER = "/etc/dlmatrix/ca.pem"
 RUNNER_IN_CONTAINER = "/opt/dlmatrix"
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 CA_VARIABLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")
 
 
@@ -168,7 +170,7 @@ class DockerBackend(Backend):
             (context / "build" / "requirements.txt").write_text("\n".join(env.packages) + "\n")
             python_step = python.stage(context)
             dockerfile = render_dockerfile(
-                base=base, system_packages=" ".join(framework.system_packages) or "none",
+                base=base, system_packages=" ".join(framework.system_packages),
                 python_step=python_step, python_source=python.identity, python_minor=python.minor,
                 pip_env=pip_env, pip_args=" ".join(pip_args), pip_source=pip_source, user=self.settings.user)
             (context / "Dockerfile").write_text(dockerfile)
@@ -198,7 +200,7 @@ class DockerBackend(Backend):
                     labels={"dlmatrix.environment": env.name})
                 for chunk in stream:
                     if "stream" in chunk:
-                        out.write(chunk["stream"])
+                        out.write(ANSI_COLOUR.sub("", chunk["stream"]))  # the engine colours a step's stderr
                     if "error" in chunk:
                         error = chunk["error"].strip()
                         out.write("ERROR: " + error + "\n")
@@ -206,8 +208,10 @@ class DockerBackend(Backend):
                 error = _first_line(exc)
                 out.write("ERROR: " + error + "\n")
         if error:
-            pip_errors = [line for line in build_log.read_text().splitlines() if line.startswith("ERROR:")]
-            error = pip_errors[0][len("ERROR:"):].strip() if pip_errors else error
+            # pip's own last word ("No matching distribution found for pillow==0.0.1") says more than the engine's.
+            step_errors = [line for line in build_log.read_text().splitlines()
+                           if line.startswith("ERROR:") and not line.startswith("ERROR: " + error[:40])]
+            error = step_errors[-1][len("ERROR:"):].strip() if step_errors else error
         return error
 
     def _provenance(self, image, base_image, record):

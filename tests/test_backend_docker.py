@@ -1,0 +1,259 @@
+"""The docker backend against a real Docker engine: real images built from matrix.toml's rows on
+a base made with debootstrap (no registry), real cells in containers on the 30 real val images.
+
+Without an engine these tests skip, unless DLMATRIX_REQUIRE_DOCKER=1 (CI sets it), where a
+missing engine is a failure.
+"""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from runner.backends.base import EnvironmentBuildError
+from runner.backends.docker import CELL_LABEL, cell_mounts, python_for_image, render_dockerfile
+from runner.cli import main
+from runner.errors import UserError
+from runner.matrix import load_matrix
+
+from .conftest import ROOT, sample_dir
+from .matrices import FAST_SUITES, write_matrix
+
+HISTORICAL, CURRENT = "mxnet-1.4", "tf-current"
+
+
+def run_cli(args):
+    out = io.StringIO()
+    return main(args, out=out), out.getvalue()
+
+
+def results_of(folder):
+    return {(r["environment"], r["model"], r["suite"]): r
+            for r in (json.loads(p.read_text()) for p in Path(folder).glob("*.json"))}
+
+
+# -- without an engine --------------------------------------------------------------------------------
+
+def test_the_template_renders_every_placeholder_and_refuses_a_missing_one():
+    values = dict(base="b:1", system_packages="", python_step="COPY python /opt/python", python_source="x",
+                  python_minor="3.7", pip_env="", pip_args="", pip_source="PyPI", user="1000:1000")
+    text = render_dockerfile(**values)
+    assert text.startswith("#") and "FROM b:1" in text and "{{" not in text
+    assert "python3.7 -m venv /opt/env" in text and "USER 1000:1000" in text
+    del values["user"]
+    with pytest.raises(EnvironmentBuildError, match="placeholder {{user}}"):
+        render_dockerfile(**values)
+
+
+def test_mounts_are_the_cell_paths_at_the_same_place_and_only_outputs_are_writable(tmp_path):
+    out = tmp_path / "work"
+    out.mkdir()
+    spec = {"output_dir": str(out), "dataset": {"root": "/data/val", "labels_file": None},
+            "weights": {"source": "pretrained", "cache_dir": str(tmp_path / "weights")},
+            "drift": {"checkpoints": [{"path": "/r/a.params"}, {"unavailable": "why"}]}}
+    mounts = {m["Target"]: m for m in cell_mounts(spec, out / "spec.json", "/etc/ca.pem")}
+    assert mounts[str(out)]["Source"] == str(out) and not mounts[str(out)]["ReadOnly"]
+    assert mounts["/data/val"]["ReadOnly"] and mounts["/r/a.params"]["ReadOnly"]
+    assert not mounts[str(tmp_path / "weights")]["ReadOnly"] and (tmp_path / "weights").is_dir()
+    assert mounts["/opt/dlmatrix/runner"]["Source"] == str(ROOT / "runner") and mounts["/opt/dlmatrix/runner"]["ReadOnly"]
+    assert mounts["/etc/dlmatrix/ca.pem"]["ReadOnly"]
+    assert str(out / "spec.json") not in mounts  # inside the mounted output folder already
+
+
+def test_python_for_an_image_from_a_dist_folder_or_a_clear_message(tmp_path):
+    (tmp_path / "cpython-3.7.17+20230726-x86_64-unknown-linux-gnu-install_only.tar.gz").write_bytes(b"")
+    found = python_for_image("3.7", str(tmp_path))
+    assert found.version == "3.7.17" and found.kind == "python-build-standalone"
+    with pytest.raises(EnvironmentBuildError, match="no CPython 3.9 there; expected cpython-3.9"):
+        python_for_image("3.9", str(tmp_path))
+
+
+def test_docker_matrix_keys_are_validated(tmp_path):
+    for bad, message in (('cpu_base = "dlmatrix-base:bookworm"', "docker.cpu_base: expected an image pinned by tag"),
+                         ('memory_limit = "16g"', "docker.memory_limit: expected a size"),
+                         ('user = "1000:1000"', "docker.user: expected a non-root uid:gid")):
+        key = bad.split(" = ")[0]
+        wrong = {"cpu_base": 'cpu_base = "debian"', "memory_limit": 'memory_limit = "lots"',
+                 "user": 'user = "0:0"'}[key]
+        path = write_matrix(tmp_path, replace=[(bad, wrong)])
+        with pytest.raises(UserError, match=message):
+            load_matrix(path)
+
+
+# -- against the engine ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def engine():
+    docker = pytest.importorskip("docker")
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        if os.environ.get("DLMATRIX_REQUIRE_DOCKER") == "1":
+            pytest.fail("DLMATRIX_REQUIRE_DOCKER=1 but no Docker engine answers: {}".format(exc))
+        pytest.skip("no Docker engine here ({})".format(exc))
+    code, out = run_cli(["docker-base"])  # the project's own base: debootstrap + import, once per host
+    assert code == 0, out
+    return client
+
+
+@pytest.fixture(scope="module")
+def sample():
+    found = sample_dir()
+    if found is None:
+        pytest.skip("the ImageNet val sample (../shared/data/imagenet-val-sample) is not here")
+    return found
+
+
+def leftover_containers(client):
+    return client.containers.list(all=True, filters={"label": CELL_LABEL})
+
+
+@pytest.fixture(scope="module")
+def docker_run(engine, sample, tmp_path_factory):
+    """One historical and one current row, error + throughput, random weights; then the same again."""
+    work = tmp_path_factory.mktemp("docker")
+    matrix = write_matrix(work, suites=FAST_SUITES)
+    args = ["run", "--matrix", str(matrix), "--backend", "docker", "--weights", "random", "--imagenet", str(sample),
+            "--env", HISTORICAL, "--env", CURRENT, "--model", "resnet50", "--suite", "error", "--suite", "throughput",
+            "--results-dir", str(work / "results"), "--reports-dir", str(work / "reports"), "--run", "docker"]
+    first = run_cli(args)
+    tick = time.perf_counter()
+    second = run_cli(args)
+    return {"work": work, "matrix": matrix, "first": first, "second": second,
+            "second_s": time.perf_counter() - tick, "results": results_of(work / "results" / "docker")}
+
+
+@pytest.mark.slow
+def test_cells_run_in_containers_with_provenance(docker_run, engine):
+    code, out = docker_run["first"]
+    assert code == 0, out
+    results = docker_run["results"]
+    assert len(results) == 4
+    for env, package in ((HISTORICAL, "mxnet"), (CURRENT, "tensorflow")):
+        for suite in ("error", "throughput"):
+            result = results[(env, "resnet50", suite)]
+            assert result["status"] == "ok", result["reason"]
+        error = results[(env, "resnet50", "error")]
+        assert error["metrics"]["images_evaluated"] == 30
+        runner = error["provenance"]["runner"]
+        image = runner["environment"]
+        assert runner["backend"] == "docker" and image["image"].startswith("dlmatrix/{}:".format(env))
+        assert image["image_id"] == engine.images.get(image["image"]).id
+        assert image["base_image_id"] == engine.images.get(image["base_image"]).id
+        assert image["docker"]["engine_version"] == engine.version()["Version"]
+        assert image["user"] != "0:0" and any(line.startswith(package + "==") for line in image["freeze"])
+        assert len(runner["probe_sha256"]) == 64
+    assert not leftover_containers(engine)
+
+
+@pytest.mark.slow
+def test_a_second_run_reuses_every_image_and_result(docker_run):
+    code, out = docker_run["second"]
+    assert code == 0, out
+    assert "4 cells: 0 run now, 4 reused" in out
+
+
+@pytest.mark.slow
+def test_forced_cells_run_again_in_the_reused_image(docker_run, sample):
+    work = docker_run["work"]
+    before = docker_run["results"][(HISTORICAL, "resnet50", "error")]
+    code, out = run_cli(["run", "--matrix", str(docker_run["matrix"]), "--backend", "docker", "--weights", "random",
+                         "--imagenet", str(sample), "--env", HISTORICAL, "--model", "resnet50", "--suite", "error",
+                         "--results-dir", str(work / "results"), "--reports-dir", str(work / "reports"),
+                         "--run", "forced", "--force"])
+    assert code == 0, out
+    again = results_of(work / "results" / "forced")[(HISTORICAL, "resnet50", "error")]
+    image = again["provenance"]["runner"]["environment"]
+    assert again["provenance"]["runner"]["environment_reused"] is True
+    assert image["image_id"] == before["provenance"]["runner"]["environment"]["image_id"]
+
+
+@pytest.mark.slow
+def test_the_container_predicts_exactly_what_the_venv_backend_predicts(docker_run, sample):
+    work = docker_run["work"]
+    code, out = run_cli(["run", "--matrix", str(docker_run["matrix"]), "--backend", "venv", "--weights", "random",
+                         "--imagenet", str(sample), "--env", HISTORICAL, "--env", CURRENT, "--model", "resnet50",
+                         "--suite", "error", "--results-dir", str(work / "results"),
+                         "--reports-dir", str(work / "reports"), "--run", "venv"])
+    assert code == 0, out
+    venv = results_of(work / "results" / "venv")
+    for env in (HISTORICAL, CURRENT):
+        in_docker, in_venv = docker_run["results"][(env, "resnet50", "error")], venv[(env, "resnet50", "error")]
+        assert in_docker["cell_id"] == in_venv["cell_id"]  # same content, same id, whatever the backend
+        docker_rows = (work / "results" / "docker" / in_docker["files"]["predictions"]).read_text().splitlines()
+        venv_rows = (work / "results" / "venv" / in_venv["files"]["predictions"]).read_text().splitlines()
+        assert len(docker_rows) == 31 and docker_rows == venv_rows, env
+
+
+BROKEN = '''
+[environments.broken]
+framework = "gluoncv"
+python = "3.7"
+packages = ["mxnet==1.4.1", "gluoncv==0.4.0", "numpy==1.14.6", "pillow==0.0.1"]
+models = ["resnet50"]
+'''
+
+
+@pytest.mark.slow
+def test_failures_are_recorded_the_rest_goes_on_and_no_container_is_left(engine, sample, tmp_path):
+    """A build that fails (a pin that does not exist), a cell past its timeout, a cell the engine kills."""
+    suites = FAST_SUITES.replace("iterations = 3\ntimeout_s = 900", "iterations = 200\ntimeout_s = 3")
+    matrix = write_matrix(tmp_path, suites=suites, append=BROKEN)
+    common = ["--backend", "docker", "--weights", "random", "--imagenet", str(sample), "--model", "resnet50",
+              "--results-dir", str(tmp_path / "results"), "--reports-dir", str(tmp_path / "reports")]
+    code, out = run_cli(["run", "--matrix", str(matrix), "--env", "broken", "--env", HISTORICAL, "--suite", "error",
+                         "--suite", "throughput", "--run", "a"] + common)
+    assert code == 1, out
+    results = results_of(tmp_path / "results" / "a")
+    for suite in ("error", "throughput"):
+        broken = results[("broken", "resnet50", suite)]
+        assert broken["status"] == "failed" and "building image dlmatrix/broken:" in broken["reason"]
+        assert "pillow==0.0.1" in broken["reason"].lower()
+    assert results[(HISTORICAL, "resnet50", "error")]["status"] == "ok"
+    slow = results[(HISTORICAL, "resnet50", "throughput")]
+    assert slow["status"] == "failed" and slow["reason"].startswith("timed out after 3 s")
+    assert not leftover_containers(engine)
+
+    # A memory limit the framework cannot even import under: the engine kills the probe (exit 137).
+    (tmp_path / "tight").mkdir()
+    tight = write_matrix(tmp_path / "tight", suites=FAST_SUITES, replace=[('memory_limit = "16g"', 'memory_limit = "48m"')])
+    code, out = run_cli(["run", "--matrix", str(tight), "--env", HISTORICAL, "--suite", "error", "--run", "b"] + common)
+    assert code == 1, out
+    killed = results_of(tmp_path / "results" / "b")[(HISTORICAL, "resnet50", "error")]
+    assert killed["status"] == "failed" and "killed for memory" in killed["reason"], killed["reason"]
+    assert "exit code 137" in killed["reason"]
+    assert not leftover_containers(engine)
+
+
+@pytest.mark.slow
+def test_ctrl_c_removes_the_running_container_and_keeps_finished_results(engine, sample, tmp_path):
+    suites = FAST_SUITES.replace("iterations = 3", "iterations = 100000")
+    matrix = write_matrix(tmp_path, suites=suites)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runner", "run", "--matrix", str(matrix), "--backend", "docker", "--weights", "random",
+         "--imagenet", str(sample), "--env", HISTORICAL, "--model", "resnet50", "--suite", "error", "--suite",
+         "throughput", "--results-dir", str(tmp_path / "results"), "--reports-dir", str(tmp_path / "reports"),
+         "--run", "c"], cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # until the error cell is stored and the throughput cell's container runs
+        stored = list((tmp_path / "results" / "c").glob("*.json"))
+        if stored and any(c.status == "running" for c in leftover_containers(engine)):
+            break
+        time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("no cell container appeared")
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, out
+    assert "interrupted" in out
+    assert not leftover_containers(engine)
+    finished = results_of(tmp_path / "results" / "c")
+    assert finished[(HISTORICAL, "resnet50", "error")]["status"] == "ok"
