@@ -257,3 +257,26 @@ def test_ctrl_c_removes_the_running_container_and_keeps_finished_results(engine,
     assert not leftover_containers(engine)
     finished = results_of(tmp_path / "results" / "c")
     assert finished[(HISTORICAL, "resnet50", "error")]["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_an_air_gapped_build_reads_only_the_wheelhouse_and_predicts_the_same(docker_run, sample, tmp_path):
+    wheels = tmp_path / "wheelhouse"
+    code, out = run_cli(["wheelhouse", str(wheels), "--env", HISTORICAL])
+    assert code == 0, out
+    assert (wheels / "mxnet-1.4.1-py2.py3-none-manylinux1_x86_64.whl").is_file()
+    work = docker_run["work"]
+    code, out = run_cli(["run", "--matrix", str(docker_run["matrix"]), "--backend", "docker", "--weights", "random",
+                         "--imagenet", str(sample), "--env", HISTORICAL, "--model", "resnet50", "--suite", "error",
+                         "--wheelhouse", str(wheels), "--results-dir", str(work / "results"),
+                         "--reports-dir", str(work / "reports"), "--run", "wheelhouse"])
+    assert code == 0, out
+    result = results_of(work / "results" / "wheelhouse")[(HISTORICAL, "resnet50", "error")]
+    image = result["provenance"]["runner"]["environment"]
+    assert image["pip_source"] == "only the wheelhouse {}".format(wheels)
+    assert "--no-index --find-links http://127.0.0.1:" in Path(image["build_log"]).read_text()
+    assert image["image"] != docker_run["results"][(HISTORICAL, "resnet50", "error")][
+        "provenance"]["runner"]["environment"]["image"]  # its own build, not the PyPI one reused
+    online = docker_run["results"][(HISTORICAL, "resnet50", "error")]["files"]["predictions"]
+    assert ((work / "results" / "wheelhouse" / result["files"]["predictions"]).read_text()
+            == (work / "results" / "docker" / online).read_text())

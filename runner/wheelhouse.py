@@ -1,0 +1,51 @@
+"""`python -m runner wheelhouse DIR`: every wheel the matrix's rows install, for air-gapped builds.
+
+Run on a connected machine; carry DIR to the air-gapped host and build there with
+`--wheelhouse DIR` (pip then reads only DIR). Each row's files are downloaded by that row's
+own Python, so pip resolves exactly as it will inside the image (same version, same platform).
+"""
+
+import subprocess
+
+from .backends.base import EnvironmentBuildError
+from .backends.process import tail
+from .backends.venv import find_python
+from .errors import UserError
+
+# What pip may need to build an sdist with --no-index (build isolation fetches these).
+BUILD_TOOLS = ("setuptools", "wheel")
+
+
+def fill_wheelhouse(matrix, out, only, log):
+    """Download into `out`; returns the names of the environments that failed (with the reason logged)."""
+    names = {env.name for env in matrix.environments}
+    unknown = sorted(set(only) - names)
+    if unknown:
+        raise UserError("{}: no environment {!r}; valid: {}".format(matrix.path, unknown[0], ", ".join(sorted(names))))
+    out.mkdir(parents=True, exist_ok=True)
+    failed = []
+    for env in matrix.environments:
+        if only and env.name not in only:
+            continue
+        log_path = out / ".logs" / "{}.log".format(env.name)
+        log_path.parent.mkdir(exist_ok=True)
+        try:
+            python = find_python(env.python)
+        except EnvironmentBuildError as exc:
+            log("{}: {}".format(env.name, exc.reason))
+            failed.append(env.name)
+            continue
+        command = [python, "-m", "pip", "download", "--no-input", "--disable-pip-version-check", "-d", str(out)]
+        if env.index_url:
+            command += ["--index-url", env.index_url]
+        for url in env.extra_index_urls:
+            command += ["--extra-index-url", url]
+        log("{}: pip download {} packages with Python {} (log: {})".format(env.name, len(env.packages), env.python,
+                                                                         log_path))
+        with open(log_path, "w") as handle:
+            runs = [subprocess.run(command + list(packages), stdout=handle, stderr=subprocess.STDOUT)
+                    for packages in (env.packages, BUILD_TOOLS)]
+        if any(run.returncode != 0 for run in runs):
+            log("{}: failed: {}".format(env.name, tail(log_path, 2)))
+            failed.append(env.name)
+    return failed
