@@ -29,7 +29,9 @@ CELL_ARGS = --device $(DEVICE) --weights $(WEIGHTS) $(if $(IMAGENET),--imagenet 
 
 .PHONY: matrix plan report test bench setup clean
 
+# BACKEND=docker first makes sure the CPU base image exists (debootstrap; no registry needed).
 matrix: $(VENV)/.ready
+	$(if $(filter docker,$(BACKEND)),$(if $(filter cpu,$(DEVICE)),$(PY) -m runner docker-base))
 	$(PY) -m runner plan $(CELL_ARGS)
 	$(PY) -m runner run $(CELL_ARGS) --backend $(BACKEND) --run $(RUN) $(ARGS)
 

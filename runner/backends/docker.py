@@ -242,8 +242,13 @@ class DockerBackend(Backend):
             spec_path.write_text(json.dumps(spec, indent=2))
         user = self._user()
         mounts = cell_mounts(spec, spec_path, self.options.ca_bundle)
+        home = "/tmp"
+        cache = (spec.get("weights") or {}).get("cache_dir")
+        if cache:  # older Keras caches in ~/.keras whatever KERAS_HOME says: a HOME inside the mounted cache
+            home = os.path.join(cache, "home")
+            os.makedirs(home, exist_ok=True)
         _make_writable([m["Source"] for m in mounts if not m["ReadOnly"]], user)
-        environment = {"PYTHONPATH": RUNNER_IN_CONTAINER, "PYTHONUNBUFFERED": "1", "HOME": "/tmp"}
+        environment = {"PYTHONPATH": RUNNER_IN_CONTAINER, "PYTHONUNBUFFERED": "1", "HOME": home}
         if self.options.ca_bundle:
             environment.update({name: CA_IN_CONTAINER for name in CA_VARIABLES})
         requests_gpu = [docker.types.DeviceRequest(device_ids=[gpu], capabilities=[["gpu"]])] if gpu else None
