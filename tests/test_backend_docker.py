@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from runner.backends.base import EnvironmentBuildError
-from runner.backends.docker import CELL_LABEL, cell_mounts, python_for_image, render_dockerfile
+from runner.backends.docker import CELL_LABEL, absolute_paths, cell_mounts, python_for_image, render_dockerfile
 from runner.cli import main
 from runner.errors import UserError
 from runner.matrix import load_matrix
@@ -64,6 +64,18 @@ def test_mounts_are_the_cell_paths_at_the_same_place_and_only_outputs_are_writab
     assert mounts["/opt/dlmatrix/runner"]["Source"] == str(ROOT / "runner") and mounts["/opt/dlmatrix/runner"]["ReadOnly"]
     assert mounts["/etc/dlmatrix/ca.pem"]["ReadOnly"]
     assert str(out / "spec.json") not in mounts  # inside the mounted output folder already
+
+
+def test_relative_paths_in_a_spec_become_absolute_for_the_container(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = {"output_dir": "results/r/.work/x", "dataset": {"root": "../val", "labels_file": None},
+            "weights": {"source": "file", "path": "w.params"}, "drift": {"checkpoints": [{"path": "results/r/a.h5"}]}}
+    fixed = absolute_paths(spec)
+    assert fixed["output_dir"] == str(tmp_path / "results/r/.work/x")
+    assert fixed["dataset"]["root"] == str(tmp_path.parent / "val") and fixed["dataset"]["labels_file"] is None
+    assert fixed["weights"]["path"] == str(tmp_path / "w.params")
+    assert fixed["drift"]["checkpoints"][0]["path"] == str(tmp_path / "results/r/a.h5")
+    assert spec["output_dir"] == "results/r/.work/x"  # the stored spec is left as it was
 
 
 def test_python_for_an_image_from_a_dist_folder_or_a_clear_message(tmp_path):
@@ -202,12 +214,15 @@ models = ["resnet50"]
 
 
 @pytest.mark.slow
-def test_failures_are_recorded_the_rest_goes_on_and_no_container_is_left(engine, sample, tmp_path):
-    """A build that fails (a pin that does not exist), a cell past its timeout, a cell the engine kills."""
+def test_failures_are_recorded_the_rest_goes_on_and_no_container_is_left(engine, sample, tmp_path, monkeypatch):
+    """A build that fails (a pin that does not exist), a cell past its timeout, a cell the engine kills.
+
+    Run from the results' parent folder with relative paths, as `make matrix` does."""
+    monkeypatch.chdir(tmp_path)
     suites = FAST_SUITES.replace("iterations = 3\ntimeout_s = 900", "iterations = 200\ntimeout_s = 3")
     matrix = write_matrix(tmp_path, suites=suites, append=BROKEN)
-    common = ["--backend", "docker", "--weights", "random", "--imagenet", str(sample), "--model", "resnet50",
-              "--results-dir", str(tmp_path / "results"), "--reports-dir", str(tmp_path / "reports")]
+    common = ["--backend", "docker", "--weights", "random", "--imagenet", os.path.relpath(sample), "--model",
+              "resnet50", "--results-dir", "results", "--reports-dir", "reports"]
     code, out = run_cli(["run", "--matrix", str(matrix), "--env", "broken", "--env", HISTORICAL, "--suite", "error",
                          "--suite", "throughput", "--run", "a"] + common)
     assert code == 1, out

@@ -231,15 +231,15 @@ class DockerBackend(Backend):
         import docker
         import requests
 
-        spec_path = Path(spec_path)
-        spec = json.loads(spec_path.read_text())
+        spec_path = Path(spec_path).resolve()
+        spec = absolute_paths(json.loads(spec_path.read_text()))  # the container's cwd is not the host's
         gpu = None
         if spec["device"].startswith("cuda"):
             # The container sees only its own GPU, as cuda:0.
             gpu = spec["device"].partition(":")[2] or "0"
-            spec = dict(spec, device="cuda:0")
-            spec_path = spec_path.with_name("spec.container.json")
-            spec_path.write_text(json.dumps(spec, indent=2))
+            spec["device"] = "cuda:0"
+        spec_path = spec_path.with_name("spec.container.json")
+        spec_path.write_text(json.dumps(spec, indent=2))
         user = self._user()
         mounts = cell_mounts(spec, spec_path, self.options.ca_bundle)
         home = "/tmp"
@@ -306,6 +306,20 @@ def render_dockerfile(**values):
     if "{{" in text:
         raise EnvironmentBuildError("{}: placeholder {} has no value".format(TEMPLATE, text[text.index("{{"):][:40]))
     return text
+
+
+def absolute_paths(spec):
+    """The spec with every host path it names made absolute (mounts need absolute paths)."""
+    spec = json.loads(json.dumps(spec))
+    spec["output_dir"] = os.path.abspath(spec["output_dir"])
+    for section, keys in (("dataset", ("root", "labels_file")), ("weights", ("cache_dir", "path"))):
+        for key in keys:
+            if (spec.get(section) or {}).get(key):
+                spec[section][key] = os.path.abspath(spec[section][key])
+    for checkpoint in ((spec.get("drift") or {}).get("checkpoints") or []):
+        if checkpoint.get("path"):
+            checkpoint["path"] = os.path.abspath(checkpoint["path"])
+    return spec
 
 
 def cell_mounts(spec, spec_path, ca_bundle):
