@@ -53,6 +53,10 @@ def build_parser():
     run.add_argument("--results-dir", default="results")
     run.add_argument("--reports-dir", default="reports")
     run.add_argument("--env-dir", help="where the venv backend keeps environments (default: ~/.cache/dlmatrix/envs)")
+    run.add_argument("--gpus", help="GPUs given to the matrix, e.g. 0,1,2,3 (with --device cuda): that many cells "
+                                    "at once, each on its own GPU")
+    run.add_argument("--jobs", type=int, default=1, help="CPU cells at once (default 1; they share the CPU, so "
+                                                         "throughput is best measured with 1)")
     run.add_argument("--force", action="store_true", help="re-run cells that already have results")
     run.add_argument("--retry-failed", action="store_true", help="re-run cells whose result is 'failed'")
     run.add_argument("--ignore-pins", action="store_true",
@@ -128,15 +132,27 @@ def cmd_plan(args, out):
 def cmd_run(args, out):
     options = _options(args)
     docker = _docker_options(args) if args.backend == "docker" else None
+    if args.jobs < 1:
+        raise UserError("--jobs {}: expected 1 or more".format(args.jobs))
     settings = RunSettings(
         matrix_path=Path(args.matrix), backend=args.backend, run_name=args.run_name,
         results_dir=Path(args.results_dir), reports_dir=Path(args.reports_dir), force=args.force,
-        retry_failed=args.retry_failed, env_dir=args.env_dir, ignore_pins=args.ignore_pins, docker=docker)
+        retry_failed=args.retry_failed, env_dir=args.env_dir, ignore_pins=args.ignore_pins, docker=docker,
+        gpus=_gpus(args.gpus), jobs=args.jobs)
     summary = run_matrix(settings, options, sys.stderr)
     out.write("{} cells: {} run now, {} reused; {}; report: {}\n".format(
         summary.total, summary.ran, summary.reused,
         ", ".join("{} {}".format(v, k) for k, v in sorted(summary.counts.items())), summary.report_dir / "report.md"))
     return 1 if summary.failed else 0
+
+
+def _gpus(text):
+    if not text:
+        return ()
+    gpus = tuple(part.strip() for part in text.split(","))
+    if not all(part.isdigit() for part in gpus) or len(set(gpus)) != len(gpus):
+        raise UserError("--gpus {}: expected distinct GPU indices separated by commas, e.g. 0,1,2,3".format(text))
+    return gpus
 
 
 def _docker_options(args):

@@ -36,7 +36,7 @@ FRAMEWORKS = {
         version_package="gluoncv",
         packages=("mxnet", "gluoncv"),
         weights_host="apache-mxnet.s3-accelerate.dualstack.amazonaws.com",
-        system_packages=("libgomp1",),  # libmxnet.so links the system OpenMP runtime
+        system_packages=("libgomp1", "libquadmath0"),  # libmxnet.so links the system OpenMP (1.9: and quadmath)
         models=frozenset({
             "resnet18_v1", "resnet34_v1", "resnet50_v1", "resnet101_v1", "resnet152_v1", "resnet18_v1b",
             "resnet50_v1b", "resnet50_v1c", "resnet50_v1d", "resnet101_v1b", "resnet101_v1d", "resnet50_v2",

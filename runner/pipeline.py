@@ -7,9 +7,12 @@ duration); the other cells go on. Only bad input stops the run, and it stops it 
 anything is built.
 """
 
+import concurrent.futures
 import functools
 import hashlib
 import os
+import queue
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,6 +21,7 @@ from .backends import get_backend
 from .backends.base import EnvironmentBuildError, default_cache_home
 from .backends.process import tail
 from .compare import compare_versions
+from .errors import UserError
 from .matrix import load_matrix
 from .plan import plan_cells, resolve_auto_weights
 from .probe import PROBE_VERSION, RESULT_SCHEMA_VERSION
@@ -40,6 +44,8 @@ class RunSettings:
     env_dir: str = None
     ignore_pins: bool = False
     docker: dict = None  # DockerOptions fields from the command line (ca_bundle, wheelhouse, ...)
+    gpus: tuple = ()  # host GPU indices given to the matrix (--gpus): one cell at a time on each
+    jobs: int = 1  # CPU cells at once (--jobs)
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,7 @@ def run_matrix(settings, options, out):
         # A container's own cache would vanish with it: downloads happen once per host instead.
         options = replace(options, weights_cache=os.path.join(default_cache_home(), "weights"))
     cells = plan_cells(matrix, options)
+    slots = make_slots(settings, cells[0].device if cells else "cpu")
     backend = get_backend(settings.backend, matrix=matrix, env_dir=settings.env_dir, ignore_pins=settings.ignore_pins,
                           docker=_docker_options(settings, cells))
     run_name = settings.run_name or "{}-{}".format(backend.name, cells[0].device.replace(":", ""))
@@ -77,8 +84,14 @@ def run_matrix(settings, options, out):
     if todo:
         backend.start(progress.say)
     ready_envs = {}
-    for cell in todo:
-        progress.start(cell)
+    interrupted = threading.Event()  # Ctrl-C with cells side by side: the killed ones store nothing
+
+    def stop_all():
+        interrupted.set()
+        backend.stop_all()
+
+    def run_one(cell, slot):
+        number = progress.start(cell, "" if slot is None else " on {}".format(slot.label))
         tick = time.perf_counter()
         if cell.skip_reason:
             result = _host_result(cell, "skipped", cell.skip_reason, tick)
@@ -87,9 +100,23 @@ def run_matrix(settings, options, out):
             if isinstance(ready, EnvironmentBuildError):
                 result = _host_result(cell, "failed", ready.reason, tick)
             else:
-                result = run_cell(backend, ready, cell, store)
+                result = run_cell(backend, ready, cell, store, slot)
+        if interrupted.is_set():
+            return
         store.put(result, replace=store.path(cell.id).exists())
-        progress.done(cell, result)
+        progress.done(cell, result, number)
+
+    ran = len(todo)
+    if len(slots) > 1:
+        # Several GPUs (or CPU jobs): every environment first, one at a time, then as many cells at
+        # once as there are slots, each on its own. Drift cells stay in order, after them.
+        for cell in todo:
+            if not cell.skip_reason:
+                ensure_environment(backend, cell.environment, ready_envs, progress)
+        run_in_slots([cell for cell in todo if cell.suite != "drift"], slots, run_one, stop_all)
+        todo = [cell for cell in todo if cell.suite == "drift"]
+    for cell in todo:
+        run_one(cell, slots[0] if slots else None)
 
     results, problems = store.load_all()
     drift = compare_versions(store, results)
@@ -100,7 +127,7 @@ def run_matrix(settings, options, out):
         status = statuses.get(cell.id, "missing")
         counts[status] = counts.get(status, 0) + 1
     progress.say("report: {}".format(report_dir / "report.md"))
-    return RunSummary(total=len(cells), ran=len(todo), reused=len(cells) - len(todo), counts=counts,
+    return RunSummary(total=len(cells), ran=ran, reused=len(cells) - ran, counts=counts,
                       report_dir=report_dir)
 
 
@@ -116,6 +143,58 @@ def _needs_run(existing, settings):
     return settings.retry_failed and existing.get("status") == "failed"
 
 
+@dataclass(frozen=True)
+class Slot:
+    """Where one cell runs while others run beside it: a GPU of its own, or one of N CPU jobs."""
+
+    label: str  # "GPU 2", "job 1"
+    gpu: str = None  # the host's GPU index, made the cell's only visible GPU
+
+    def as_dict(self):
+        return {"label": self.label, "gpu": self.gpu}
+
+
+def make_slots(settings, device):
+    if settings.gpus:
+        if device != "cuda":
+            raise UserError("--gpus {} needs --device cuda (each cell then gets one of these GPUs), not {}".format(
+                ",".join(settings.gpus), device))
+        return tuple(Slot("GPU {}".format(gpu), gpu) for gpu in settings.gpus)
+    if settings.jobs > 1:
+        if device != "cpu":
+            raise UserError("--jobs is for CPU runs; with --device {} give the GPUs with --gpus".format(device))
+        return tuple(Slot("job {}".format(n + 1)) for n in range(settings.jobs))
+    return ()
+
+
+def run_in_slots(cells, slots, run_one, stop_all):
+    """Each cell runs holding one slot; a slot is handed to the next cell when its cell ends.
+
+    On Ctrl-C the cells not started are dropped and `stop_all` kills the running ones (whose
+    threads then clean up after them as usual), so the interrupt does not wait for them."""
+    free = queue.Queue()
+    for slot in slots:
+        free.put(slot)
+
+    def hold(cell):
+        slot = free.get()
+        try:
+            run_one(cell, slot)
+        finally:
+            free.put(slot)
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(slots))
+    try:
+        for future in [pool.submit(hold, cell) for cell in cells]:
+            future.result()  # a bug in a cell's thread surfaces here, not silently
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        stop_all()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
 def ensure_environment(backend, env, ready_envs, progress):
     """Build (or reuse) each environment once per run; a failed build is remembered, not retried per cell."""
     if env.name not in ready_envs:
@@ -127,7 +206,7 @@ def ensure_environment(backend, env, ready_envs, progress):
     return ready_envs[env.name]
 
 
-def run_cell(backend, ready, cell, store):
+def run_cell(backend, ready, cell, store, slot=None):
     tick = time.perf_counter()
     work = store.work_dir(cell.id)
     spec_path = work / "spec.json"
@@ -136,7 +215,7 @@ def run_cell(backend, ready, cell, store):
     log_path = store.log_path(cell.id)
     if log_path.exists():
         log_path.unlink()
-    run = backend.run_probe(ready, spec_path, log_path, cell.timeout_s)
+    run = backend.run_probe(ready, spec_path, log_path, cell.timeout_s, gpu=slot.gpu if slot else None)
     result_path = work / "result.json"
     if run.timed_out:
         result = _host_result(cell, "failed", "timed out after {} s (suites.{}.timeout_s)".format(
@@ -156,6 +235,7 @@ def run_cell(backend, ready, cell, store):
         "environment_reused": ready.reused,
         "pins": list(cell.environment.packages),
         "probe_sha256": probe_sha256(),
+        "slot": slot.as_dict() if slot else None,
         "probe_exit_code": run.returncode,
         "probe_wall_s": run.duration_s,
         "log": str(log_path),

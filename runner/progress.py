@@ -1,27 +1,36 @@
 """Progress on the terminal while a matrix runs: cell n of N, elapsed time, what is being built."""
 
+import threading
 import time
 
 
 class Progress:
+    """Thread-safe: with several GPUs (--gpus) or jobs, cells start and end out of order."""
+
     def __init__(self, total, out):
         self.total, self.out = total, out
         self.index = 0
         self.begin = time.monotonic()
+        self.lock = threading.Lock()
 
     def _stamp(self):
         elapsed = int(time.monotonic() - self.begin)
         return "{:d}:{:02d}:{:02d}".format(elapsed // 3600, elapsed // 60 % 60, elapsed % 60)
 
     def say(self, message):
-        self.out.write("[{}] {}\n".format(self._stamp(), message))
-        self.out.flush()
+        with self.lock:
+            self.out.write("[{}] {}\n".format(self._stamp(), message))
+            self.out.flush()
 
-    def start(self, cell):
-        self.index += 1
-        self.say("cell {}/{} {} ({}) ...".format(self.index, self.total, cell.label, cell.id))
+    def start(self, cell, where=""):
+        """Announce a cell; returns its number, for done()."""
+        with self.lock:
+            self.index += 1
+            number = self.index
+        self.say("cell {}/{} {} ({}){} ...".format(number, self.total, cell.label, cell.id, where))
+        return number
 
-    def done(self, cell, result):
+    def done(self, cell, result, number):
         reason = " - {}".format(result["reason"]) if result.get("reason") else ""
         self.say("cell {}/{} {}: {} in {:.1f} s{}".format(
-            self.index, self.total, cell.label, result["status"], result.get("duration_s") or 0.0, reason))
+            number, self.total, cell.label, result["status"], result.get("duration_s") or 0.0, reason))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from runner.backends.base import EnvironmentBuildError
-from runner.backends.docker import CELL_LABEL, absolute_paths, cell_mounts, python_for_image, render_dockerfile
+from runner.backends.docker import OWNER_LABEL, absolute_paths, cell_mounts, owner, python_for_image, render_dockerfile
 from runner.cli import main
 from runner.errors import UserError
 from runner.matrix import load_matrix
@@ -123,8 +123,9 @@ def sample():
     return found
 
 
-def leftover_containers(client):
-    return client.containers.list(all=True, filters={"label": CELL_LABEL})
+def leftover_containers(client, pid=None):
+    """Cell containers of this test process (or of runner `pid`); other runs may share the engine."""
+    return client.containers.list(all=True, filters={"label": "{}={}".format(OWNER_LABEL, owner(pid))})
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +260,7 @@ def test_ctrl_c_removes_the_running_container_and_keeps_finished_results(engine,
     deadline = time.time() + 300
     while time.time() < deadline:  # until the error cell is stored and the throughput cell's container runs
         stored = list((tmp_path / "results" / "c").glob("*.json"))
-        if stored and any(c.status == "running" for c in leftover_containers(engine)):
+        if stored and any(c.status == "running" for c in leftover_containers(engine, process.pid)):
             break
         time.sleep(0.5)
     else:
@@ -269,7 +270,7 @@ def test_ctrl_c_removes_the_running_container_and_keeps_finished_results(engine,
     out, _ = process.communicate(timeout=120)
     assert process.returncode == 130, out
     assert "interrupted" in out
-    assert not leftover_containers(engine)
+    assert not leftover_containers(engine, process.pid)
     finished = results_of(tmp_path / "results" / "c")
     assert finished[(HISTORICAL, "resnet50", "error")]["status"] == "ok"
 
@@ -295,3 +296,24 @@ def test_an_air_gapped_build_reads_only_the_wheelhouse_and_predicts_the_same(doc
     online = docker_run["results"][(HISTORICAL, "resnet50", "error")]["files"]["predictions"]
     assert ((work / "results" / "wheelhouse" / result["files"]["predictions"]).read_text()
             == (work / "results" / "docker" / online).read_text())
+
+
+@pytest.mark.slow
+def test_cells_side_by_side_give_the_results_of_a_one_at_a_time_run(docker_run, sample):
+    """--jobs 2 on the CPU exercises the scheduler --gpus uses: each cell holds a slot of its own."""
+    work = docker_run["work"]
+    code, out = run_cli(["run", "--matrix", str(docker_run["matrix"]), "--backend", "docker", "--weights", "random",
+                         "--imagenet", str(sample), "--env", HISTORICAL, "--model", "resnet50", "--model",
+                         "mobilenet_v2", "--suite", "error", "--jobs", "2", "--results-dir", str(work / "results"),
+                         "--reports-dir", str(work / "reports"), "--run", "jobs"])
+    assert code == 0, out
+    side_by_side = results_of(work / "results" / "jobs")
+    slots = {r["provenance"]["runner"]["slot"]["label"] for r in side_by_side.values()}
+    assert slots == {"job 1", "job 2"}
+    first, second = sorted(side_by_side.values(), key=lambda r: r["started_at"])
+    assert second["started_at"] < first["ended_at"]  # they did run at the same time
+    alone = docker_run["results"][(HISTORICAL, "resnet50", "error")]
+    together = side_by_side[(HISTORICAL, "resnet50", "error")]
+    assert ((work / "results" / "jobs" / together["files"]["predictions"]).read_text()
+            == (work / "results" / "docker" / alone["files"]["predictions"]).read_text())
+    assert together["metrics"]["top1_correct"] == alone["metrics"]["top1_correct"]

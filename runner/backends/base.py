@@ -56,10 +56,19 @@ class Backend:
         """
         raise NotImplementedError
 
-    def run_probe(self, ready, spec_path, log_path, timeout_s):
+    def stop_all(self):
+        """Kill every probe this process is running (Ctrl-C while cells run side by side)."""
+        from .process import kill_all
+
+        kill_all()
+
+    def run_probe(self, ready, spec_path, log_path, timeout_s, gpu=None):
+        """Run the probe on spec_path; `gpu` (a host GPU index) is then the only GPU the cell sees."""
         from .process import run_logged
 
         env = dict(os.environ)
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpu
         env.update({
             "PYTHONPATH": str(PROJECT_ROOT),
             "PYTHONNOUSERSITE": "1",      # nothing from ~/.local may leak into a pinned environment

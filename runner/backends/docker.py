@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import socketserver
 import subprocess
 import tempfile
@@ -36,6 +37,7 @@ from .venv import find_python
 TEMPLATE = PROJECT_ROOT / "docker" / "Dockerfile.template"
 REPOSITORY = "dlmatrix"
 CELL_LABEL = "dlmatrix.cell"
+OWNER_LABEL = "dlmatrix.owner"  # host:pid of the runner that made the container
 CA_IN_CONTAINER = "/etc/dlmatrix/ca.pem"
 RUNNER_IN_CONTAINER = "/opt/dlmatrix"
 ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
@@ -61,6 +63,7 @@ class DockerBackend(Backend):
         self.build_dir = Path(options.build_dir or default_build_dir())
         self._client = None
         self._engine = None
+        self._running = set()  # containers of cells in progress (stop_all)
 
     # -- start: the engine is there and can do what the run asks, before anything is built ----------
 
@@ -83,9 +86,10 @@ class DockerBackend(Backend):
                                 "{}); install the NVIDIA Container Toolkit (nvidia-ctk runtime configure) or run "
                                 "with DEVICE=cpu".format(self.options.device, ", ".join(runtimes)))
             self._engine["nvidia_runtime"] = _nvidia_runtime_version()
-        # Containers a killed runner left behind (never running ones: another run may own them).
-        for stale in self._client.containers.list(all=True, filters={"label": CELL_LABEL, "status": "exited"}):
-            stale.remove(force=True)
+        # Containers a killed runner left behind; those of a runner still alive are its own business.
+        for stale in self._client.containers.list(all=True, filters={"label": CELL_LABEL}):
+            if not _owner_alive(stale.labels.get(OWNER_LABEL, "")):
+                stale.remove(force=True)
         log("docker engine {} (API {}), runtimes: {}".format(
             self._engine["engine_version"], self._engine["api_version"], ", ".join(runtimes)))
 
@@ -179,7 +183,8 @@ class DockerBackend(Backend):
             raise EnvironmentBuildError("building image {} for {} failed: {} (full log: {})".format(
                 tag, env.name, error, build_log), log_path=str(build_log))
         freeze = self._client.containers.run(tag, ["cat", "/opt/env/pip-freeze.txt"], remove=True,
-                                             labels={CELL_LABEL: "freeze"}).decode().splitlines()
+                                             labels={CELL_LABEL: "freeze", OWNER_LABEL: owner()}
+                                             ).decode().splitlines()
         record = {"tag": tag, "base": base, "python": python.identity, "pip_source": pip_source,
                   "ca_bundle": _file_identity(self.options.ca_bundle), "freeze": freeze,
                   "build_log": str(build_log), "build_s": round(time.perf_counter() - tick, 1)}
@@ -227,17 +232,18 @@ class DockerBackend(Backend):
 
     # -- run_probe: one container per cell ---------------------------------------------------------
 
-    def run_probe(self, ready, spec_path, log_path, timeout_s):
+    def run_probe(self, ready, spec_path, log_path, timeout_s, gpu=None):
         import docker
         import requests
 
         spec_path = Path(spec_path).resolve()
         spec = absolute_paths(json.loads(spec_path.read_text()))  # the container's cwd is not the host's
-        gpu = None
         if spec["device"].startswith("cuda"):
-            # The container sees only its own GPU, as cuda:0.
-            gpu = spec["device"].partition(":")[2] or "0"
+            # The container sees only its own GPU (the slot's, else the one the device names), as cuda:0.
+            gpu = gpu if gpu is not None else (spec["device"].partition(":")[2] or "0")
             spec["device"] = "cuda:0"
+        else:
+            gpu = None
         spec_path = spec_path.with_name("spec.container.json")
         spec_path.write_text(json.dumps(spec, indent=2))
         user = self._user()
@@ -264,7 +270,8 @@ class DockerBackend(Backend):
                     ready.python, ["python", "-m", "runner.probe", str(spec_path)], user=user,
                     environment=environment, mounts=mounts, mem_limit=self.settings.memory_limit,
                     memswap_limit=self.settings.memory_limit, shm_size="1g", device_requests=requests_gpu,
-                    labels={CELL_LABEL: spec["cell_id"]}, working_dir="/tmp")
+                    labels={CELL_LABEL: spec["cell_id"], OWNER_LABEL: owner()}, working_dir="/tmp")
+                self._running.add(container)
                 container.start()
                 try:
                     returncode = container.wait(timeout=timeout_s)["StatusCode"]
@@ -280,6 +287,7 @@ class DockerBackend(Backend):
                 error = "docker: {}".format(_first_line(exc))
             finally:
                 if container is not None:
+                    self._running.discard(container)
                     try:
                         container.remove(force=True)
                     except docker.errors.DockerException:
@@ -289,10 +297,34 @@ class DockerBackend(Backend):
         return ProbeRun(returncode=None if timed_out else returncode, timed_out=timed_out,
                         duration_s=time.perf_counter() - tick, log_path=str(log_path), error=error)
 
+    def stop_all(self):
+        for container in list(self._running):
+            try:
+                container.kill()
+            except Exception:  # already gone: nothing left to stop
+                pass
+
     def _user(self):
         """The host user's uid:gid, so files come back theirs; the matrix's non-root user when the host user is root."""
         uid = os.getuid()
         return "{}:{}".format(uid, os.getgid()) if uid != 0 else self.settings.user
+
+
+def owner(pid=None):
+    return "{}:{}".format(socket.gethostname(), pid or os.getpid())
+
+
+def _owner_alive(label):
+    host, _, pid = label.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # unlabelled, or from another host sharing the engine: treat as left behind
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
 
 
 def default_build_dir():

@@ -7,6 +7,8 @@ import time
 
 from .base import ProbeRun
 
+_RUNNING = set()  # processes started by run_logged and not yet ended (kill_all)
+
 
 def run_logged(command, log_path, timeout_s, env=None, cwd=None):
     """Run `command`, appending stdout+stderr to `log_path`; kill its whole process group at the timeout."""
@@ -17,6 +19,7 @@ def run_logged(command, log_path, timeout_s, env=None, cwd=None):
         log.flush()
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    env=env, cwd=cwd, start_new_session=True)
+        _RUNNING.add(process)
         try:
             returncode = process.wait(timeout=timeout_s)
             timed_out = False
@@ -26,8 +29,18 @@ def run_logged(command, log_path, timeout_s, env=None, cwd=None):
         except BaseException:  # Ctrl-C: take the child down with us
             _kill_group(process)
             raise
+        finally:
+            _RUNNING.discard(process)
     return ProbeRun(returncode=returncode, timed_out=timed_out, duration_s=time.perf_counter() - tick,
                     log_path=str(log_path))
+
+
+def kill_all():
+    for process in list(_RUNNING):
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _kill_group(process):
