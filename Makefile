@@ -11,6 +11,7 @@ WEIGHTS  ?= auto
 IMAGENET ?=
 LIMIT    ?=
 RUN      ?= $(BACKEND)-$(DEVICE)
+GPUS     ?=
 ARGS     ?=
 
 # tox's historical probe envs need Python 3.7 and 3.9. pyenv's shim fails in tox's clean
@@ -33,7 +34,7 @@ CELL_ARGS = --device $(DEVICE) --weights $(WEIGHTS) $(if $(IMAGENET),--imagenet 
 matrix: $(VENV)/.ready
 	$(if $(filter docker,$(BACKEND)),$(if $(filter cpu,$(DEVICE)),$(PY) -m runner docker-base))
 	$(PY) -m runner plan $(CELL_ARGS)
-	$(PY) -m runner run $(CELL_ARGS) --backend $(BACKEND) --run $(RUN) $(ARGS)
+	$(PY) -m runner run $(CELL_ARGS) --backend $(BACKEND) --run $(RUN) $(if $(GPUS),--gpus $(GPUS)) $(ARGS)
 
 plan: $(VENV)/.ready
 	$(PY) -m runner plan $(CELL_ARGS) $(ARGS)

@@ -27,9 +27,10 @@ class ReadyEnvironment:
     """A built environment: the interpreter to run the probe with, and what to record about it."""
 
     name: str
-    python: str  # path of the interpreter inside the environment
+    python: str  # path of the interpreter inside the environment (in a docker image: on its PATH)
     provenance: dict = field(default_factory=dict)
     reused: bool = False
+    image: Optional[str] = None  # docker backend: the image tag cells run in
 
 
 @dataclass(frozen=True)

@@ -121,10 +121,12 @@ class DockerBackend(Backend):
         image = self._image(tag)
         if image is not None and record_path.is_file():
             record = json.loads(record_path.read_text())
-            return ReadyEnvironment(env.name, tag, self._provenance(image, base_image, record), reused=True)
+            return ReadyEnvironment(env.name, "python", self._provenance(image, base_image, record), reused=True,
+                                    image=tag)
         record = self._build(env, tag, base, python, framework, record_path, log)
         image = self._image(tag)
-        return ReadyEnvironment(env.name, tag, self._provenance(image, base_image, record), reused=False)
+        return ReadyEnvironment(env.name, "python", self._provenance(image, base_image, record), reused=False,
+                                image=tag)
 
     def _base_image(self, ref, log):
         import docker
@@ -264,10 +266,10 @@ class DockerBackend(Backend):
         os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
         with open(log_path, "ab") as log:
             log.write("$ docker run --user {} --memory {} {} python -m runner.probe {}\n".format(
-                user, self.settings.memory_limit, ready.python, spec_path).encode())
+                user, self.settings.memory_limit, ready.image, spec_path).encode())
             try:
                 container = self._client.containers.create(
-                    ready.python, ["python", "-m", "runner.probe", str(spec_path)], user=user,
+                    ready.image, [ready.python, "-m", "runner.probe", str(spec_path)], user=user,
                     environment=environment, mounts=mounts, mem_limit=self.settings.memory_limit,
                     memswap_limit=self.settings.memory_limit, shm_size="1g", device_requests=requests_gpu,
                     labels={CELL_LABEL: spec["cell_id"], OWNER_LABEL: owner()}, working_dir="/tmp")
