@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from runner.backends.base import EnvironmentBuildError
-from runner.backends.docker import OWNER_LABEL, absolute_paths, cell_mounts, owner, python_for_image, render_dockerfile
+from runner.backends.docker import CELL_LABEL, OWNER_LABEL, absolute_paths, cell_mounts, owner, python_for_image, render_dockerfile
 from runner.cli import main
 from runner.errors import UserError
 from runner.matrix import load_matrix
@@ -317,3 +317,25 @@ def test_cells_side_by_side_give_the_results_of_a_one_at_a_time_run(docker_run, 
     assert ((work / "results" / "jobs" / together["files"]["predictions"]).read_text()
             == (work / "results" / "docker" / alone["files"]["predictions"]).read_text())
     assert together["metrics"]["top1_correct"] == alone["metrics"]["top1_correct"]
+
+
+@pytest.mark.slow
+def test_start_removes_only_the_containers_a_dead_runner_of_this_host_left(engine):
+    from runner.backends.docker import DockerBackend, DockerOptions
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    image = "dlmatrix-base:bookworm"
+    made = {name: engine.containers.create(image, ["true"], labels={CELL_LABEL: "t", OWNER_LABEL: label})
+            for name, label in (("dead", owner(int(dead))), ("alive", owner()), ("elsewhere", "otherhost:1"))}
+    try:
+        DockerBackend(load_matrix(ROOT / "matrix.toml").docker, DockerOptions()).start(lambda line: None)
+        left = {c.id for c in engine.containers.list(all=True, filters={"label": CELL_LABEL + "=t"})}
+        assert made["dead"].id not in left
+        assert made["alive"].id in left and made["elsewhere"].id in left
+    finally:
+        for container in made.values():
+            try:
+                container.remove(force=True)
+            except Exception:
+                pass

@@ -86,9 +86,11 @@ class DockerBackend(Backend):
                                 "{}); install the NVIDIA Container Toolkit (nvidia-ctk runtime configure) or run "
                                 "with DEVICE=cpu".format(self.options.device, ", ".join(runtimes)))
             self._engine["nvidia_runtime"] = _nvidia_runtime_version()
-        # Containers a killed runner left behind; those of a runner still alive are its own business.
+        # Containers a killed runner of this host left behind. A live runner's, or another host's
+        # (a shared engine), are not ours to remove; an unlabelled one only once it has exited.
         for stale in self._client.containers.list(all=True, filters={"label": CELL_LABEL}):
-            if not _owner_alive(stale.labels.get(OWNER_LABEL, "")):
+            owner_label = stale.labels.get(OWNER_LABEL)
+            if (_owner_gone(owner_label) if owner_label else stale.status == "exited"):
                 stale.remove(force=True)
         log("docker engine {} (API {}), runtimes: {}".format(
             self._engine["engine_version"], self._engine["api_version"], ", ".join(runtimes)))
@@ -316,17 +318,18 @@ def owner(pid=None):
     return "{}:{}".format(socket.gethostname(), pid or os.getpid())
 
 
-def _owner_alive(label):
+def _owner_gone(label):
+    """True when `label` (host:pid) names a runner of this host that no longer runs."""
     host, _, pid = label.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
-        return False  # unlabelled, or from another host sharing the engine: treat as left behind
+        return False
     try:
         os.kill(int(pid), 0)
-        return True
-    except ProcessLookupError:
         return False
-    except PermissionError:
+    except ProcessLookupError:
         return True
+    except PermissionError:  # alive, another user's
+        return False
 
 
 def default_build_dir():
