@@ -339,3 +339,16 @@ def test_start_removes_only_the_containers_a_dead_runner_of_this_host_left(engin
                 container.remove(force=True)
             except Exception:
                 pass
+
+
+def test_a_gpu_run_on_an_engine_without_the_nvidia_runtime_stops_before_building(engine, tmp_path, capsys):
+    if "nvidia" in (engine.info().get("Runtimes") or {}):
+        pytest.skip("this engine has the NVIDIA runtime")
+    matrix = write_matrix(tmp_path, suites=FAST_SUITES)
+    code, out = run_cli(["run", "--matrix", str(matrix), "--backend", "docker", "--device", "cuda", "--weights",
+                         "random", "--env", HISTORICAL, "--model", "resnet50", "--suite", "throughput",
+                         "--results-dir", str(tmp_path / "results"), "--reports-dir", str(tmp_path / "reports")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "has no NVIDIA runtime" in err and "DEVICE=cpu" in err
+    assert not list((tmp_path / "results").rglob("*.json"))  # nothing built, nothing recorded
