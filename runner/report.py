@@ -14,14 +14,27 @@ from .frameworks import FRAMEWORKS
 from .probe.jsonio import write_json_atomic
 from .stats import wilson_interval
 
-REPORT_SCHEMA_VERSION = 2  # 2: drift comparisons
+REPORT_SCHEMA_VERSION = 3  # 2: drift comparisons; 3: GPU telemetry columns, decode/model images/s
 COLUMNS = [
     "environment", "framework", "framework_version", "model", "suite", "status", "reason", "device", "weights",
     "images", "top1_error", "top1_ci_low", "top1_ci_high", "top5_error", "top5_ci_low", "top5_ci_high",
     "published_top1_error", "published_top5_error", "delta_top1", "delta_top5", "published_source",
     "published_revision", "unreadable_images", "batch_size", "images_per_s", "latency_p50_ms", "latency_p90_ms",
-    "latency_p99_ms", "cold_start_s", "cell_id",
+    "latency_p99_ms", "cold_start_s", "decode_images_per_s", "model_images_per_s", "gpu_util_mean_pct",
+    "gpu_memory_peak_mib", "joules_per_image", "telemetry", "cell_id",
 ]
+
+
+def _telemetry(summary):
+    """Report fields from a telemetry summary: 'ok', 'low GPU utilisation', or 'unavailable: why'."""
+    if not summary:
+        return {"telemetry": "not recorded"}
+    if summary.get("status") != "ok":
+        return {"telemetry": "unavailable: {}".format(summary.get("reason"))}
+    return {"gpu_util_mean_pct": summary["gpu_utilization_pct"].get("mean", ""),
+            "gpu_memory_peak_mib": summary["memory_used_mib"].get("peak") or "",
+            "joules_per_image": summary.get("joules_per_image") or "",
+            "telemetry": "low GPU utilisation" if summary.get("low_utilization") else "ok"}
 
 
 def latest_results(results):
@@ -76,7 +89,10 @@ def build_rows(matrix, results):
             low5, high5 = wilson_interval(n - metrics["top5_correct"], n)
             row.update(images=n, top1_error=metrics["top1_error"], top5_error=metrics["top5_error"],
                        top1_ci_low=low1, top1_ci_high=high1, top5_ci_low=low5, top5_ci_high=high5,
-                       unreadable_images=metrics["unreadable_count"])
+                       unreadable_images=metrics["unreadable_count"],
+                       decode_images_per_s=metrics.get("decode_images_per_s") or "",
+                       model_images_per_s=metrics.get("model_images_per_s") or "")
+            row.update(_telemetry(metrics.get("telemetry")))
             if row["published_top1_error"] != "":
                 row.update(delta_top1=metrics["top1_error"] - row["published_top1_error"],
                            delta_top5=metrics["top5_error"] - row["published_top5_error"])
@@ -86,6 +102,7 @@ def build_rows(matrix, results):
                 per.update(batch_size=batch["batch_size"], images_per_s=batch["images_per_s"],
                            latency_p50_ms=batch["latency_ms"]["p50"], latency_p90_ms=batch["latency_ms"]["p90"],
                            latency_p99_ms=batch["latency_ms"]["p99"], cold_start_s=metrics["cold_start_s"])
+                per.update(_telemetry(batch.get("telemetry")))
                 rows.append(per)
             continue
         rows.append(row)
@@ -191,13 +208,28 @@ def render_markdown(run_name, matrix, rows, problems, generated_at, drift=()):
             w("{}. {}\n".format(i, citation))
 
     w("\n## Throughput (synthetic input on the device)\n\n")
-    w("| Environment | Model | Device | Batch | Images/s | p50 ms | p90 ms | p99 ms | Cold start s |\n"
-      "|---|---|---|---|---|---|---|---|---|\n")
+    w("GPU columns are NVML's, over the timed window (mean utilisation, peak memory used, energy per image); "
+      "**low** marks a GPU that stayed under 50% busy on average.\n\n")
+    w("| Environment | Model | Device | Batch | Images/s | p50 ms | p90 ms | p99 ms | Cold start s | GPU util % | "
+      "Peak MiB | J/image |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+    unavailable = []
     for row in (r for r in rows if r["suite"] == "throughput" and r["status"] == "ok"):
-        w("| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n".format(
+        w("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n".format(
             _env_label(row), row["model"], row["device"], row["batch_size"], _fmt(row["images_per_s"], 1),
             _fmt(row["latency_p50_ms"], 1), _fmt(row["latency_p90_ms"], 1), _fmt(row["latency_p99_ms"], 1),
-            _fmt(row["cold_start_s"], 1)))
+            _fmt(row["cold_start_s"], 1), _gpu_columns(row, unavailable)))
+
+    w("\n## Error suite: input pipeline and GPU\n\n")
+    w("Decode = JPEG decoding and preprocessing; model = the forward passes. A model far faster than decoding "
+      "means the input pipeline, not the framework, set the pace.\n\n")
+    w("| Environment | Model | Decode images/s | Model images/s | GPU util % | Peak MiB | J/image |\n"
+      "|---|---|---|---|---|---|---|\n")
+    for row in (r for r in rows if r["suite"] == "error" and r["status"] == "ok"):
+        w("| {} | {} | {} | {} | {} |\n".format(
+            _env_label(row), row["model"], _fmt(row["decode_images_per_s"], 1), _fmt(row["model_images_per_s"], 1),
+            _gpu_columns(row, unavailable)))
+    if unavailable:
+        w("\nGPU telemetry unavailable (-): {}.\n".format("; ".join(unavailable)))
 
     w(render_drift(drift, matrix))
 
@@ -215,6 +247,17 @@ def render_markdown(run_name, matrix, rows, problems, generated_at, drift=()):
         for problem in problems:
             w("- {}\n".format(problem))
     return out.getvalue()
+
+
+def _gpu_columns(row, unavailable):
+    """'util | peak | J/image' cells; an unavailable reason is listed once below the table."""
+    if row["telemetry"].startswith("unavailable: ") or row["telemetry"] == "not recorded":
+        reason = row["telemetry"][len("unavailable: "):] if row["telemetry"] != "not recorded" else "not recorded"
+        if reason not in unavailable:
+            unavailable.append(reason)
+        return "- | - | -"
+    util = _fmt(row["gpu_util_mean_pct"], 0) + (" **low**" if row["telemetry"] == "low GPU utilisation" else "")
+    return "{} | {} | {}".format(util, _fmt(row["gpu_memory_peak_mib"], 0), _fmt(row["joules_per_image"], 3))
 
 
 def write_report(matrix, results, problems, drift, report_dir, run_name):

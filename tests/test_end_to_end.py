@@ -76,6 +76,11 @@ def test_every_row_produces_error_throughput_and_drift_results(sample_run):
         assert error["provenance"]["packages"][package].startswith(version)
         assert error["provenance"]["python"]["version"].startswith(python)
         assert error["provenance"]["weights"]["source"] == "random"
+        no_gpu = {"status": "unavailable", "reason": "device is cpu: there is no GPU to read"}
+        assert error["metrics"]["telemetry"] == no_gpu  # said, not invented
+        throughput = results[(env, "resnet50", "throughput")]
+        assert [batch["telemetry"] for batch in throughput["metrics"]["batches"]] == [no_gpu, no_gpu]
+        assert "telemetry" not in throughput["files"]  # no series without a GPU
 
 
 def test_torch_rows_error_and_throughput_details(sample_run):

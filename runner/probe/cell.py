@@ -20,6 +20,7 @@ from .error_suite import run_error_suite
 from .jsonio import read_json, write_json_atomic
 from .preprocess import Recipe
 from .provenance import host_info, installed_packages, nvidia_driver, probe_source_sha256, python_info
+from .telemetry import open_telemetry, write_series
 from .throughput import run_throughput_suite, synthetic_input
 from .timestamps import now_iso
 from .weights import WeightsError
@@ -110,14 +111,25 @@ def _run_suite(adapter, spec, timeline):
     timeline["model_ready_at"] = time.time()
     params = spec["suite_params"]
     files = {}
+    telemetry = open_telemetry(spec["device"])
+    series = []  # (window, row) pairs for telemetry.csv
     if spec["suite"] == "error":
-        metrics = run_error_suite(adapter, model, recipe, dataset, params, spec["output_dir"])
+        with telemetry.window() as window:
+            metrics = run_error_suite(adapter, model, recipe, dataset, params, spec["output_dir"])
+        metrics["telemetry"] = window.summary(images=metrics["images_evaluated"])
+        series += [("error", row) for row in window.series()]
         files["predictions"] = metrics["predictions_file"]
     elif spec["suite"] == "throughput":
         metrics = _cold_start(adapter, model, recipe, params, spec, timeline)
-        metrics.update(run_throughput_suite(adapter, model, recipe, params, spec.get("seed", 0)))
+        metrics.update(run_throughput_suite(adapter, model, recipe, params, spec.get("seed", 0), telemetry))
+        for entry in metrics["batches"]:
+            series += [("batch {}".format(entry["batch_size"]), row) for row in entry.pop("telemetry_series")]
     else:
         raise ValueError("unknown suite {!r}".format(spec["suite"]))
+    metrics["telemetry_source"] = telemetry.describe()
+    if series:
+        write_series(os.path.join(spec["output_dir"], "telemetry.csv"), series)
+        files["telemetry"] = "telemetry.csv"
     return "ok", metrics, weights, dataset.describe() if dataset else None, files
 
 

@@ -28,11 +28,16 @@ def synthetic_input(adapter, recipe, batch, seed):
     return adapter.to_device(array)
 
 
-def run_throughput_suite(adapter, model, recipe, params, seed):
+def run_throughput_suite(adapter, model, recipe, params, seed, telemetry):
+    """Per batch size: timed iterations, with NVML sampled over the timed window (telemetry.py)."""
     per_batch = []
     for batch in params["batch_sizes"]:
         tensor = synthetic_input(adapter, recipe, int(batch), seed)
-        latencies = time_batches(adapter, model, tensor, int(params["warmup"]), int(params["iterations"]))
+        for _ in range(int(params["warmup"])):
+            adapter.forward(model, tensor)
+        adapter.synchronize()
+        with telemetry.window() as window:
+            latencies = time_batches(adapter, model, tensor, 0, int(params["iterations"]))
         total = sum(latencies)
         per_batch.append({
             "batch_size": int(batch),
@@ -47,5 +52,7 @@ def run_throughput_suite(adapter, model, recipe, params, seed):
                 "min": 1000 * min(latencies),
                 "max": 1000 * max(latencies),
             },
+            "telemetry": window.summary(images=batch * len(latencies)),
+            "telemetry_series": window.series(),
         })
     return {"batches": per_batch}

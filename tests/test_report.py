@@ -1,0 +1,48 @@
+"""The report's telemetry columns, from results shaped as the probe writes them."""
+
+from runner.matrix import load_matrix
+from runner.report import build_rows, latest_results, render_markdown
+
+from .matrices import REAL
+
+
+def gpu_summary(mean, peak=20480.0, joules=0.75, low=False):
+    return {"status": "ok", "gpu_utilization_pct": {"mean": mean, "max": 100.0}, "memory_used_mib": {"peak": peak},
+            "joules_per_image": joules, "low_utilization": low}
+
+
+def throughput(env, telemetry_per_batch):
+    return {"environment": env, "model": "resnet50", "suite": "throughput", "status": "ok", "cell_id": env + "-t",
+            "framework": "torchvision", "ended_at": "2026-11-22T00:00:00Z", "provenance": {"device_requested": "cuda"},
+            "metrics": {"cold_start_s": 1.0, "batches": [
+                {"batch_size": b, "images_per_s": 100.0 * b, "latency_ms": {"p50": 1.0, "p90": 2.0, "p99": 3.0},
+                 "telemetry": t} for b, t in telemetry_per_batch]}}
+
+
+def error(env, telemetry):
+    return {"environment": env, "model": "resnet50", "suite": "error", "status": "ok", "cell_id": env + "-e",
+            "framework": "torchvision", "ended_at": "2026-11-22T00:00:00Z", "provenance": {},
+            "metrics": {"images_evaluated": 30, "top1_correct": 20, "top5_correct": 27, "top1_error": 33.3,
+                        "top5_error": 10.0, "unreadable_count": 0, "decode_images_per_s": 50.0,
+                        "model_images_per_s": 400.0, "telemetry": telemetry}}
+
+
+def test_gpu_columns_per_cell_and_batch_low_utilisation_flagged_unavailable_explained_once():
+    matrix = load_matrix(REAL)
+    results = [
+        throughput("torch-current", [(1, gpu_summary(31.0, low=True)), (16, gpu_summary(97.5, joules=0.125))]),
+        throughput("torch-1.0", [(1, {"status": "unavailable", "reason": "device is cpu: there is no GPU to read"}),
+                                 (16, {"status": "unavailable", "reason": "device is cpu: there is no GPU to read"})]),
+        error("torch-current", gpu_summary(64.0, peak=9000.0, joules=1.5)),
+    ]
+    rows = build_rows(matrix, latest_results(results))
+    by = {(r["environment"], r["suite"], r["batch_size"]): r for r in rows}
+    assert by[("torch-current", "throughput", 1)]["telemetry"] == "low GPU utilisation"
+    assert by[("torch-current", "throughput", 16)]["joules_per_image"] == 0.125
+    assert by[("torch-1.0", "throughput", 16)]["telemetry"] == "unavailable: device is cpu: there is no GPU to read"
+    assert by[("torch-current", "error", "")]["model_images_per_s"] == 400.0
+    text = render_markdown("r", matrix, rows, [], "now")
+    assert "| 1 | 100.0 | 1.0 | 2.0 | 3.0 | 1.0 | 31 **low** | 20480 | 0.750 |" in text
+    assert "| 16 | 1600.0 | 1.0 | 2.0 | 3.0 | 1.0 | 98 | 20480 | 0.125 |" in text
+    assert "| 50.0 | 400.0 | 64 | 9000 | 1.500 |" in text
+    assert text.count("device is cpu: there is no GPU to read") == 1
