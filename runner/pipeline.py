@@ -8,8 +8,6 @@ anything is built.
 """
 
 import concurrent.futures
-import functools
-import hashlib
 import os
 import queue
 import threading
@@ -234,7 +232,6 @@ def run_cell(backend, ready, cell, store, slot=None):
         "environment": ready.provenance,
         "environment_reused": ready.reused,
         "pins": list(cell.environment.packages),
-        "probe_sha256": probe_sha256(),
         "slot": slot.as_dict() if slot else None,
         "probe_exit_code": run.returncode,
         "probe_wall_s": run.duration_s,
@@ -243,17 +240,6 @@ def run_cell(backend, ready, cell, store, slot=None):
     }
     store.adopt_outputs(result, work)
     return result
-
-
-@functools.lru_cache(maxsize=None)
-def probe_sha256():
-    """One hash of the probe's code (runner/__init__.py and runner/probe/): which probe produced a result,
-    also where the probe is mounted into a reused image rather than built into it."""
-    root = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for path in [root / "__init__.py"] + sorted((root / "probe").rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
 
 
 def drift_checkpoints(cell, store):

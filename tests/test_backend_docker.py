@@ -162,7 +162,7 @@ def test_cells_run_in_containers_with_provenance(docker_run, engine):
         assert image["base_image_id"] == engine.images.get(image["base_image"]).id
         assert image["docker"]["engine_version"] == engine.version()["Version"]
         assert image["user"] != "0:0" and any(line.startswith(package + "==") for line in image["freeze"])
-        assert len(runner["probe_sha256"]) == 64
+        assert len(error["provenance"]["probe_sha256"]) == 64  # the probe hashes the code it ran (mounted)
     assert not leftover_containers(engine)
 
 
