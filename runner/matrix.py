@@ -23,7 +23,7 @@ WEIGHT_SOURCES = ("pretrained", "random", "file", "auto")
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 PYTHON = re.compile(r"^3\.\d+(\.\d+)?$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
-PROBE_NEEDS = ("numpy", "pillow")
+PROBE_NEEDS = ("numpy", "pillow", "nvidia-ml-py")  # nvidia-ml-py: GPU telemetry (probe/telemetry.py)
 
 
 @dataclass(frozen=True)

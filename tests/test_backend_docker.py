@@ -209,7 +209,7 @@ BROKEN = '''
 [environments.broken]
 framework = "gluoncv"
 python = "3.7"
-packages = ["mxnet==1.4.1", "gluoncv==0.4.0", "numpy==1.14.6", "pillow==0.0.1"]
+packages = ["mxnet==1.4.1", "gluoncv==0.4.0", "numpy==1.14.6", "pillow==0.0.1", "nvidia-ml-py==13.615.71"]
 models = ["resnet50"]
 '''
 

@@ -213,7 +213,7 @@ def test_synthetic_jpegs_truncated_cmyk_and_grey(tmp_path):
 
 def test_failures_are_recorded_and_the_rest_goes_on(tmp_path):
     broken_env = '\n[environments.broken]\nframework = "torchvision"\npython = "3.11"\n' \
-                 'packages = ["torch==0.0.1", "torchvision==0.0.1", "pillow==13.0.0", "numpy==2.4.6"]\n'
+                 'packages = ["torch==0.0.1", "torchvision==0.0.1", "pillow==13.0.0", "numpy==2.4.6", "nvidia-ml-py==13.615.71"]\n'
     suites = FAST_SUITES.replace("iterations = 3\ntimeout_s = 900", "iterations = 3\ntimeout_s = 2")
     matrix = write_matrix(tmp_path, append=broken_env, suites=suites)
     code, out = run_cli(["run", "--matrix", str(matrix), "--weights", "random", "--env", "broken",
