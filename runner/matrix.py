@@ -134,6 +134,7 @@ class ThroughputSuite:
     batch_sizes: tuple
     warmup: int
     iterations: int
+    trials: int  # repeated timed windows per batch size: the result carries their median and range
     timeout_s: int
 
 
@@ -321,6 +322,7 @@ def _throughput_suite(table):
         batch_sizes=tuple(sizes),
         warmup=table.get("warmup", int, check=lambda v: v >= 0, expected="0 or more"),
         iterations=_positive(table, "iterations"),
+        trials=_positive(table, "trials", 1),
         timeout_s=_positive(table, "timeout_s"),
     )
     table.done()

@@ -232,7 +232,8 @@ def _suite_params(matrix, suite):
     if suite == "error":
         return {"batch_size": matrix.error.batch_size}, matrix.error.timeout_s
     t = matrix.throughput
-    return {"batch_sizes": list(t.batch_sizes), "warmup": t.warmup, "iterations": t.iterations}, t.timeout_s
+    return {"batch_sizes": list(t.batch_sizes), "warmup": t.warmup, "iterations": t.iterations,
+            "trials": t.trials}, t.timeout_s
 
 
 def _weights(source, seed, cache, variant, env, model, matrix_path):

@@ -19,7 +19,7 @@ COLUMNS = [
     "environment", "framework", "framework_version", "model", "suite", "status", "reason", "device", "weights",
     "images", "top1_error", "top1_ci_low", "top1_ci_high", "top5_error", "top5_ci_low", "top5_ci_high",
     "published_top1_error", "published_top5_error", "delta_top1", "delta_top5", "published_source",
-    "published_revision", "unreadable_images", "batch_size", "images_per_s", "latency_p50_ms", "latency_p90_ms",
+    "published_revision", "unreadable_images", "batch_size", "images_per_s", "images_per_s_low", "images_per_s_high", "latency_p50_ms", "latency_p90_ms",
     "latency_p99_ms", "cold_start_s", "decode_images_per_s", "model_images_per_s", "gpu_util_mean_pct",
     "gpu_memory_peak_mib", "joules_per_image", "telemetry", "cell_id",
 ]
@@ -99,7 +99,9 @@ def build_rows(matrix, results):
         if result["suite"] == "throughput" and result["status"] == "ok":
             for batch in metrics["batches"]:
                 per = dict(row)
-                per.update(batch_size=batch["batch_size"], images_per_s=batch["images_per_s"],
+                low, high = batch.get("images_per_s_range") or ("", "")
+                per.update(batch_size=batch["batch_size"], images_per_s=batch["images_per_s"], images_per_s_low=low,
+                           images_per_s_high=high,
                            latency_p50_ms=batch["latency_ms"]["p50"], latency_p90_ms=batch["latency_ms"]["p90"],
                            latency_p99_ms=batch["latency_ms"]["p99"], cold_start_s=metrics["cold_start_s"])
                 per.update(_telemetry(batch.get("telemetry")))
@@ -210,12 +212,13 @@ def render_markdown(run_name, matrix, rows, problems, generated_at, drift=()):
     w("\n## Throughput (synthetic input on the device)\n\n")
     w("GPU columns are NVML's, over the timed window (mean utilisation, peak memory used, energy per image); "
       "**low** marks a GPU that stayed under 50% busy on average.\n\n")
+    w("Images/s is the median over the trials, with their range.\n\n")
     w("| Environment | Model | Device | Batch | Images/s | p50 ms | p90 ms | p99 ms | Cold start s | GPU util % | "
       "Peak MiB | J/image |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     unavailable = []
     for row in (r for r in rows if r["suite"] == "throughput" and r["status"] == "ok"):
         w("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n".format(
-            _env_label(row), row["model"], row["device"], row["batch_size"], _fmt(row["images_per_s"], 1),
+            _env_label(row), row["model"], row["device"], row["batch_size"], _rate(row),
             _fmt(row["latency_p50_ms"], 1), _fmt(row["latency_p90_ms"], 1), _fmt(row["latency_p99_ms"], 1),
             _fmt(row["cold_start_s"], 1), _gpu_columns(row, unavailable)))
 
@@ -247,6 +250,13 @@ def render_markdown(run_name, matrix, rows, problems, generated_at, drift=()):
         for problem in problems:
             w("- {}\n".format(problem))
     return out.getvalue()
+
+
+def _rate(row):
+    if row["images_per_s_low"] == "" or row["images_per_s_low"] == row["images_per_s_high"]:
+        return _fmt(row["images_per_s"], 1)
+    return "{} ({}-{})".format(_fmt(row["images_per_s"], 1), _fmt(row["images_per_s_low"], 1),
+                               _fmt(row["images_per_s_high"], 1))
 
 
 def _gpu_columns(row, unavailable):

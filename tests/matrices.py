@@ -30,6 +30,7 @@ timeout_s = 900
 [suites.throughput]
 batch_sizes = [1, 2]
 warmup = 1
+trials = 2
 iterations = 3
 timeout_s = 900
 

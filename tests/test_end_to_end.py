@@ -80,6 +80,9 @@ def test_every_row_produces_error_throughput_and_drift_results(sample_run):
         assert error["metrics"]["telemetry"] == no_gpu  # said, not invented
         throughput = results[(env, "resnet50", "throughput")]
         assert [batch["telemetry"] for batch in throughput["metrics"]["batches"]] == [no_gpu, no_gpu]
+        for batch in throughput["metrics"]["batches"]:  # 2 trials: a median inside its range
+            low, high = batch["images_per_s_range"]
+            assert len(batch["images_per_s_trials"]) == 2 and low <= batch["images_per_s"] <= high
         assert "telemetry" not in throughput["files"]  # no series without a GPU
 
 

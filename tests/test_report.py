@@ -15,7 +15,8 @@ def throughput(env, telemetry_per_batch):
     return {"environment": env, "model": "resnet50", "suite": "throughput", "status": "ok", "cell_id": env + "-t",
             "framework": "torchvision", "ended_at": "2026-11-22T00:00:00Z", "provenance": {"device_requested": "cuda"},
             "metrics": {"cold_start_s": 1.0, "batches": [
-                {"batch_size": b, "images_per_s": 100.0 * b, "latency_ms": {"p50": 1.0, "p90": 2.0, "p99": 3.0},
+                {"batch_size": b, "images_per_s": 100.0 * b, "images_per_s_range": [90.0 * b, 110.0 * b],
+                 "latency_ms": {"p50": 1.0, "p90": 2.0, "p99": 3.0},
                  "telemetry": t} for b, t in telemetry_per_batch]}}
 
 
@@ -42,7 +43,7 @@ def test_gpu_columns_per_cell_and_batch_low_utilisation_flagged_unavailable_expl
     assert by[("torch-1.0", "throughput", 16)]["telemetry"] == "unavailable: device is cpu: there is no GPU to read"
     assert by[("torch-current", "error", "")]["model_images_per_s"] == 400.0
     text = render_markdown("r", matrix, rows, [], "now")
-    assert "| 1 | 100.0 | 1.0 | 2.0 | 3.0 | 1.0 | 31 **low** | 20480 | 0.750 |" in text
-    assert "| 16 | 1600.0 | 1.0 | 2.0 | 3.0 | 1.0 | 98 | 20480 | 0.125 |" in text
+    assert "| 1 | 100.0 (90.0-110.0) | 1.0 | 2.0 | 3.0 | 1.0 | 31 **low** | 20480 | 0.750 |" in text
+    assert "| 16 | 1600.0 (1440.0-1760.0) | 1.0 | 2.0 | 3.0 | 1.0 | 98 | 20480 | 0.125 |" in text
     assert "| 50.0 | 400.0 | 64 | 9000 | 1.500 |" in text
     assert text.count("device is cpu: there is no GPU to read") == 1
