@@ -127,6 +127,8 @@ class ErrorSuite:
     batch_size: int
     limit: int
     timeout_s: int
+    workers: int  # JPEG decoder threads (0 = one per core, up to 8)
+    prefetch: int  # batches decoded ahead of the model
 
 
 @dataclass(frozen=True)
@@ -308,6 +310,8 @@ def _error_suite(table):
         batch_size=_positive(table, "batch_size"),
         limit=table.get("limit", int, 0, check=lambda v: v >= 0, expected="0 (all images) or a positive integer"),
         timeout_s=_positive(table, "timeout_s"),
+        workers=table.get("workers", int, 4, check=lambda v: v >= 0, expected="0 (one per core) or more"),
+        prefetch=table.get("prefetch", int, 2, check=lambda v: v >= 0, expected="0 or more batches"),
     )
     table.done()
     return suite

@@ -230,7 +230,8 @@ def _select(what, chosen, valid):
 
 def _suite_params(matrix, suite):
     if suite == "error":
-        return {"batch_size": matrix.error.batch_size}, matrix.error.timeout_s
+        return {"batch_size": matrix.error.batch_size, "workers": matrix.error.workers,
+                "prefetch": matrix.error.prefetch}, matrix.error.timeout_s
     t = matrix.throughput
     return {"batch_sizes": list(t.batch_sizes), "warmup": t.warmup, "iterations": t.iterations,
             "trials": t.trials}, t.timeout_s

@@ -1,0 +1,62 @@
+"""The error suite's input pipeline: threads and prefetch change the speed, never the predictions.
+
+The model is a fixed function of the pixels (the pipeline is under test here; each framework's
+own model runs in the adapter tests and the end-to-end runs).
+"""
+
+import numpy as np
+import pytest
+
+from runner.probe.dataset import open_dataset
+from runner.probe.error_suite import input_workers, run_error_suite
+from runner.probe.preprocess import Recipe
+
+from .imagesets import make_flat_set
+from .recipes import recipe
+
+
+class PixelModel(object):
+    """predict(): logits = 1000 fixed pixel positions of each image, so any mix-up of images shows."""
+
+    def predict(self, model, batch):
+        flat = np.asarray(batch, dtype=np.float64).reshape(len(batch), -1)
+        positions = np.linspace(0, flat.shape[1] - 1, 1000).astype(int)
+        return flat[:, positions]
+
+
+def evaluate(root, tmp_path, name, **params):
+    out = tmp_path / name
+    out.mkdir()
+    dataset = open_dataset(str(root))
+    metrics = run_error_suite(PixelModel(), None, recipe("torchvision-224"), dataset,
+                              dict({"batch_size": 4}, **params), str(out))
+    return metrics, (out / "predictions.csv").read_text()
+
+
+@pytest.mark.parametrize("workers, prefetch", [(4, 2), (3, 0), (8, 5)])
+def test_threads_and_prefetch_give_the_one_decoder_predictions_on_the_real_images(imagenet_sample, tmp_path,
+                                                                                     workers, prefetch):
+    serial, serial_rows = evaluate(imagenet_sample, tmp_path, "serial", workers=1, prefetch=0)
+    threaded, threaded_rows = evaluate(imagenet_sample, tmp_path, "threaded", workers=workers, prefetch=prefetch)
+    assert threaded_rows == serial_rows and len(serial_rows.splitlines()) == 31
+    for key in ("images_evaluated", "top1_correct", "top5_correct", "image_modes", "unreadable"):
+        assert threaded[key] == serial[key], key
+    assert threaded["input_workers"] == workers and serial["input_workers"] == 1
+    assert threaded["wall_s"] >= threaded["model_s"] and threaded["input_wait_s"] <= threaded["wall_s"]
+
+
+def test_unreadable_files_are_listed_in_order_with_threads(tmp_path):
+    make_flat_set(tmp_path / "set")
+    serial, serial_rows = evaluate(tmp_path / "set", tmp_path, "serial", workers=1)
+    threaded, threaded_rows = evaluate(tmp_path / "set", tmp_path, "threaded", workers=4, prefetch=1)
+    assert threaded_rows == serial_rows
+    assert threaded["unreadable"] == serial["unreadable"] and threaded["unreadable_count"] >= 1
+
+
+def test_a_framework_resize_that_is_not_thread_safe_gets_one_decoder_and_says_so():
+    framework = Recipe.from_dict(dict(resize=256, crop=224, interpolation="bilinear", mean=[0, 0, 0], std=[1, 1, 1],
+                                      resize_with="framework"))
+    assert input_workers({"workers": 4}, PixelModel(), framework) == (
+        1, "the framework's own resize is not thread-safe: one decoder")
+    assert input_workers({"workers": 4}, PixelModel(), recipe("torchvision-224")) == (4, None)
+    assert input_workers({"workers": 0}, PixelModel(), recipe("torchvision-224"))[0] >= 1
