@@ -73,7 +73,7 @@ def test_model_listed_twice_in_an_environment(tmp_path):
 
 
 def test_cli_reports_bad_input_with_exit_code_2_and_no_traceback(tmp_path):
-    path = write_matrix(tmp_path, replace=(("iterations = 10", "iterations = -1"),))
+    path = write_matrix(tmp_path, replace=(("iterations = 5 ", "iterations = -1 "),))
     results = tmp_path / "results"
     proc = subprocess.run([sys.executable, "-m", "runner", "run", "--matrix", str(path), "--results-dir", str(results)],
                           cwd=str(ROOT), capture_output=True, text=True)
