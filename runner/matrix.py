@@ -95,6 +95,8 @@ class Model:
     key: str
     title: str
     variants: tuple  # Variant, one per framework
+    gmacs: Optional[float] = None  # multiply-accumulates per image (10^9), for the fraction of GPU peak
+    gmacs_source: Optional[str] = None
 
     def variant(self, framework):
         for variant in self.variants:
@@ -379,15 +381,19 @@ def _models(table, preprocess):
         if not NAME.match(key):
             table.fail(key, "model names are lower-case letters, digits, '.', '_' and '-'")
         title = entry.get("title", str, key)
+        gmacs = entry.get("gmacs", float, None, check=lambda v: v > 0, expected="a positive number (10^9 MACs)")
+        gmacs_source = entry.get("gmacs_source", str, None)
+        if gmacs is not None and not gmacs_source:
+            entry.fail("gmacs_source", "missing; every gmacs number cites where it comes from")
         variants = []
-        for framework in [k for k in entry.keys() if k != "title"]:
+        for framework in [k for k in entry.keys() if k not in ("title", "gmacs", "gmacs_source")]:
             if framework not in FRAMEWORKS:
                 entry.fail(framework, "unknown framework; expected 'title' or one of: " + ", ".join(sorted(FRAMEWORKS)))
             variants.append(_variant(entry.table(framework), framework, preprocess))
         entry.done()
         if not variants:
             table.fail(key, "no framework table; expected e.g. [models.{}.torchvision]".format(key))
-        models.append(Model(key=key, title=title, variants=tuple(variants)))
+        models.append(Model(key=key, title=title, variants=tuple(variants), gmacs=gmacs, gmacs_source=gmacs_source))
     return tuple(models)
 
 

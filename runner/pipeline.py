@@ -20,6 +20,7 @@ from .backends.base import EnvironmentBuildError, default_cache_home
 from .backends.process import tail
 from .compare import compare_versions
 from .errors import UserError
+from .gpus import annotate_throughput
 from .matrix import load_matrix
 from .plan import plan_cells, resolve_auto_weights
 from .probe import PROBE_VERSION, RESULT_SCHEMA_VERSION
@@ -226,6 +227,7 @@ def run_cell(backend, ready, cell, store, slot=None):
             run.returncode, tail(log_path, 3) or "(no output)"), tick)
     else:
         result = read_json(str(result_path))
+        annotate_throughput(result, cell.model)
     result["provenance"] = dict(result.get("provenance") or {})
     result["provenance"]["runner"] = {
         "backend": backend.name,

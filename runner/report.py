@@ -21,7 +21,7 @@ COLUMNS = [
     "published_top1_error", "published_top5_error", "delta_top1", "delta_top5", "published_source",
     "published_revision", "unreadable_images", "batch_size", "images_per_s", "images_per_s_low", "images_per_s_high", "latency_p50_ms", "latency_p90_ms",
     "latency_p99_ms", "cold_start_s", "decode_images_per_s", "model_images_per_s", "gpu_util_mean_pct",
-    "gpu_memory_peak_mib", "joules_per_image", "telemetry", "cell_id",
+    "gpu_memory_peak_mib", "joules_per_image", "telemetry", "peak_fraction_fp32", "peak_fraction_tf32", "cell_id",
 ]
 
 
@@ -105,6 +105,10 @@ def build_rows(matrix, results):
                            latency_p50_ms=batch["latency_ms"]["p50"], latency_p90_ms=batch["latency_ms"]["p90"],
                            latency_p99_ms=batch["latency_ms"]["p99"], cold_start_s=metrics["cold_start_s"])
                 per.update(_telemetry(batch.get("telemetry")))
+                peak = batch.get("fraction_of_peak") or {}
+                if peak.get("status") == "ok":
+                    per.update(peak_fraction_fp32=peak["fraction"].get("fp32", ""),
+                               peak_fraction_tf32=peak["fraction"].get("tf32", ""))
                 rows.append(per)
             continue
         rows.append(row)
@@ -214,13 +218,13 @@ def render_markdown(run_name, matrix, rows, problems, generated_at, drift=()):
       "**low** marks a GPU that stayed under 50% busy on average.\n\n")
     w("Images/s is the median over the trials, with their range.\n\n")
     w("| Environment | Model | Device | Batch | Images/s | p50 ms | p90 ms | p99 ms | Cold start s | GPU util % | "
-      "Peak MiB | J/image |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+      "Peak MiB | J/image | % of peak FP32 / TF32 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     unavailable = []
     for row in (r for r in rows if r["suite"] == "throughput" and r["status"] == "ok"):
-        w("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n".format(
+        w("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n".format(
             _env_label(row), row["model"], row["device"], row["batch_size"], _rate(row),
             _fmt(row["latency_p50_ms"], 1), _fmt(row["latency_p90_ms"], 1), _fmt(row["latency_p99_ms"], 1),
-            _fmt(row["cold_start_s"], 1), _gpu_columns(row, unavailable)))
+            _fmt(row["cold_start_s"], 1), _gpu_columns(row, unavailable), _peak(row)))
 
     w("\n## Error suite: input pipeline and GPU\n\n")
     w("Decode = JPEG decoding and preprocessing; model = the forward passes. A model far faster than decoding "
@@ -250,6 +254,13 @@ def render_markdown(run_name, matrix, rows, problems, generated_at, drift=()):
         for problem in problems:
             w("- {}\n".format(problem))
     return out.getvalue()
+
+
+def _peak(row):
+    if row["peak_fraction_fp32"] == "":
+        return "-"
+    tf32 = "" if row["peak_fraction_tf32"] == "" else " / {:.1f}".format(100 * row["peak_fraction_tf32"])
+    return "{:.1f}{}".format(100 * row["peak_fraction_fp32"], tf32)
 
 
 def _rate(row):
