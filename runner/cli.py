@@ -6,7 +6,9 @@ UserError is caught here, once.
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from .errors import UserError
@@ -247,9 +249,15 @@ COMMANDS = {"plan": cmd_plan, "run": cmd_run, "report": cmd_report, "requirement
             "env": cmd_env, "docker-base": cmd_docker_base, "wheelhouse": cmd_wheelhouse}
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # `kill` or a CI timeout: the same clean-up as Ctrl-C (containers, child processes)
+
+
 def main(argv=None, out=None):
     out = out or sys.stdout
     args = build_parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return COMMANDS[args.command](args, out)
     except UserError as exc:
@@ -258,3 +266,6 @@ def main(argv=None, out=None):
     except KeyboardInterrupt:
         sys.stderr.write("interrupted; results written so far are kept\n")
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)

@@ -249,14 +249,17 @@ def test_failures_are_recorded_the_rest_goes_on_and_no_container_is_left(engine,
 
 
 @pytest.mark.slow
-def test_ctrl_c_removes_the_running_container_and_keeps_finished_results(engine, sample, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_ctrl_c_removes_the_running_container_and_keeps_finished_results(engine, sample, tmp_path, stop):
     suites = FAST_SUITES.replace("iterations = 3", "iterations = 100000")
     matrix = write_matrix(tmp_path, suites=suites)
     process = subprocess.Popen(
         [sys.executable, "-m", "runner", "run", "--matrix", str(matrix), "--backend", "docker", "--weights", "random",
          "--imagenet", str(sample), "--env", HISTORICAL, "--model", "resnet50", "--suite", "error", "--suite",
          "throughput", "--results-dir", str(tmp_path / "results"), "--reports-dir", str(tmp_path / "reports"),
-         "--run", "c"], cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+         "--run", "c"], cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # A shell that starts a job with `&` makes it ignore SIGINT, and Python keeps that: undo it, as a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while time.time() < deadline:  # until the error cell is stored and the throughput cell's container runs
         stored = list((tmp_path / "results" / "c").glob("*.json"))
@@ -266,8 +269,12 @@ def test_ctrl_c_removes_the_running_container_and_keeps_finished_results(engine,
     else:
         process.kill()
         pytest.fail("no cell container appeared")
-    process.send_signal(signal.SIGINT)
-    out, _ = process.communicate(timeout=120)
+    process.send_signal(stop)
+    try:
+        out, _ = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
     assert process.returncode == 130, out
     assert "interrupted" in out
     assert not leftover_containers(engine, process.pid)
