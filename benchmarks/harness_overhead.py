@@ -58,7 +58,7 @@ def main():
 
     matrix = load_matrix(ROOT / "matrix.toml")
     matrix = replace(matrix, throughput=replace(matrix.throughput, batch_sizes=tuple(args.batch_sizes),
-                                                warmup=args.warmup, iterations=args.iterations))
+                                                warmup=args.warmup, iterations=args.iterations, trials=1))
     envs = args.envs or [e.name for e in matrix.environments]
     backend = get_backend(args.backend, ignore_pins=True)
     cells = plan_cells(matrix, Options(weights="random", device=args.device, threads=args.threads,
