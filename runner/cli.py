@@ -94,6 +94,8 @@ def build_parser():
     base.add_argument("--suite", default="bookworm", help="Debian release (default: bookworm)")
     base.add_argument("--mirror", default="http://deb.debian.org/debian", help="Debian mirror")
     base.add_argument("--force", action="store_true", help="rebuild even if the image exists")
+    base.add_argument("--from-tarball", metavar="FILE", help="no debootstrap: `docker load` FILE (from `docker save` "
+                                                             "on another host) and tag it as [docker] cpu_base")
 
     house = sub.add_parser("wheelhouse", help="download every wheel the matrix's environments install into DIR "
                                               "(on a connected machine), for air-gapped docker builds")
@@ -172,13 +174,16 @@ def _docker_options(args):
 
 
 def cmd_docker_base(args, out):
-    from .dockerbase import build_base_image
+    from .dockerbase import build_base_image, load_base_image
 
     matrix = load_matrix(args.matrix)
     if not matrix.docker.cpu_base:
         raise UserError("{}: [docker] cpu_base is not set; it names the image this command builds".format(args.matrix))
-    image_id = build_base_image(matrix.docker.cpu_base, args.suite, args.mirror, args.force,
-                                lambda line: sys.stderr.write(line + "\n"))
+    say = lambda line: sys.stderr.write(line + "\n")  # noqa: E731
+    if args.from_tarball:
+        out.write("{} {}\n".format(matrix.docker.cpu_base, load_base_image(matrix.docker.cpu_base, args.from_tarball, say)))
+        return 0
+    image_id = build_base_image(matrix.docker.cpu_base, args.suite, args.mirror, args.force, say)
     out.write("{} {}\n".format(matrix.docker.cpu_base, image_id))
     return 0
 

@@ -26,8 +26,7 @@ def base_packages():
     return list(PYTHON_RUNTIME) + extra
 
 
-def build_base_image(tag, suite, mirror, force, log):
-    """Build `tag` unless it exists (or `force`); returns the image id."""
+def _client():
     import docker
 
     try:
@@ -36,6 +35,33 @@ def build_base_image(tag, suite, mirror, force, log):
     except docker.errors.DockerException as exc:
         raise UserError("docker-base needs a running Docker engine ({}); start dockerd".format(
             (str(exc).splitlines() or ["?"])[0])) from None
+    return client
+
+
+def load_base_image(tag, tarball, log):
+    """`docker load` a base image saved elsewhere (docker save) and tag it `tag`; returns the image id."""
+    client = _client()
+    try:
+        with open(tarball, "rb") as handle:
+            images = client.images.load(handle)
+    except OSError as exc:
+        raise UserError("--from-tarball {}: {}".format(tarball, exc.strerror)) from None
+    except Exception as exc:  # the engine's own words on a file that is no image archive
+        raise UserError("--from-tarball {}: not an image archive `docker save` wrote ({})".format(
+            tarball, (str(exc).splitlines() or ["?"])[0])) from None
+    if len(images) != 1:
+        raise UserError("--from-tarball {}: holds {} images; expected one".format(tarball, len(images)))
+    repository, _, version = tag.rpartition(":")
+    images[0].tag(repository, version)
+    log("loaded {} from {} as {}".format(images[0].id, tarball, tag))
+    return images[0].id
+
+
+def build_base_image(tag, suite, mirror, force, log):
+    """Build `tag` unless it exists (or `force`); returns the image id."""
+    import docker
+
+    client = _client()
     if not force:
         try:
             image = client.images.get(tag)

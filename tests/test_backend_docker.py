@@ -359,3 +359,23 @@ def test_a_gpu_run_on_an_engine_without_the_nvidia_runtime_stops_before_building
     err = capsys.readouterr().err
     assert "has no NVIDIA runtime" in err and "DEVICE=cpu" in err
     assert not list((tmp_path / "results").rglob("*.json"))  # nothing built, nothing recorded
+
+
+@pytest.mark.slow
+def test_a_base_image_loads_from_a_tarball_under_the_matrix_name(engine, tmp_path):
+    """An air-gapped host: the base saved on another machine (`docker save`) and loaded here."""
+    tarball = tmp_path / "base.tar"
+    with open(tarball, "wb") as handle:
+        for chunk in engine.images.get("dlmatrix-base:bookworm").save(named=True):
+            handle.write(chunk)
+    matrix = write_matrix(tmp_path, replace=[('cpu_base = "dlmatrix-base:bookworm"',
+                                              'cpu_base = "dlmatrix-test-base:loaded"')])
+    try:
+        code, out = run_cli(["docker-base", "--matrix", str(matrix), "--from-tarball", str(tarball)])
+        assert code == 0, out
+        assert engine.images.get("dlmatrix-test-base:loaded").id == engine.images.get("dlmatrix-base:bookworm").id
+    finally:
+        engine.images.remove("dlmatrix-test-base:loaded")
+    (tmp_path / "junk.tar").write_bytes(b"not an image")
+    code, _ = run_cli(["docker-base", "--matrix", str(matrix), "--from-tarball", str(tmp_path / "junk.tar")])
+    assert code == 2
