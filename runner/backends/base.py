@@ -68,6 +68,7 @@ class Backend:
         from .process import run_logged
 
         env = dict(os.environ)
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA's device N is then NVML's and nvidia-smi's N (telemetry)
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu
         env.update({
