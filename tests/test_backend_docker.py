@@ -296,7 +296,9 @@ def test_an_air_gapped_build_reads_only_the_wheelhouse_and_predicts_the_same(doc
     assert code == 0, out
     result = results_of(work / "results" / "wheelhouse")[(HISTORICAL, "resnet50", "error")]
     image = result["provenance"]["runner"]["environment"]
-    assert image["pip_source"] == "only the wheelhouse {}".format(wheels)
+    # The tag does not depend on where the wheelhouse lies: a host that built it before reuses that image,
+    # whose record names the folder it was built from.
+    assert image["pip_source"].startswith("only the wheelhouse ")
     assert "--no-index --find-links http://127.0.0.1:" in Path(image["build_log"]).read_text()
     assert image["image"] != docker_run["results"][(HISTORICAL, "resnet50", "error")][
         "provenance"]["runner"]["environment"]["image"]  # its own build, not the PyPI one reused
