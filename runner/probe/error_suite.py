@@ -15,17 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .preprocess import UNREADABLE, preprocess_file
+from .preprocess import preprocess_item
 
 
 def _decode(root, item, recipe, adapter):
     """(array or None, mode, error, seconds) for one (relative path, label) item."""
     tick = time.perf_counter()
-    try:
-        array, mode = preprocess_file(os.path.join(root, item[0]), recipe, adapter)
-        return array, mode, None, time.perf_counter() - tick
-    except UNREADABLE as exc:
-        return None, None, "{}: {}".format(type(exc).__name__, exc), time.perf_counter() - tick
+    return preprocess_item(root, item[0], recipe, adapter) + (time.perf_counter() - tick,)
 
 
 def decoded_batches(root, items, recipe, adapter, batch_size, workers, prefetch):

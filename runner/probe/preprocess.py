@@ -117,6 +117,15 @@ def preprocess_file(path, recipe, adapter=None):
     return to_array(resize_and_crop(image, recipe, adapter), recipe), mode
 
 
+def preprocess_item(root, rel, recipe, adapter=None):
+    """(array, Pillow mode, None) for one file under `root`, or (None, None, why) when it cannot be read."""
+    try:
+        array, mode = preprocess_file(os.path.join(root, rel), recipe, adapter)
+    except UNREADABLE as exc:
+        return None, None, "{}: {}".format(type(exc).__name__, exc)
+    return array, mode, None
+
+
 def preprocess_items(root, items, recipe, adapter=None):
     """Preprocess (relative path, label) items; unreadable files are listed, not raised.
 
@@ -124,10 +133,9 @@ def preprocess_items(root, items, recipe, adapter=None):
     """
     arrays, kept, modes, unreadable = [], [], [], []
     for rel, label in items:
-        try:
-            array, mode = preprocess_file(os.path.join(root, rel), recipe, adapter)
-        except UNREADABLE as exc:
-            unreadable.append({"file": rel, "error": "{}: {}".format(type(exc).__name__, exc)})
+        array, mode, error = preprocess_item(root, rel, recipe, adapter)
+        if error is not None:
+            unreadable.append({"file": rel, "error": error})
             continue
         arrays.append(array)
         kept.append((rel, label))
