@@ -9,11 +9,15 @@ def percentile(values, q):
     return float(np.percentile(np.asarray(values, dtype=np.float64), q))
 
 
-def time_batches(adapter, model, tensor, warmup, iterations):
-    """Per-iteration latencies in seconds, each ending with a device synchronisation."""
-    for _ in range(warmup):
+def warm_up(adapter, model, tensor, iterations):
+    """Untimed passes (kernel selection, caches, lazy initialisation), then a device synchronisation."""
+    for _ in range(iterations):
         adapter.forward(model, tensor)
     adapter.synchronize()
+
+
+def time_batches(adapter, model, tensor, iterations):
+    """Per-iteration latencies in seconds, each ending with a device synchronisation."""
     latencies = []
     for _ in range(iterations):
         tick = time.perf_counter()
@@ -39,13 +43,11 @@ def run_throughput_suite(adapter, model, recipe, params, seed, telemetry):
     trials = int(params.get("trials", 1))
     for batch in params["batch_sizes"]:
         tensor = synthetic_input(adapter, recipe, int(batch), seed)
-        for _ in range(int(params["warmup"])):
-            adapter.forward(model, tensor)
-        adapter.synchronize()
+        warm_up(adapter, model, tensor, int(params["warmup"]))  # outside the telemetry window
         latencies, rates = [], []
         with telemetry.window() as window:
             for _ in range(trials):
-                trial = time_batches(adapter, model, tensor, 0, int(params["iterations"]))
+                trial = time_batches(adapter, model, tensor, int(params["iterations"]))
                 latencies += trial
                 rates.append(batch * len(trial) / sum(trial))
         total = sum(latencies)
