@@ -36,19 +36,21 @@ def run_logged(command, log_path, timeout_s, env=None, cwd=None):
 
 
 def kill_all():
+    """Kill every probe run_logged is waiting for (their threads then return as usual)."""
     for process in list(_RUNNING):
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _signal_group(process)
 
 
 def _kill_group(process):
+    _signal_group(process)
+    process.wait()
+
+
+def _signal_group(process):
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    process.wait()
 
 
 def tail(path, lines=5):
