@@ -17,6 +17,11 @@ from .plan import Options, plan_cells, resolve_auto_weights
 from .pipeline import RunSettings, run_matrix
 
 
+def _say(line):
+    """Progress and notes go to stderr; stdout carries only each command's answer."""
+    sys.stderr.write(line + "\n")
+
+
 def _common(parser):
     parser.add_argument("--matrix", default="matrix.toml", help="the matrix file (default: ./matrix.toml)")
 
@@ -120,7 +125,7 @@ def _options(args):
 
 def cmd_plan(args, out):
     matrix = load_matrix(args.matrix)
-    options = resolve_auto_weights(matrix, _options(args), lambda line: sys.stderr.write(line + "\n"))
+    options = resolve_auto_weights(matrix, _options(args), _say)
     cells = plan_cells(matrix, options)
     if args.format == "json":
         out.write(json.dumps([cell.as_dict() for cell in cells], indent=2) + "\n")
@@ -179,11 +184,10 @@ def cmd_docker_base(args, out):
     matrix = load_matrix(args.matrix)
     if not matrix.docker.cpu_base:
         raise UserError("{}: [docker] cpu_base is not set; it names the image this command builds".format(args.matrix))
-    say = lambda line: sys.stderr.write(line + "\n")  # noqa: E731
     if args.from_tarball:
-        out.write("{} {}\n".format(matrix.docker.cpu_base, load_base_image(matrix.docker.cpu_base, args.from_tarball, say)))
+        out.write("{} {}\n".format(matrix.docker.cpu_base, load_base_image(matrix.docker.cpu_base, args.from_tarball, _say)))
         return 0
-    image_id = build_base_image(matrix.docker.cpu_base, args.suite, args.mirror, args.force, say)
+    image_id = build_base_image(matrix.docker.cpu_base, args.suite, args.mirror, args.force, _say)
     out.write("{} {}\n".format(matrix.docker.cpu_base, image_id))
     return 0
 
@@ -192,7 +196,7 @@ def cmd_wheelhouse(args, out):
     from .wheelhouse import fill_wheelhouse
 
     matrix = load_matrix(args.matrix)
-    failures = fill_wheelhouse(matrix, Path(args.out), args.environments, lambda line: sys.stderr.write(line + "\n"))
+    failures = fill_wheelhouse(matrix, Path(args.out), args.environments, _say)
     out.write("{}: {} wheels{}\n".format(args.out, len(list(Path(args.out).glob("*.whl"))),
                                         "; failed: " + ", ".join(failures) if failures else ""))
     return 1 if failures else 0
@@ -235,11 +239,12 @@ def cmd_env(args, out):
     from .backends.venv import VenvBackend, overlay
 
     matrix = load_matrix(args.matrix)
-    by_name = {env.name: env for env in matrix.environments}
-    if args.name not in by_name:
-        raise UserError("{}: no environment {!r}; valid: {}".format(args.matrix, args.name, ", ".join(sorted(by_name))))
+    env = matrix.environment(args.name)
+    if env is None:
+        raise UserError("{}: no environment {!r}; valid: {}".format(
+            args.matrix, args.name, ", ".join(sorted(e.name for e in matrix.environments))))
     try:
-        ready = VenvBackend(args.env_dir).prepare(by_name[args.name], lambda line: sys.stderr.write(line + "\n"))
+        ready = VenvBackend(args.env_dir).prepare(env, _say)
         if args.overlay:
             sys.stderr.write("{} now imports {}'s packages ({})\n".format(
                 args.overlay, args.name, overlay(ready.python, args.overlay)))
