@@ -13,6 +13,7 @@ import tempfile
 import time
 
 from .backends.base import default_cache_home
+from .backends.docker import first_line
 from .errors import UserError
 from .frameworks import FRAMEWORKS
 
@@ -34,7 +35,7 @@ def _client():
         client.ping()
     except docker.errors.DockerException as exc:
         raise UserError("docker-base needs a running Docker engine ({}); start dockerd".format(
-            (str(exc).splitlines() or ["?"])[0])) from None
+            first_line(exc))) from None
     return client
 
 
@@ -48,7 +49,7 @@ def load_base_image(tag, tarball, log):
         raise UserError("--from-tarball {}: {}".format(tarball, exc.strerror)) from None
     except Exception as exc:  # the engine's own words on a file that is no image archive
         raise UserError("--from-tarball {}: not an image archive `docker save` wrote ({})".format(
-            tarball, (str(exc).splitlines() or ["?"])[0])) from None
+            tarball, first_line(exc))) from None
     if len(images) != 1:
         raise UserError("--from-tarball {}: holds {} images; expected one".format(tarball, len(images)))
     repository, _, version = tag.rpartition(":")

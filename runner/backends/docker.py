@@ -76,7 +76,7 @@ class DockerBackend(Backend):
             info = self._client.info()
         except docker.errors.DockerException as exc:
             raise UserError("the docker backend needs a running Docker engine ({}); start it (e.g. `dockerd &` "
-                            "after `apt-get install docker.io`) or set DOCKER_HOST".format(_first_line(exc))) from None
+                            "after `apt-get install docker.io`) or set DOCKER_HOST".format(first_line(exc))) from None
         runtimes = sorted(info.get("Runtimes") or {})
         self._engine = {"engine_version": version.get("Version"), "api_version": version.get("ApiVersion"),
                         "os": info.get("OperatingSystem"), "runtimes": runtimes}
@@ -144,7 +144,7 @@ class DockerBackend(Backend):
             raise EnvironmentBuildError(
                 "base image {} is not on this host and cannot be pulled ({}). Without a registry: "
                 "`python -m runner docker-base` builds the CPU base with debootstrap, or `docker load -i FILE.tar` "
-                "loads one from a tarball".format(ref, _first_line(exc)))
+                "loads one from a tarball".format(ref, first_line(exc)))
 
     def _image(self, tag):
         import docker
@@ -214,7 +214,7 @@ class DockerBackend(Backend):
                         error = chunk["error"].strip()
                         out.write("ERROR: " + error + "\n")
             except Exception as exc:  # the engine's API errors and connection errors alike
-                error = _first_line(exc)
+                error = first_line(exc)
                 out.write("ERROR: " + error + "\n")
         if error:
             # pip's own last word ("No matching distribution found for pillow==0.0.1") says more than the engine's.
@@ -288,7 +288,7 @@ class DockerBackend(Backend):
                     error = "the container was killed for memory: it exceeded [docker] memory_limit = {}".format(
                         self.settings.memory_limit)
             except docker.errors.DockerException as exc:
-                error = "docker: {}".format(_first_line(exc))
+                error = "docker: {}".format(first_line(exc))
             finally:
                 if container is not None:
                     self._running.discard(container)
@@ -509,5 +509,5 @@ def _file_identity(path):
     return None if not path else {"path": os.path.abspath(path), "sha256": _sha256_file(path)}
 
 
-def _first_line(exc):
+def first_line(exc):
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
