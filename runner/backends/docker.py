@@ -31,6 +31,7 @@ from typing import Optional
 from ..errors import UserError
 from ..frameworks import FRAMEWORKS
 from ..plan import cell_id, environment_content
+from ..probe.jsonio import write_json_atomic
 from .base import PROJECT_ROOT, Backend, EnvironmentBuildError, ProbeRun, ReadyEnvironment, default_cache_home
 from .venv import find_python
 
@@ -192,9 +193,7 @@ class DockerBackend(Backend):
         record = {"tag": tag, "base": base, "python": python.identity, "pip_source": pip_source,
                   "ca_bundle": _file_identity(self.options.ca_bundle), "freeze": freeze,
                   "build_log": str(build_log), "build_s": round(time.perf_counter() - tick, 1)}
-        tmp = record_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(record, indent=2))
-        tmp.replace(record_path)
+        write_json_atomic(str(record_path), record)
         log("built {} in {:.0f} s".format(tag, record["build_s"]))
         return record
 
