@@ -134,8 +134,7 @@ def overlay(env_python, tool_python):
     if env_version != tool_version:
         raise EnvironmentBuildError("{} is Python {}.{} but the environment is {}.{}; the overlay needs the same "
                                     "minor version".format(tool_python, *tool_version, *env_version))
-    # One line: .pth files run only single-line `import` statements.
-    # One line, and no comprehensions: site exec()s it, where a comprehension cannot see `site` or `sys`.
+    # One line (.pth files run only lines that start with `import`), and no comprehensions: site exec()s it, where a comprehension cannot see `site` or `sys`.
     line = ("import site, sys; n = len(sys.path); list(map(site.addsitedir, {env})); added = sys.path[n:]; "
             "del sys.path[n:]; i = min(map(sys.path.index, filter(sys.path.__contains__, {tool}))); "
             "sys.path[i:i] = added\n").format(env=env_dirs, tool=tool_dirs)
