@@ -1,0 +1,16 @@
+"""matrix.toml, validated once: frozen types in schema.py, the reader in load.py.
+
+The names other modules import live here, so `from runner.matrix import load_matrix` does not
+depend on which file of the package holds what.
+"""
+
+from .load import load_matrix
+from .schema import (NAME, PRECISIONS, PROBE_NEEDS, PYTHON, SCHEMA, SHA256, SUITES, WEIGHT_SOURCES, Defaults,
+                     DockerSettings, DriftSuite, Engine, Environment, ErrorSuite, Matrix, Model, Preprocess, Published,
+                     ThroughputSuite, Variant, WeightsFile)
+
+__all__ = [
+    "load_matrix", "SCHEMA", "SUITES", "WEIGHT_SOURCES", "NAME", "PYTHON", "SHA256", "PROBE_NEEDS", "PRECISIONS",
+    "Preprocess", "Published", "WeightsFile", "Variant", "Model", "Environment", "ErrorSuite", "ThroughputSuite",
+    "DriftSuite", "Defaults", "Engine", "DockerSettings", "Matrix",
+]

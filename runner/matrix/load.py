@@ -1,0 +1,110 @@
+"""matrix.toml -> frozen, validated objects (schema.py). The only place the file is read.
+
+Every problem is a UserError naming the file, the key path and what was expected, raised
+before anything is built or run. Models and environments, the long tables, are read in
+load_models.py and load_environments.py.
+"""
+
+import re
+import tomllib
+from pathlib import Path
+
+from ..errors import UserError
+from .engine import engine_values
+from .load_environments import pinned_image, read_environments
+from .load_models import read_models, read_preprocess
+from .schema import SCHEMA, WEIGHT_SOURCES, Defaults, DockerSettings, DriftSuite, Engine, ErrorSuite, Matrix, ThroughputSuite
+from .table import Table, is_kind, positive
+
+
+def load_matrix(path):
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError("{}: file not found; pass --matrix PATH or run from the project root".format(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError("{}: not valid TOML: {}".format(path, exc)) from None
+    top = Table(raw, "", str(path))
+    top.get("schema", int, check=lambda v: v == SCHEMA, expected="{} (this runner's matrix schema)".format(SCHEMA))
+    defaults = _defaults(top.table("defaults"))
+    suites = top.table("suites")
+    error = _error_suite(suites.table("error"))
+    throughput = _throughput_suite(suites.table("throughput"))
+    drift = _drift_suite(suites.table("drift"))
+    suites.done()
+    preprocess = read_preprocess(top.table("preprocess"))
+    models = read_models(top.table("models"), preprocess)
+    environments = read_environments(top.table("environments"), models)
+    docker = _docker(top.table("docker", None))
+    engine = _engine(top.table("engine", {}))
+    top.done()
+    return Matrix(path=path, defaults=defaults, docker=docker, error=error, throughput=throughput, drift=drift,
+                  engine=engine, environments=environments, models=models)
+
+
+def _defaults(table):
+    defaults = Defaults(
+        weights=table.get("weights", str, "pretrained", check=lambda v: v in WEIGHT_SOURCES,
+                          expected="one of " + ", ".join(WEIGHT_SOURCES)),
+        seed=table.get("seed", int, 0),
+        device=table.get("device", str, "cpu", check=lambda v: re.match(r"^(cpu|cuda(:\d+)?)$", v),
+                         expected="'cpu' or 'cuda' / 'cuda:N'"),
+        threads=table.get("threads", int, 0, check=lambda v: v >= 0, expected="0 (framework default) or more"),
+        weights_cache=table.get("weights_cache", str, None),
+    )
+    table.done()
+    return defaults
+
+
+def _docker(table):
+    if table is None:
+        return DockerSettings(cpu_base=None, memory_limit="16g", user="1000:1000")
+    settings = DockerSettings(
+        cpu_base=table.get("cpu_base", str, None, check=pinned_image, expected="an image pinned by tag (name:tag)"),
+        memory_limit=table.get("memory_limit", str, "16g", check=lambda v: re.match(r"^\d+[bkmg]?$", v),
+                               expected="a size in Docker's notation, e.g. '16g' or '512m'"),
+        user=table.get("user", str, "1000:1000", check=lambda v: re.match(r"^[1-9]\d*:\d+$", v),
+                       expected="a non-root uid:gid such as '1000:1000'"),
+    )
+    table.done()
+    return settings
+
+
+def _engine(table):
+    return Engine(**engine_values(table))
+
+
+def _error_suite(table):
+    suite = ErrorSuite(
+        batch_size=positive(table, "batch_size"),
+        limit=table.get("limit", int, 0, check=lambda v: v >= 0, expected="0 (all images) or a positive integer"),
+        timeout_s=positive(table, "timeout_s"),
+        workers=table.get("workers", int, 4, check=lambda v: v >= 0, expected="0 (one per core) or more"),
+        prefetch=table.get("prefetch", int, 2, check=lambda v: v >= 0, expected="0 or more batches"),
+    )
+    table.done()
+    return suite
+
+
+def _throughput_suite(table):
+    sizes = table.get("batch_sizes", list, expected="a non-empty array of positive integers",
+                      check=lambda v: v and all(is_kind(b, int) and b > 0 for b in v))
+    if len(set(sizes)) != len(sizes):
+        table.fail("batch_sizes", "duplicate batch size in {!r}".format(sizes))
+    suite = ThroughputSuite(
+        batch_sizes=tuple(sizes),
+        warmup=table.get("warmup", int, check=lambda v: v >= 0, expected="0 or more"),
+        iterations=positive(table, "iterations"),
+        trials=positive(table, "trials", 1),
+        timeout_s=positive(table, "timeout_s"),
+    )
+    table.done()
+    return suite
+
+
+def _drift_suite(table):
+    suite = DriftSuite(images=positive(table, "images"), batch_size=positive(table, "batch_size"),
+                       timeout_s=positive(table, "timeout_s"))
+    table.done()
+    return suite
