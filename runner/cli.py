@@ -1,4 +1,4 @@
-"""python -m runner {plan,run,report,env,docker-base,wheelhouse,requirements}: the command line.
+"""python -m runner {plan,run,compare,report,env,docker-base,wheelhouse,requirements}: the command line.
 
 UserError is caught here, once.
 """
@@ -110,6 +110,19 @@ def build_parser():
     house.add_argument("out", help="the wheelhouse folder")
     house.add_argument("--env", action="append", default=[], dest="environments", help="only this environment")
 
+    compare = sub.add_parser("compare", help="judge every pair of versions in a run (or a run against a baseline) "
+                                             "and print the findings: regressions, changes, non-reproductions")
+    _common(compare)
+    compare.add_argument("--run", dest="run_name", required=True, help="the run to judge (a folder in results/)")
+    compare.add_argument("--baseline", help="another run: judge each position against the same one there "
+                                            "(an A/A check when both hold the same cells)")
+    compare.add_argument("--results-dir", default="results")
+    compare.add_argument("--format", choices=["text", "json"], default="text")
+    compare.add_argument("--all", action="store_true", help="print every verdict, not only the findings")
+    compare.add_argument("--fail-on", choices=["regression", "differs", "any"],
+                         help="exit 1 when a regression (worse, slower, predictions changed, cannot load), a "
+                              "published number that differs, or any finding is present")
+
     report = sub.add_parser("report", help="write reports/<run>/report.{md,csv,json} from results/<run>/")
     _common(report)
     report.add_argument("--run", dest="run_name", required=True, help="the run to report (a folder in results/)")
@@ -212,21 +225,61 @@ def cmd_wheelhouse(args, out):
     return 1 if failures else 0
 
 
-def cmd_report(args, out):
-    from .compare import compare_versions
-    from .report import write_report
+def _open_run(results_dir, run_name):
     from .results import ResultStore
 
-    store = ResultStore(Path(args.results_dir) / args.run_name)
+    store = ResultStore(Path(results_dir) / run_name)
     if not store.root.is_dir():
         raise UserError("{}: no such run; runs here: {}".format(store.root, ", ".join(
-            sorted(p.name for p in Path(args.results_dir).glob("*") if p.is_dir())) or "(none)"))
+            sorted(p.name for p in Path(results_dir).glob("*") if p.is_dir())) or "(none)"))
+    return store
+
+
+def cmd_report(args, out):
+    from .report import write_report
+    from .verdicts.drift import compare_versions
+    from .verdicts.judge import judge
+
+    store = _open_run(args.results_dir, args.run_name)
     matrix = load_matrix(args.matrix)
     results, problems = store.load_all()
-    report_dir = write_report(matrix, results, problems, compare_versions(store, results),
-                              Path(args.reports_dir) / args.run_name, args.run_name)
+    drift = compare_versions(store, results)
+    report_dir = write_report(matrix, results, problems, drift, Path(args.reports_dir) / args.run_name, args.run_name,
+                              judge(matrix, store, results, drift=drift), store.root)
     out.write("report: {}\n".format(report_dir / "report.md"))
     return 0
+
+
+def cmd_compare(args, out):
+    from .verdicts.judge import judge
+
+    matrix = load_matrix(args.matrix)
+    store = _open_run(args.results_dir, args.run_name)
+    results, problems = store.load_all()
+    for problem in problems:
+        _say("not read: {}".format(problem))
+    if args.baseline:
+        base = _open_run(args.results_dir, args.baseline)
+        judgement = judge(matrix, store, results, base, base.load_all()[0], args.baseline)
+    else:
+        judgement = judge(matrix, store, results)
+    findings = judgement.findings()
+    if args.format == "json":
+        out.write(json.dumps(judgement.as_dict(), indent=2, default=str) + "\n")
+    else:
+        shown = judgement.verdicts if args.all else findings
+        for verdict in shown:
+            out.write(verdict.line() + "\n")
+        counts = {}
+        for verdict in judgement.verdicts:
+            counts[verdict.verdict] = counts.get(verdict.verdict, 0) + 1
+        out.write("{} verdicts ({}); {} findings, {} regressions{}\n".format(
+            len(judgement.verdicts), ", ".join("{} {}".format(n, v) for v, n in sorted(counts.items())) or "none",
+            len(findings), len(judgement.regressions()),
+            "; " + judgement.noise["note"] if judgement.noise else ""))
+    failing = {"regression": judgement.regressions(), "any": findings,
+               "differs": [v for v in findings if v.verdict == "differs"]}.get(args.fail_on, [])
+    return 1 if failing else 0
 
 
 def cmd_requirements(args, out):
@@ -265,7 +318,7 @@ def cmd_env(args, out):
     return 0
 
 
-COMMANDS = {"plan": cmd_plan, "run": cmd_run, "report": cmd_report, "requirements": cmd_requirements,
+COMMANDS = {"plan": cmd_plan, "run": cmd_run, "report": cmd_report, "compare": cmd_compare, "requirements": cmd_requirements,
             "env": cmd_env, "docker-base": cmd_docker_base, "wheelhouse": cmd_wheelhouse}
 
 

@@ -1,6 +1,6 @@
 """The whole pipeline, in one place:
 
-    load matrix -> plan cells -> ensure environment -> run cell -> store result -> compare -> report
+    load matrix -> plan cells -> ensure environment -> run cell -> store result -> judge -> report
 
 Every failure after planning becomes a stored result (status "failed" with a reason and a
 duration); the other cells go on. Only bad input stops the run, and it stops it before
@@ -18,7 +18,8 @@ from pathlib import Path
 from .backends import get_backend
 from .backends.base import EnvironmentBuildError, default_cache_home
 from .backends.process import tail
-from .compare import compare_versions
+from .verdicts.drift import compare_versions
+from .verdicts.judge import judge
 from .errors import UserError
 from .gpus import annotate_throughput
 from .matrix import load_matrix
@@ -119,7 +120,9 @@ def run_matrix(settings, options, out):
 
     results, problems = store.load_all()
     drift = compare_versions(store, results)
-    report_dir = write_report(matrix, results, problems, drift, Path(settings.reports_dir) / run_name, run_name)
+    judgement = judge(matrix, store, results, drift=drift)
+    report_dir = write_report(matrix, results, problems, drift, Path(settings.reports_dir) / run_name, run_name,
+                              judgement, store.root)
     statuses = {result["cell_id"]: result["status"] for result in results}
     counts = {}
     for cell in cells:

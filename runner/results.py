@@ -79,3 +79,27 @@ class ResultStore:
                 continue
             results.append(data)
         return results, problems
+
+
+def engine_label(result):
+    """The [engine] settings a result ran with, defaults left out: 'fp16, channels_last, xla=true'."""
+    engine = (result.get("provenance") or {}).get("engine_requested") or {}
+    parts = []
+    if engine.get("precision", "fp32") != "fp32":
+        parts.append(engine["precision"])
+    if engine.get("channels_last"):
+        parts.append("channels_last")
+    for key in ("cudnn_autotune", "deterministic", "xla"):
+        if engine.get(key, "default") != "default":
+            parts.append("{}={}".format(key, str(engine[key]).lower()))
+    return ", ".join(parts)
+
+
+def latest_results(results):
+    """The newest result per (environment, model, suite, engine settings): a run may sweep the settings."""
+    newest = {}
+    for result in results:
+        key = (result["environment"], result["model"], result["suite"], engine_label(result))
+        if key not in newest or result.get("ended_at", "") > newest[key].get("ended_at", ""):
+            newest[key] = result
+    return newest

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from runner.compare import compare_pair
+from runner.verdicts.drift import compare_pair
 
 
 def logits(seed, images=8, classes=20):

@@ -1,135 +1,9 @@
-"""reports/<run>/report.md, report.csv and report.json from the results of a run.
+"""report.md: the run's summary, findings, and its tables."""
 
-Published numbers come from the matrix, matched to each environment's pinned framework
-version (the revision of the published table that applies to it). For each position
-(environment, model, suite) the newest result is reported; older ones stay on disk.
-"""
-
-import csv
-import datetime
 import io
-from pathlib import Path
 
-from .frameworks import FRAMEWORKS
-from .probe.jsonio import write_json_atomic
-from .stats import wilson_interval
-
-REPORT_SCHEMA_VERSION = 4  # 2: drift comparisons; 3: GPU telemetry columns, decode/model images/s; 4: engine
-COLUMNS = [
-    "environment", "framework", "framework_version", "model", "suite", "status", "reason", "device", "weights",
-    "engine", "images", "top1_error", "top1_ci_low", "top1_ci_high", "top5_error", "top5_ci_low", "top5_ci_high",
-    "published_top1_error", "published_top5_error", "delta_top1", "delta_top5", "published_source",
-    "published_revision", "unreadable_images", "batch_size", "images_per_s", "images_per_s_low", "images_per_s_high", "latency_p50_ms", "latency_p90_ms",
-    "latency_p99_ms", "cold_start_s", "decode_images_per_s", "model_images_per_s", "gpu_util_mean_pct",
-    "gpu_memory_peak_mib", "joules_per_image", "telemetry", "peak_fraction_fp32", "peak_fraction_tf32", "cell_id",
-]
-
-
-def _telemetry(summary):
-    """Report fields from a telemetry summary: 'ok', 'low GPU utilisation', or 'unavailable: why'."""
-    if not summary:
-        return {"telemetry": "not recorded"}
-    if summary.get("status") != "ok":
-        return {"telemetry": "unavailable: {}".format(summary.get("reason"))}
-    return {"gpu_util_mean_pct": summary["gpu_utilization_pct"].get("mean", ""),
-            "gpu_memory_peak_mib": summary["memory_used_mib"].get("peak") or "",
-            "joules_per_image": summary.get("joules_per_image") or "",
-            "telemetry": "low GPU utilisation" if summary.get("low_utilization") else "ok"}
-
-
-def engine_label(result):
-    """The [engine] settings a result ran with, defaults left out: 'fp16, channels_last, xla=true'."""
-    engine = (result.get("provenance") or {}).get("engine_requested") or {}
-    parts = []
-    if engine.get("precision", "fp32") != "fp32":
-        parts.append(engine["precision"])
-    if engine.get("channels_last"):
-        parts.append("channels_last")
-    for key in ("cudnn_autotune", "deterministic", "xla"):
-        if engine.get(key, "default") != "default":
-            parts.append("{}={}".format(key, str(engine[key]).lower()))
-    return ", ".join(parts)
-
-
-def latest_results(results):
-    """The newest result per (environment, model, suite, engine settings): a run may sweep the settings."""
-    newest = {}
-    for result in results:
-        key = (result["environment"], result["model"], result["suite"], engine_label(result))
-        if key not in newest or result.get("ended_at", "") > newest[key].get("ended_at", ""):
-            newest[key] = result
-    return newest
-
-
-def _published(matrix, env_name, model_key):
-    env, model = matrix.environment(env_name), matrix.model(model_key)
-    if env is None or model is None or model.variant(env.framework) is None:
-        return None, None
-    version = env.pinned_version(FRAMEWORKS[env.framework].version_package)
-    return version, model.variant(env.framework).published_for(version)
-
-
-def _base_row(matrix, result):
-    version, published = _published(matrix, result["environment"], result["model"])
-    provenance = result.get("provenance") or {}
-    row = dict.fromkeys(COLUMNS, "")
-    row.update(
-        environment=result["environment"], framework=result["framework"], framework_version=version or "",
-        model=result["model"], suite=result["suite"], status=result["status"], reason=result.get("reason") or "",
-        device=(provenance.get("device") or {}).get("framework_device") or provenance.get("device_requested", ""),
-        weights=(provenance.get("weights") or {}).get("source", ""), cell_id=result["cell_id"],
-        engine=engine_label(result),
-    )
-    if published is not None:
-        row.update(published_top1_error=published.top1_error, published_top5_error=published.top5_error,
-                   published_source=published.source, published_revision=published.revision)
-    return row
-
-
-def _matrix_order(matrix):
-    envs = {env.name: i for i, env in enumerate(matrix.environments)}
-    models = {model.key: i for i, model in enumerate(matrix.models)}
-    # Positions no longer in the matrix sort after the rest, by name.
-    return lambda key: (envs.get(key[0], len(envs)), key[0], models.get(key[1], len(models)), key[1], key[2], key[3])
-
-
-def build_rows(matrix, results):
-    rows = []
-    for key in sorted(results, key=_matrix_order(matrix)):
-        result = results[key]
-        row = _base_row(matrix, result)
-        metrics = result.get("metrics") or {}
-        if result["suite"] == "error" and result["status"] == "ok":
-            n = metrics["images_evaluated"]
-            low1, high1 = wilson_interval(n - metrics["top1_correct"], n)
-            low5, high5 = wilson_interval(n - metrics["top5_correct"], n)
-            row.update(images=n, top1_error=metrics["top1_error"], top5_error=metrics["top5_error"],
-                       top1_ci_low=low1, top1_ci_high=high1, top5_ci_low=low5, top5_ci_high=high5,
-                       unreadable_images=metrics["unreadable_count"],
-                       decode_images_per_s=metrics.get("decode_images_per_s") or "",
-                       model_images_per_s=metrics.get("model_images_per_s") or "")
-            row.update(_telemetry(metrics.get("telemetry")))
-            if row["published_top1_error"] != "":
-                row.update(delta_top1=metrics["top1_error"] - row["published_top1_error"],
-                           delta_top5=metrics["top5_error"] - row["published_top5_error"])
-        if result["suite"] == "throughput" and result["status"] == "ok":
-            for batch in metrics["batches"]:
-                per = dict(row)
-                low, high = batch.get("images_per_s_range") or ("", "")
-                per.update(batch_size=batch["batch_size"], images_per_s=batch["images_per_s"], images_per_s_low=low,
-                           images_per_s_high=high,
-                           latency_p50_ms=batch["latency_ms"]["p50"], latency_p90_ms=batch["latency_ms"]["p90"],
-                           latency_p99_ms=batch["latency_ms"]["p99"], cold_start_s=metrics["cold_start_s"])
-                per.update(_telemetry(batch.get("telemetry")))
-                peak = batch.get("fraction_of_peak") or {}
-                if peak.get("status") == "ok":
-                    per.update(peak_fraction_fp32=peak["fraction"].get("fp32", ""),
-                               peak_fraction_tf32=peak["fraction"].get("tf32", ""))
-                rows.append(per)
-            continue
-        rows.append(row)
-    return rows
-
+from ..frameworks import FRAMEWORKS
+from .findings import render_findings
 
 def _fmt(value, digits=2):
     if value == "" or value is None:
@@ -191,7 +65,7 @@ def render_drift(drift, matrix):
     return out.getvalue()
 
 
-def render_markdown(run_name, matrix, rows, problems, generated_at, drift=()):
+def render_markdown(run_name, matrix, rows, problems, generated_at, drift=(), judgement=None, results_link=""):
     out = io.StringIO()
     w = out.write
     counts = {}
@@ -201,6 +75,8 @@ def render_markdown(run_name, matrix, rows, problems, generated_at, drift=()):
     w("# Reproducibility matrix: run `{}`\n\n".format(run_name))
     w("Generated {} from `{}`. {} cells: {}.\n\n".format(
         generated_at, matrix.path.name, len(cells), ", ".join("{} {}".format(v, k) for k, v in sorted(counts.items()))))
+    w(render_findings(judgement, results_link))
+    w("\n## Tables\n\n")
     w("Engine settings (matrix `[engine]`): fp32, each framework's own cuDNN autotuning, determinism and XLA, "
       "unless an environment is marked [like this]; each result's provenance.settings says what took effect.\n\n")
 
@@ -298,35 +174,3 @@ def _gpu_columns(row, unavailable):
         return "- | - | -"
     util = _fmt(row["gpu_util_mean_pct"], 0) + (" **low**" if row["telemetry"] == "low GPU utilisation" else "")
     return "{} | {} | {}".format(util, _fmt(row["gpu_memory_peak_mib"], 0), _fmt(row["joules_per_image"], 3))
-
-
-def write_report(matrix, results, problems, drift, report_dir, run_name):
-    """report.md, report.csv (one row per cell and batch size), drift.csv and report.json (both).
-
-    `results, problems` as ResultStore.load_all() gives them; `drift` from compare.compare_versions.
-    """
-    rows = build_rows(matrix, latest_results(results))
-    generated_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    report_dir = Path(report_dir)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    _write_text(report_dir / "report.md", render_markdown(run_name, matrix, rows, problems, generated_at, drift))
-    _write_text(report_dir / "report.csv", _csv(COLUMNS, rows))
-    _write_text(report_dir / "drift.csv", _csv(DRIFT_COLUMNS, drift))
-    write_json_atomic(str(report_dir / "report.json"), {
-        "schema_version": REPORT_SCHEMA_VERSION, "run": run_name, "generated_at": generated_at,
-        "matrix": str(matrix.path), "rows": rows, "drift": list(drift), "problems": problems})
-    return report_dir
-
-
-def _csv(columns, rows):
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def _write_text(path, text):
-    tmp = path.with_name("." + path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

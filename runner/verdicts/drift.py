@@ -9,7 +9,7 @@ log-probabilities (logits up to a per-image constant).
 
 import numpy as np
 
-from .report import latest_results
+from ..results import latest_results
 
 TINY = 1e-37  # below float32's smallest normal: log() stays finite
 
@@ -32,6 +32,8 @@ def compare_pair(reference, candidate, kind):
     diff = np.abs(a - b)
     return {
         "compared_as": compared,
+        # the scale a tolerance is relative to: the largest reference output
+        "reference_scale": float(np.abs(a).max()),
         "outputs_identical": bool(np.array_equal(reference, candidate)),
         "max_abs_diff": float(diff.max()),
         "mean_abs_diff": float(diff.mean()),

@@ -1,0 +1,57 @@
+"""reports/<run>/report.md, report.csv and report.json from the results of a run.
+
+Published numbers come from the matrix, matched to each environment's pinned framework
+version (the revision of the published table that applies to it). For each position
+(environment, model, suite) the newest result is reported; older ones stay on disk.
+"""
+
+import csv
+import datetime
+import io
+import os
+from pathlib import Path
+
+from ..probe.jsonio import write_json_atomic
+from ..results import latest_results
+from .findings import VERDICT_COLUMNS, verdict_rows
+from .markdown import DRIFT_COLUMNS, render_markdown
+from .tables import COLUMNS, build_rows
+
+REPORT_SCHEMA_VERSION = 5  # 2: drift; 3: GPU telemetry, decode/model images/s; 4: engine; 5: verdicts
+
+
+def write_report(matrix, results, problems, drift, report_dir, run_name, judgement=None, results_dir=None):
+    """report.md, report.csv (one row per cell and batch size), drift.csv, verdicts.csv and report.json (all).
+
+    `results, problems` as ResultStore.load_all() gives them; `drift` from verdicts.drift.compare_versions;
+    `judgement` from verdicts.judge.judge; `results_dir` is where the findings link to.
+    """
+    rows = build_rows(matrix, latest_results(results))
+    generated_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    link = os.path.relpath(str(results_dir), str(report_dir)) if results_dir else "."
+    _write_text(report_dir / "report.md", render_markdown(run_name, matrix, rows, problems, generated_at, drift,
+                                                          judgement, link))
+    _write_text(report_dir / "verdicts.csv", _csv(VERDICT_COLUMNS, verdict_rows(judgement)))
+    _write_text(report_dir / "report.csv", _csv(COLUMNS, rows))
+    _write_text(report_dir / "drift.csv", _csv(DRIFT_COLUMNS, drift))
+    write_json_atomic(str(report_dir / "report.json"), {
+        "schema_version": REPORT_SCHEMA_VERSION, "run": run_name, "generated_at": generated_at,
+        "matrix": str(matrix.path), "rows": rows, "drift": list(drift), "problems": problems,
+        "verdicts": judgement.as_dict() if judgement else None})
+    return report_dir
+
+
+def _csv(columns, rows):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _write_text(path, text):
+    tmp = path.with_name("." + path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

@@ -1,0 +1,96 @@
+"""Report rows: one per cell and batch size, from the newest result of each position (the CSV's and JSON's rows)."""
+
+from ..frameworks import FRAMEWORKS
+from ..results import engine_label
+from ..stats import wilson_interval
+
+COLUMNS = [
+    "environment", "framework", "framework_version", "model", "suite", "status", "reason", "device", "weights",
+    "engine", "images", "top1_error", "top1_ci_low", "top1_ci_high", "top5_error", "top5_ci_low", "top5_ci_high",
+    "published_top1_error", "published_top5_error", "delta_top1", "delta_top5", "published_source",
+    "published_revision", "unreadable_images", "batch_size", "images_per_s", "images_per_s_low", "images_per_s_high", "latency_p50_ms", "latency_p90_ms",
+    "latency_p99_ms", "cold_start_s", "decode_images_per_s", "model_images_per_s", "gpu_util_mean_pct",
+    "gpu_memory_peak_mib", "joules_per_image", "telemetry", "peak_fraction_fp32", "peak_fraction_tf32", "cell_id",
+]
+
+
+def _telemetry(summary):
+    """Report fields from a telemetry summary: 'ok', 'low GPU utilisation', or 'unavailable: why'."""
+    if not summary:
+        return {"telemetry": "not recorded"}
+    if summary.get("status") != "ok":
+        return {"telemetry": "unavailable: {}".format(summary.get("reason"))}
+    return {"gpu_util_mean_pct": summary["gpu_utilization_pct"].get("mean", ""),
+            "gpu_memory_peak_mib": summary["memory_used_mib"].get("peak") or "",
+            "joules_per_image": summary.get("joules_per_image") or "",
+            "telemetry": "low GPU utilisation" if summary.get("low_utilization") else "ok"}
+
+
+def _published(matrix, env_name, model_key):
+    env, model = matrix.environment(env_name), matrix.model(model_key)
+    if env is None or model is None or model.variant(env.framework) is None:
+        return None, None
+    version = env.pinned_version(FRAMEWORKS[env.framework].version_package)
+    return version, model.variant(env.framework).published_for(version)
+
+
+def _base_row(matrix, result):
+    version, published = _published(matrix, result["environment"], result["model"])
+    provenance = result.get("provenance") or {}
+    row = dict.fromkeys(COLUMNS, "")
+    row.update(
+        environment=result["environment"], framework=result["framework"], framework_version=version or "",
+        model=result["model"], suite=result["suite"], status=result["status"], reason=result.get("reason") or "",
+        device=(provenance.get("device") or {}).get("framework_device") or provenance.get("device_requested", ""),
+        weights=(provenance.get("weights") or {}).get("source", ""), cell_id=result["cell_id"],
+        engine=engine_label(result),
+    )
+    if published is not None:
+        row.update(published_top1_error=published.top1_error, published_top5_error=published.top5_error,
+                   published_source=published.source, published_revision=published.revision)
+    return row
+
+
+def _matrix_order(matrix):
+    envs = {env.name: i for i, env in enumerate(matrix.environments)}
+    models = {model.key: i for i, model in enumerate(matrix.models)}
+    # Positions no longer in the matrix sort after the rest, by name.
+    return lambda key: (envs.get(key[0], len(envs)), key[0], models.get(key[1], len(models)), key[1], key[2], key[3])
+
+
+def build_rows(matrix, results):
+    rows = []
+    for key in sorted(results, key=_matrix_order(matrix)):
+        result = results[key]
+        row = _base_row(matrix, result)
+        metrics = result.get("metrics") or {}
+        if result["suite"] == "error" and result["status"] == "ok":
+            n = metrics["images_evaluated"]
+            low1, high1 = wilson_interval(n - metrics["top1_correct"], n)
+            low5, high5 = wilson_interval(n - metrics["top5_correct"], n)
+            row.update(images=n, top1_error=metrics["top1_error"], top5_error=metrics["top5_error"],
+                       top1_ci_low=low1, top1_ci_high=high1, top5_ci_low=low5, top5_ci_high=high5,
+                       unreadable_images=metrics["unreadable_count"],
+                       decode_images_per_s=metrics.get("decode_images_per_s") or "",
+                       model_images_per_s=metrics.get("model_images_per_s") or "")
+            row.update(_telemetry(metrics.get("telemetry")))
+            if row["published_top1_error"] != "":
+                row.update(delta_top1=metrics["top1_error"] - row["published_top1_error"],
+                           delta_top5=metrics["top5_error"] - row["published_top5_error"])
+        if result["suite"] == "throughput" and result["status"] == "ok":
+            for batch in metrics["batches"]:
+                per = dict(row)
+                low, high = batch.get("images_per_s_range") or ("", "")
+                per.update(batch_size=batch["batch_size"], images_per_s=batch["images_per_s"], images_per_s_low=low,
+                           images_per_s_high=high,
+                           latency_p50_ms=batch["latency_ms"]["p50"], latency_p90_ms=batch["latency_ms"]["p90"],
+                           latency_p99_ms=batch["latency_ms"]["p99"], cold_start_s=metrics["cold_start_s"])
+                per.update(_telemetry(batch.get("telemetry")))
+                peak = batch.get("fraction_of_peak") or {}
+                if peak.get("status") == "ok":
+                    per.update(peak_fraction_fp32=peak["fraction"].get("fp32", ""),
+                               peak_fraction_tf32=peak["fraction"].get("tf32", ""))
+                rows.append(per)
+            continue
+        rows.append(row)
+    return rows

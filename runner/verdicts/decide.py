@@ -1,0 +1,129 @@
+"""Verdicts from evidence, once every p-value of the comparison has been adjusted.
+
+Each rule is written out here, so the README's table of verdicts can be checked against it.
+"""
+
+import math
+
+from .stats import images_to_resolve, mcnemar_sample_size
+
+REGRESSIONS = {"worse", "slower", "predictions changed", "cannot load"}
+CHANGES = {"better", "faster", "outputs differ", "step"}
+
+
+def _points(value):
+    return "{:+.2f}".format(value)
+
+
+def error_verdict(evidence, q_value, settings):
+    """worse / better (FDR-adjusted McNemar), same (interval inside +-margin), else inconclusive."""
+    top1 = evidence["top1"]
+    low, high = top1["interval_points"]
+    margin = settings.error_margin_points
+    if q_value < settings.alpha:
+        verdict = "worse" if top1["difference_points"] > 0 else "better"
+    elif -margin <= low and high <= margin:
+        verdict = "same"
+    else:
+        verdict = "inconclusive"
+    text = "top-1 error {:.2f} -> {:.2f} ({} points, 95% CI {} to {}; McNemar p={:.3g}, q={:.3g}; {} of {} images " \
+           "changed top-1 class)".format(top1["error_before"], top1["error_after"], _points(top1["difference_points"]),
+                                        _points(low), _points(high), top1["p_value"], q_value,
+                                        evidence["changed_top1_class"], evidence["images"])
+    if verdict == "inconclusive":
+        discordant = (top1["right_before_only"] + top1["right_after_only"]) / evidence["images"]
+        needed = mcnemar_sample_size(max(abs(top1["difference_points"]), margin) / 100, discordant,
+                                     alpha=settings.alpha)
+        text += "; about {} images would decide a {:.1f}-point difference".format(
+            needed, max(abs(top1["difference_points"]), margin))
+    if not evidence["weights"]["same_file"]:
+        text += "; weights not the same file ({} / {}): a changed weight file is a different question".format(
+            evidence["weights"]["before"]["source"], evidence["weights"]["after"]["source"])
+    return verdict, text
+
+
+def throughput_verdict(evidence, q_value, factor, alpha):
+    """slower / faster: significant after FDR and the whole interval beyond the noise factor;
+    no change: the whole interval inside [1/factor, factor]; otherwise inconclusive."""
+    low, high = evidence["interval"]
+    significant = q_value < alpha
+    if significant and high < 1 / factor:
+        verdict = "slower"
+    elif significant and low > factor:
+        verdict = "faster"
+    elif 1 / factor <= low and high <= factor:
+        verdict = "no change"
+    else:
+        verdict = "inconclusive"
+    text = "x{:.3f} images/s ({:.1f} -> {:.1f}; {:.0%} CI x{:.3f}-x{:.3f}, Mann-Whitney p={:.3g}, q={:.3g}; {}+{} " \
+           "trials; noise factor {:.2f})".format(evidence["ratio"], evidence["images_per_s"][0],
+                                                evidence["images_per_s"][1], evidence["confidence"], low, high,
+                                                evidence["p_value"], q_value, evidence["trials"][0],
+                                                evidence["trials"][1], factor)
+    if verdict == "inconclusive" and min(evidence["trials"]) < 5:
+        text += "; fewer than 5 trials a side cannot reach p < 0.05"
+    return verdict, text
+
+
+def cold_start_verdict(evidence, factor):
+    ratio = evidence["ratio"]
+    verdict = "slower" if ratio > factor else "faster" if ratio < 1 / factor else "no change"
+    return verdict, "cold start {:.2f} s -> {:.2f} s (x{:.2f}; one sample each, judged against factor {:.2f})".format(
+        evidence["cold_start_s"][0], evidence["cold_start_s"][1], ratio, factor)
+
+
+def drift_verdict(record, rtol):
+    """bit-identical, numerically close, outputs differ (same predictions), predictions changed, cannot load."""
+    if record["status"] == "failed":
+        return "cannot load", "cannot load: {}".format(record.get("reason"))
+    if record["status"] != "ok":
+        return "not compared", "{}: {}".format(record["status"], record.get("reason"))
+    tolerance = rtol * record["reference_scale"]
+    if record["outputs_identical"]:
+        verdict = "bit-identical"
+    elif record["top1_agreement"] < 1 or record["top5_agreement"] < 1:
+        verdict = "predictions changed"
+    elif record["max_abs_diff"] <= tolerance:
+        verdict = "numerically close"
+    else:
+        verdict = "outputs differ"
+    text = "max |diff| {:.3g} (tolerance {:.3g}), top-1 agreement {:.0%}, top-5 {:.0%}; inputs {}, weights {}".format(
+        record["max_abs_diff"], tolerance, record["top1_agreement"], record["top5_agreement"],
+        "identical" if record.get("inputs_identical") else "differ",
+        "identical" if record.get("weights_identical") else "differ")
+    return verdict, text
+
+
+def published_verdict(evidence, weights_source):
+    """reproduces (published inside the 95% interval, which resolves the gap asked for), differs
+    (outside), or not testable (random weights, or an interval too wide to resolve the gap)."""
+    low, high = evidence["interval"]
+    if weights_source not in ("pretrained", "file"):
+        return "not testable", "weights are {}, not the published ones".format(weights_source)
+    text = "reproduced {:.2f} (95% CI {:.2f}-{:.2f}, {} images) vs published {:.2f}".format(
+        evidence["reproduced"], low, high, evidence["images"], evidence["published"])
+    if not low <= evidence["published"] <= high:
+        return "differs", text + " ({} points)".format(_points(evidence["difference_points"]))
+    if evidence["half_width"] > evidence["resolve_points"]:
+        needed = images_to_resolve(evidence["resolve_points"], evidence["reproduced"])
+        return "not testable", text + "; the interval is +-{:.1f} points: about {} images resolve a {:.1f}-point " \
+                                      "gap".format(evidence["half_width"], needed, evidence["resolve_points"])
+    return "reproduces", text
+
+
+def importance(verdict):
+    """Sort key of a finding: regressions, then non-reproductions, then other changes; the larger first."""
+    evidence = verdict.evidence or {}
+    size = 0.0
+    if verdict.kind == "error" and "top1" in evidence:
+        size = abs(evidence["top1"]["difference_points"])
+    elif verdict.kind in ("throughput", "cold_start") and evidence.get("ratio"):
+        size = 10 * abs(math.log(evidence["ratio"]))
+    elif verdict.kind == "drift":
+        size = 100 * (1 - min(evidence.get("top1_agreement", 0), 1)) + 50
+    elif verdict.kind == "published":
+        size = abs(evidence.get("difference_points", 0))
+    elif verdict.kind == "sequence":
+        size = abs(evidence.get("step", 0))
+    rank = 0 if verdict.verdict in REGRESSIONS else 1 if verdict.verdict == "differs" else 2
+    return rank, -size

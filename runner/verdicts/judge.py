@@ -1,0 +1,221 @@
+"""Every version-to-version change of a run judged: the verdicts and the findings they make.
+
+    pairs (versions in a run, or a run against a baseline) -> evidence -> adjust p-values
+    (false-discovery rate over the whole comparison) -> verdicts -> findings, most important first
+"""
+
+from dataclasses import asdict, dataclass, field
+
+from .decide import (CHANGES, REGRESSIONS, cold_start_verdict, drift_verdict, error_verdict, importance,
+                     published_verdict, throughput_verdict)
+from .drift import compare_pair, compare_versions
+from .evidence import cold_start_evidence, error_evidence, published_evidence, throughput_evidence
+from .pairs import Pair, Side, baseline_pairs, version_label, version_pairs, version_sequences
+from .stats import adjust
+from ..results import engine_label, latest_results
+
+
+@dataclass
+class Verdict:
+    kind: str  # error, throughput, cold_start, drift, published, sequence
+    framework: str
+    model: str
+    engine: str
+    before: str  # environment (None for a published-vs-reproduced check)
+    after: str
+    before_version: str
+    after_version: str
+    relation: str  # consecutive, oldest -> newest, baseline, published, sequence
+    verdict: str
+    summary: str = ""
+    batch_size: int = None
+    p_value: float = None
+    q_value: float = None
+    evidence: dict = field(default_factory=dict)
+    cells: tuple = ()
+
+    @property
+    def regression(self):
+        return self.verdict in REGRESSIONS
+
+    @property
+    def is_finding(self):
+        return self.verdict in REGRESSIONS or self.verdict in CHANGES or self.verdict == "differs"
+
+    def line(self):
+        where = self.after if self.before is None else "{} -> {}".format(self.before, self.after)
+        what = self.kind.replace("_", " ") + ("" if self.batch_size is None else " batch {}".format(self.batch_size))
+        engine = " [{}]".format(self.engine) if self.engine else ""
+        return "{}: {} {}{} {}: {}".format(self.verdict.upper(), self.framework, self.model, engine,
+                                          "{} ({})".format(what, where), self.summary)
+
+    def as_dict(self):
+        data = asdict(self)
+        data["regression"] = self.regression
+        data["cells"] = list(self.cells)
+        return data
+
+
+@dataclass
+class Judgement:
+    verdicts: list
+    fdr: str
+    alpha: float
+    baseline: str = None
+    noise: dict = None  # between-run ratios of an A/A comparison
+
+    def findings(self):
+        return sorted((v for v in self.verdicts if v.is_finding), key=importance)
+
+    def regressions(self):
+        return [v for v in self.verdicts if v.regression]
+
+    def as_dict(self):
+        return {"fdr": self.fdr, "alpha": self.alpha, "baseline": self.baseline, "noise": self.noise,
+                "verdicts": [v.as_dict() for v in self.verdicts],
+                "findings": [v.as_dict() for v in self.findings()]}
+
+
+def _verdict(kind, pair, relation=None, **fields):
+    before, after = pair.before.result, pair.after.result
+    return Verdict(kind=kind, framework=after["framework"], model=after["model"], engine=engine_label(after),
+                   before=before["environment"], after=after["environment"], before_version=version_label(before),
+                   after_version=version_label(after), relation=relation or pair.relation,
+                   cells=(before["cell_id"], after["cell_id"]), **fields)
+
+
+def _ok(pair):
+    return pair.before.result["status"] == "ok" and pair.after.result["status"] == "ok"
+
+
+def judge(matrix, store, results, baseline_store=None, baseline_results=None, baseline_name=None, drift=None):
+    """Verdicts for every pair in `results` (a ResultStore.load_all() list); `drift` = compare_versions's
+    records when the caller has them already."""
+    settings = matrix.compare
+    if baseline_store is not None:
+        pairs = baseline_pairs(store, results, baseline_store, baseline_results)
+    else:
+        pairs = [pair for sequence in version_sequences(store, results).values() for pair in version_pairs(sequence)]
+    tested = []  # (verdict, evidence, decide(q) -> (verdict, text)) for the p-value family
+    verdicts = []
+    for pair in pairs:
+        suite = pair.after.result["suite"]
+        if not _ok(pair) or suite == "drift":
+            continue
+        if suite == "error":
+            evidence = error_evidence(pair)
+            verdict = _verdict("error", pair, verdict="not compared", evidence=evidence)
+            if not evidence["comparable"]:
+                verdict.summary = evidence["reason"]
+                verdicts.append(verdict)
+                continue
+            verdict.p_value = evidence["top1"]["p_value"]
+            tested.append((verdict, lambda q, e=evidence: error_verdict(e, q, settings)))
+        elif suite == "throughput":
+            factor = _factor(settings, pair.after.result)
+            for batch in pair.after.result["metrics"]["batches"]:
+                evidence = throughput_evidence(pair, batch["batch_size"])
+                if evidence is None:
+                    continue
+                verdict = _verdict("throughput", pair, verdict="", evidence=evidence, batch_size=batch["batch_size"],
+                                   p_value=evidence["p_value"])
+                tested.append((verdict, lambda q, e=evidence, f=factor: throughput_verdict(e, q, f, settings.alpha)))
+            evidence = cold_start_evidence(pair)
+            if evidence is not None:
+                verdict = _verdict("cold_start", pair, evidence=evidence, verdict="")
+                verdict.verdict, verdict.summary = cold_start_verdict(evidence, settings.cold_start_factor)
+                verdicts.append(verdict)
+    q_values = adjust([verdict.p_value for verdict, _ in tested], settings.fdr)
+    for (verdict, decide), q_value in zip(tested, q_values):
+        verdict.q_value = q_value
+        verdict.verdict, verdict.summary = decide(q_value)
+        verdicts.append(verdict)
+    verdicts += _drift_verdicts(store, results, pairs, settings, baseline_store is not None, drift)
+    if baseline_store is None:
+        verdicts += _published_verdicts(matrix, results, settings)
+        from .changepoints import sequence_verdicts
+
+        verdicts += sequence_verdicts(version_sequences(store, results), settings)
+    return Judgement(verdicts=verdicts, fdr=settings.fdr, alpha=settings.alpha, baseline=baseline_name,
+                     noise=_noise(verdicts) if baseline_store is not None else None)
+
+
+def _factor(settings, result):
+    device = (result.get("provenance") or {}).get("device_requested") or "cpu"
+    return settings.throughput_factor_gpu if device.startswith("cuda") else settings.throughput_factor_cpu
+
+
+def _drift_verdicts(store, results, pairs, settings, across_runs, drift):
+    verdicts = []
+    if across_runs:
+        # The same drift cell in two runs: its own checkpoint's outputs, run against run.
+        for pair in pairs:
+            if pair.after.result["suite"] != "drift" or not _ok(pair):
+                continue
+            record = _own_outputs_record(pair)
+            verdict = _verdict("drift", pair, verdict="", evidence=record)
+            verdict.verdict, verdict.summary = drift_verdict(record, settings.drift_rtol)
+            verdicts.append(verdict)
+        return verdicts
+    by_id = {result["cell_id"]: result for result in results}
+    for record in compare_versions(store, results) if drift is None else drift:
+        before = by_id.get(record["from_cell"]) or {"environment": record["from_env"], "framework": record["framework"],
+                                                     "model": record["model"], "cell_id": record["from_cell"]}
+        pair = Pair(Side(store, before), Side(store, by_id[record["to_cell"]]), "checkpoint of the older version")
+        verdict = _verdict("drift", pair, verdict="", evidence=record)
+        verdict.verdict, verdict.summary = drift_verdict(record, settings.drift_rtol)
+        verdicts.append(verdict)
+    return verdicts
+
+
+def _own_outputs_record(pair):
+    import numpy as np
+
+    sides = []
+    for side in (pair.before, pair.after):
+        metrics = side.result["metrics"]
+        own = metrics["evaluations"][0]
+        sides.append((own, np.load(str(side.store.side_file(side.result["cell_id"], own["outputs_file"])))))
+    (own_a, a), (own_b, b) = sides
+    record = {"status": "ok", "from_env": pair.before.env, "to_env": pair.after.env,
+              "checkpoint_sha256": own_b.get("checkpoint_sha256"),
+              "inputs_identical": pair.before.result["metrics"]["input_sha256"] ==
+              pair.after.result["metrics"]["input_sha256"],
+              "weights_identical": own_a.get("tensor_digest") == own_b.get("tensor_digest")}
+    if a.shape != b.shape:
+        record.update(status="failed", reason="the two runs evaluated different images")
+        return record
+    record.update(compare_pair(a, b, pair.after.result["metrics"]["output_kind"]))
+    return record
+
+
+def _published_verdicts(matrix, results, settings):
+    from .published import published_for
+
+    verdicts = []
+    for result in latest_results(results).values():
+        if result["suite"] != "error" or result["status"] != "ok":
+            continue
+        published = published_for(matrix, result)
+        if published is None:
+            continue
+        source = ((result.get("provenance") or {}).get("weights") or {}).get("source")
+        evidence = published_evidence(result, published, settings.resolve_points)
+        verdict, text = published_verdict(evidence, source)
+        verdicts.append(Verdict(kind="published", framework=result["framework"], model=result["model"],
+                                engine=engine_label(result), before=None, after=result["environment"],
+                                before_version="published", after_version=version_label(result),
+                                relation="published", verdict=verdict, summary=text, evidence=evidence,
+                                cells=(result["cell_id"],)))
+    return verdicts
+
+
+def _noise(verdicts):
+    """An A/A comparison's spread: the throughput ratios between runs of the same cells."""
+    ratios = [v.evidence["ratio_of_medians"] for v in verdicts if v.kind == "throughput"]
+    if not ratios:
+        return None
+    worst = max(max(ratios), 1 / min(ratios))
+    return {"pairs": len(ratios), "min_ratio": min(ratios), "max_ratio": max(ratios), "largest_factor": worst,
+            "note": "throughput ratios of medians between the two runs; where they are the same cells, the noise "
+                    "floor between runs is at least x{:.3f}: set [compare] throughput_factor_* above it".format(worst)}

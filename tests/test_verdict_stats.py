@@ -1,0 +1,112 @@
+"""The verdicts' statistics against known values and simulated data."""
+
+import math
+
+import numpy as np
+import pytest
+from statsmodels.stats.contingency_tables import mcnemar
+
+from runner.verdicts.changepoints import change_points
+from runner.verdicts.stats import (adjust, hodges_lehmann_ratio, images_to_resolve, mcnemar_exact,
+                                   mcnemar_sample_size, paired_difference_interval)
+
+
+def test_mcnemar_exact_known_values():
+    # 1 vs 9 discordant: 2 * P(X <= 1 | n=10, p=1/2) = 2 * 11 / 1024
+    assert mcnemar_exact(1, 9) == pytest.approx(22 / 1024)
+    assert mcnemar_exact(9, 1) == pytest.approx(22 / 1024)
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(5, 5) == 1.0
+    assert mcnemar_exact(0, 6) == pytest.approx(2 / 64)
+
+
+@pytest.mark.parametrize("b,c", [(3, 17), (40, 61), (0, 12), (250, 200)])
+def test_mcnemar_exact_agrees_with_statsmodels(b, c):
+    assert mcnemar_exact(b, c) == pytest.approx(mcnemar([[100, b], [c, 100]], exact=True).pvalue)
+
+
+def test_paired_interval_is_symmetric_for_balanced_discordance_and_excludes_zero_for_a_clear_change():
+    low, high = paired_difference_interval(50, 10, 10, 30)
+    assert low == pytest.approx(-high)
+    low, high = paired_difference_interval(400, 2, 60, 38)  # B right on 58 more images of 500
+    assert 0 < low < 100 * 58 / 500 < high
+
+
+def test_paired_interval_stays_inside_the_possible_range_at_the_extremes():
+    low, high = paired_difference_interval(0, 0, 0, 30)  # both versions wrong on every image
+    assert -100 <= low < 0 < high <= 100
+    low, high = paired_difference_interval(30, 0, 0, 0)
+    assert -100 <= low < 0 < high <= 100
+
+
+def test_paired_interval_covers_the_true_difference_95_percent_of_the_time():
+    rng = np.random.RandomState(7)
+    # correlated outcomes: P(both)=.6, P(A only)=.08, P(B only)=.04, P(neither)=.28 -> true B-A = -4 points
+    probabilities = [0.6, 0.08, 0.04, 0.28]
+    truth = 100 * (probabilities[2] - probabilities[1])
+    trials, covered = 2000, 0
+    for _ in range(trials):
+        both, only_a, only_b, neither = rng.multinomial(300, probabilities)
+        low, high = paired_difference_interval(both, only_a, only_b, neither)
+        covered += low <= truth <= high
+    assert 0.93 <= covered / trials <= 0.975
+
+
+def test_sample_size_connor_known_value():
+    # Connor (1987): n = (z_a sqrt(pd) + z_b sqrt(pd - d^2))^2 / d^2 ; pd = 0.1, d = 0.05
+    za, zb = 1.959963984540054, 0.8416212335729143
+    expected = math.ceil((za * math.sqrt(0.1) + zb * math.sqrt(0.1 - 0.0025)) ** 2 / 0.0025)
+    assert mcnemar_sample_size(0.05, 0.1) == expected
+    assert mcnemar_sample_size(0.0, 0.1) is None
+
+
+def test_images_to_resolve_half_a_point_at_a_quarter_error():
+    assert images_to_resolve(0.5, 25) == math.ceil((1.959963984540054 / 0.005) ** 2 * 0.25 * 0.75)
+
+
+def test_hodges_lehmann_exact_interval_and_p_value():
+    before = [100, 102, 98, 101, 99]
+    after = [80, 82, 79, 81, 78]
+    ratio, (low, high), reached, p = hodges_lehmann_ratio(before, after)
+    assert p == pytest.approx(2 / 252)  # complete separation of 5 and 5: 2 of the C(10,5) arrangements
+    assert reached == pytest.approx(1 - 2 * 4 / 252)  # P(U <= 2) = 4/252 is the tail that fits 2.5%
+    assert low <= ratio <= high < 1
+    assert ratio == pytest.approx(np.exp(np.median([np.log(b) - np.log(a) for a in before for b in after])))
+
+
+def test_hodges_lehmann_says_what_three_trials_can_hold():
+    _, (low, high), reached, p = hodges_lehmann_ratio([10, 11, 12], [5, 6, 7])
+    assert reached == pytest.approx(0.9) and p == pytest.approx(0.1)
+    assert high == pytest.approx(7 / 10) and low == pytest.approx(5 / 12)
+
+
+def test_hodges_lehmann_interval_covers_a_planted_ratio():
+    rng = np.random.RandomState(3)
+    covered, trials = 0, 400
+    for _ in range(trials):
+        before = 100 * np.exp(rng.normal(0, 0.05, 7))
+        after = 80 * np.exp(rng.normal(0, 0.05, 7))
+        _, (low, high), reached, _ = hodges_lehmann_ratio(before, after)
+        covered += low <= 0.8 <= high
+    assert covered / trials >= 0.93
+
+
+def test_false_discovery_rate_adjustments_known_values():
+    p = [0.01, 0.04, 0.03, 0.2]
+    assert adjust(p, "bh") == pytest.approx([0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.2])
+    assert adjust(p, "holm") == pytest.approx([0.04, 0.09, 0.09, 0.2])
+    assert adjust([], "bh") == []
+
+
+def test_change_points_find_a_step_and_no_step_in_noise():
+    step = np.array([0.0, 0.01, -0.01, 0.5, 0.51, 0.49])
+    assert change_points(step, 0.0004, 0.1) == [(3, 3, pytest.approx(0.5))]
+    rng = np.random.RandomState(11)
+    false = sum(bool(change_points(rng.normal(0, 0.02, 8), 0.0004, 0.1)) for _ in range(200))
+    assert false == 0
+
+
+def test_a_slow_drift_over_several_releases_is_one_gradual_change():
+    found = change_points(np.linspace(0, 1, 8), 0.0004, 0.1)
+    assert found == [(1, 7, pytest.approx(1.0))]
+    assert change_points(np.linspace(0, 1, 3), 0.0004, 0.1) == []  # fewer than four versions: not judged
