@@ -5,15 +5,18 @@ before anything is built or run. Models and environments, the long tables, are r
 load_models.py and load_environments.py.
 """
 
+import math
 import re
 import tomllib
 from pathlib import Path
 
 from ..errors import UserError
 from .engine import engine_values
+from .load_bisect import read_bisect
 from .load_environments import pinned_image, read_environments
 from .load_models import read_models, read_preprocess
-from .schema import SCHEMA, WEIGHT_SOURCES, Defaults, DockerSettings, DriftSuite, Engine, ErrorSuite, Matrix, ThroughputSuite
+from .schema import (FDR_METHODS, SCHEMA, WEIGHT_SOURCES, CompareSettings, Defaults, DockerSettings, DriftSuite, Engine,
+                     ErrorSuite, Matrix, ThroughputSuite)
 from .table import Table, is_kind, positive
 
 
@@ -38,9 +41,11 @@ def load_matrix(path):
     environments = read_environments(top.table("environments"), models)
     docker = _docker(top.table("docker", None))
     engine = _engine(top.table("engine", {}))
+    compare = _compare(top.table("compare", {}))
+    bisect = read_bisect(top.table("bisect", {}), environments)
     top.done()
     return Matrix(path=path, defaults=defaults, docker=docker, error=error, throughput=throughput, drift=drift,
-                  engine=engine, environments=environments, models=models)
+                  engine=engine, environments=environments, models=models, compare=compare, bisect=bisect)
 
 
 def _defaults(table):
@@ -73,6 +78,32 @@ def _docker(table):
 
 def _engine(table):
     return Engine(**engine_values(table))
+
+
+def _compare(table):
+    """[compare], every key optional: CompareSettings' defaults are the ones documented in matrix.toml."""
+    defaults = CompareSettings()
+
+    def number(key, check, expected):
+        # Finite only: TOML allows inf and nan, and neither is a threshold a verdict can be judged by.
+        return float(table.get(key, float, getattr(defaults, key), check=lambda v: math.isfinite(v) and check(v),
+                               expected=expected))
+
+    positive_points = "a positive number of top-1 points"
+    factor = "a factor of 1 or more (a ratio inside [1/f, f] is no change)"
+    settings = CompareSettings(
+        alpha=number("alpha", lambda v: 0 < v < 1, "a number between 0 and 1 (both excluded)"),
+        fdr=table.get("fdr", str, defaults.fdr, check=lambda v: v in FDR_METHODS,
+                      expected="\"bh\" (Benjamini-Hochberg) or \"holm\""),
+        error_margin_points=number("error_margin_points", lambda v: v > 0, positive_points),
+        resolve_points=number("resolve_points", lambda v: v > 0, positive_points),
+        throughput_factor_cpu=number("throughput_factor_cpu", lambda v: v >= 1, factor),
+        throughput_factor_gpu=number("throughput_factor_gpu", lambda v: v >= 1, factor),
+        cold_start_factor=number("cold_start_factor", lambda v: v >= 1, factor),
+        drift_rtol=number("drift_rtol", lambda v: v >= 0, "0 or a positive number (relative to max |reference output|)"),
+    )
+    table.done()
+    return settings
 
 
 def _error_suite(table):

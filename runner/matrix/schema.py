@@ -5,19 +5,21 @@ other module can hold a Matrix without importing the parser.
 """
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from .engine import PRECISIONS, overridden_values
 
 __all__ = [
     "SCHEMA", "SUITES", "WEIGHT_SOURCES", "NAME", "PYTHON", "SHA256", "PROBE_NEEDS", "PRECISIONS",
     "Preprocess", "Published", "WeightsFile", "Variant", "Model", "Environment", "ErrorSuite", "ThroughputSuite",
-    "DriftSuite", "Defaults", "Engine", "DockerSettings", "Matrix",
+    "DriftSuite", "Defaults", "Engine", "DockerSettings", "FDR_METHODS", "CompareSettings", "BisectRule", "Matrix",
 ]
 
 SCHEMA = 1
@@ -27,6 +29,7 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 PYTHON = re.compile(r"^3\.\d+(\.\d+)?$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 PROBE_NEEDS = ("numpy", "pillow", "nvidia-ml-py")  # nvidia-ml-py: GPU telemetry (probe/telemetry.py)
+FDR_METHODS = ("bh", "holm")  # Benjamini-Hochberg (false-discovery rate) or Holm (family-wise error)
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,49 @@ class DockerSettings:
 
 
 @dataclass(frozen=True)
+class CompareSettings:
+    """Thresholds of the verdicts ([compare]). One place, so `runner compare` and the report's Findings
+    cannot judge the same results by different numbers. The defaults are the matrix's when the table is absent."""
+
+    alpha: float = 0.05  # false-discovery rate over all tests of one comparison
+    fdr: str = "bh"  # one of FDR_METHODS
+    error_margin_points: float = 0.5  # |top-1 difference| (points) whose CI inside +-margin means "same"
+    resolve_points: float = 0.5  # gap a published-vs-reproduced check must resolve, else "not testable"
+    throughput_factor_cpu: float = 1.25  # run-to-run noise floor on a CPU: a ratio inside [1/f, f] is no change
+    throughput_factor_gpu: float = 1.10  # the same on a GPU (asv's default factor)
+    cold_start_factor: float = 1.5  # cold start has one sample per cell, so only a change beyond this counts
+    drift_rtol: float = 1e-4  # numerically close: max |diff| <= drift_rtol * max |reference output|
+
+
+@dataclass(frozen=True)
+class BisectRule:
+    """How `runner bisect` derives an environment for one release of `package` ([bisect.FRAMEWORK]).
+
+    Every pin of the good row is held, so a changed result points at the bisected package; the rules move
+    only what a release cannot install or run without (its Python, companion packages such as the
+    torchvision built for one torch). In each list the first range that contains the release wins.
+    """
+
+    framework: str
+    package: str  # bisected unless --package names another
+    python: tuple = ()  # (PEP 440 specifier set, Python version) pairs
+    moves: tuple = ()  # (PEP 440 specifier set, ("name==version", ...)) pairs: [[bisect.FRAMEWORK.with]]
+
+    def derive(self, version):
+        """(python, pins) for `version` of the package: python is None to keep the good row's, and each pin
+        replaces the good row's pin of that name or is added to its packages."""
+        version = Version(str(version))
+        python = next((py for spec, py in self.python if _contains(spec, version)), None)
+        pins = next((pins for spec, pins in self.moves if _contains(spec, version)), ())
+        return python, pins
+
+
+def _contains(specifier, version):
+    # Pre-releases count: a bisection over the index may well land on one, and a rule should still apply.
+    return SpecifierSet(specifier).contains(version, prereleases=True)
+
+
+@dataclass(frozen=True)
 class Matrix:
     path: Path
     defaults: Defaults
@@ -204,6 +250,8 @@ class Matrix:
     engine: Engine
     environments: tuple
     models: tuple
+    compare: CompareSettings = CompareSettings()
+    bisect: dict = field(default_factory=dict, hash=False)  # framework -> BisectRule; frameworks without one are absent
 
     def environment(self, name):
         return next((env for env in self.environments if env.name == name), None)
