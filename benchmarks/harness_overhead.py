@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from runner.backends import get_backend  # noqa: E402
 from runner.matrix import load_matrix  # noqa: E402
-from runner.pipeline import run_cell  # noqa: E402
+from runner.executors.local import run_cell  # noqa: E402
 from runner.plan import Options, plan_cells  # noqa: E402
 from runner.probe.provenance import cpu_model  # noqa: E402
 from runner.results import ResultStore  # noqa: E402

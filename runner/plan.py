@@ -58,17 +58,17 @@ class Cell:
     engine: dict  # matrix.Engine.as_dict(), the settings the adapter applies
     dataset: Optional[DatasetRef]
     skip_reason: Optional[str]  # set when the host already knows the cell cannot run
-    # drift cells: ((environment, drift cell id), ...) of the older versions whose checkpoints
-    # this cell loads, oldest first; and this cell's place in its framework's version order.
-    origins: tuple = ()
-    version_rank: int = 0
+    # A drift cell either writes its own seeded checkpoint (None here) or loads the one an older
+    # version wrote: {"origin": environment, "cell_id": the writer's id, "sha256", "path"}.
+    checkpoint: Optional[dict] = None
 
     @property
     def label(self):
-        return "{} {} {}".format(self.environment.name, self.model.key, self.suite)
+        loads = " (loads {}'s checkpoint)".format(self.checkpoint["origin"]) if self.checkpoint else ""
+        return "{} {} {}{}".format(self.environment.name, self.model.key, self.suite, loads)
 
-    def spec(self, output_dir, launched_at, drift=None):
-        """The JSON the probe reads (runner/probe/cell.py); `drift` lists the checkpoints found for the origins."""
+    def spec(self, output_dir, launched_at):
+        """The JSON the probe reads (runner/probe/cell.py)."""
         return {
             "cell_id": self.id,
             "suite": self.suite,
@@ -85,8 +85,9 @@ class Cell:
             "dataset": None if self.dataset is None else {
                 "root": self.dataset.root, "labels_file": self.dataset.labels_file,
                 "limit": self.dataset.limit, "manifest_sha256": self.dataset.manifest_sha256},
-            "drift": None if drift is None else {"self": self.environment.name, "cell_id": self.id,
-                                                 "checkpoints": drift},
+            "drift": None if self.suite != "drift" else {
+                "self": self.environment.name, "cell_id": self.id, "write": self.checkpoint is None,
+                "checkpoints": [self.checkpoint] if self.checkpoint else []},
             "output_dir": output_dir,
             "launched_at": launched_at,
         }
@@ -99,7 +100,7 @@ class Cell:
             "dataset": None if self.dataset is None else {"root": self.dataset.root, "images": self.dataset.images,
                                                           "manifest_sha256": self.dataset.manifest_sha256},
             "skip_reason": self.skip_reason,
-            "drift_origins": [name for name, _ in self.origins],
+            "drift_loads": self.checkpoint and {k: self.checkpoint[k] for k in ("origin", "cell_id", "sha256")},
         }
 
 
@@ -128,9 +129,7 @@ def plan_cells(matrix, options):
     model_keys = _select("model", options.models, [m.key for m in matrix.models])
     engine = matrix.engine.replaced(dict(options.engine), "--engine").as_dict()
     common = {"device": device, "threads": threads, "seed": seed, "engine": engine}
-    # Every drift cell of the matrix is planned (filtered or not): a cell's id names the
-    # checkpoints it loads, which are the drift cells of the older versions.
-    drift_cells = _drift_cells(matrix, drift_dataset, no_dataset_reason, common)
+    drift_cells = drift_writer_cells(matrix, drift_dataset, no_dataset_reason, common)
 
     cells = []
     for env in matrix.environments:
@@ -177,33 +176,34 @@ def version_order(matrix, framework):
     return sorted(envs, key=lambda env: Version(env.pinned_version(package)))
 
 
-def _drift_cells(matrix, dataset, no_dataset_reason, common):
+def drift_content(env, variant, params, dataset, common):
+    """What determines a drift cell's outputs, before the checkpoint it reads (drift_plan adds that)."""
+    return dict(common, **{
+        "probe_version": PROBE_VERSION,
+        "environment": environment_content(env),
+        "model": {"name": variant.name, "kwargs": dict(variant.kwargs)},
+        "preprocess": variant.preprocess.recipe(),
+        "suite": "drift", "params": params,
+        "dataset": None if dataset is None else dataset.manifest_sha256,
+    })
+
+
+def drift_writer_cells(matrix, dataset, no_dataset_reason, common):
+    """Each version writes its own seeded checkpoint: its id depends on nothing but its own content,
+    so adding, removing or reordering other versions re-runs none of it. The loads of older
+    versions' checkpoints are planned once those exist (drift_plan.plan_drift_loads)."""
     params = {"images": matrix.drift.images, "batch_size": matrix.drift.batch_size}
     weights = {"source": "seeded checkpoint", "seed": common["seed"]}
     cells = {}
-    for framework in sorted({env.framework for env in matrix.environments}):
-        for model in matrix.models:
-            variant = model.variant(framework)
-            older = []
-            for rank, env in enumerate(version_order(matrix, framework)):
-                if model.key not in env.models:
-                    continue
-                content = dict(common, **{
-                    "probe_version": PROBE_VERSION,
-                    "environment": environment_content(env),
-                    "model": {"name": variant.name, "kwargs": dict(variant.kwargs)},
-                    "preprocess": variant.preprocess.recipe(),
-                    "suite": "drift", "params": params, "weights": weights,
-                    "dataset": None if dataset is None else dataset.manifest_sha256,
-                    "origins": [cell_id for _, cell_id in older],
-                })
-                cell = Cell(
-                    id=cell_id(content), environment=env, model=model, variant=variant, suite="drift",
-                    params=params, timeout_s=matrix.drift.timeout_s, weights=weights, dataset=dataset,
-                    skip_reason=no_dataset_reason if dataset is None else None,
-                    origins=tuple(older), version_rank=rank, **common)
-                cells[(env.name, model.key)] = cell
-                older.append((env.name, cell.id))
+    for env in matrix.environments:
+        variant_of = {model.key: model.variant(env.framework) for model in matrix.models}
+        for key in env.models:
+            variant = variant_of[key]
+            content = dict(drift_content(env, variant, params, dataset, common), weights=weights)
+            cells[(env.name, key)] = Cell(
+                id=cell_id(content), environment=env, model=matrix.model(key), variant=variant, suite="drift",
+                params=params, timeout_s=matrix.drift.timeout_s, weights=weights, dataset=dataset,
+                skip_reason=no_dataset_reason if dataset is None else None, **common)
     return cells
 
 

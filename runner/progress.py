@@ -17,6 +17,11 @@ class Progress:
         elapsed = int(time.monotonic() - self.begin)
         return "{:d}:{:02d}:{:02d}".format(elapsed // 3600, elapsed // 60 % 60, elapsed % 60)
 
+    def add(self, cells):
+        """More cells joined the run (drift loads, planned once their checkpoints exist)."""
+        with self.lock:
+            self.total += cells
+
     def say(self, message):
         with self.lock:
             self.out.write("[{}] {}\n".format(self._stamp(), message))

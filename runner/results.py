@@ -96,10 +96,12 @@ def engine_label(result):
 
 
 def latest_results(results):
-    """The newest result per (environment, model, suite, engine settings): a run may sweep the settings."""
+    """The newest result per (environment, model, suite, engine settings, checkpoint loaded): a run may sweep
+    the settings, and a drift load of an older version's checkpoint file is a position of its own."""
     newest = {}
     for result in results:
-        key = (result["environment"], result["model"], result["suite"], engine_label(result))
+        key = (result["environment"], result["model"], result["suite"], engine_label(result),
+               result.get("drift_checkpoint") or "")
         if key not in newest or result.get("ended_at", "") > newest[key].get("ended_at", ""):
             newest[key] = result
     return newest

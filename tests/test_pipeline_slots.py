@@ -4,7 +4,8 @@ import time
 import pytest
 
 from runner.errors import UserError
-from runner.pipeline import RunSettings, Slot, make_slots, run_in_slots
+from runner.executors.local import Slot, make_slots, run_in_slots
+from runner.pipeline import RunSettings
 
 
 def settings(**kw):

@@ -72,40 +72,73 @@ def test_bad_options_are_user_errors(options, message):
         plan_cells(load_matrix(REAL), options)
 
 
-def test_drift_cells_load_the_checkpoints_of_every_older_version(imagenet_sample):
+def test_drift_writer_cells_depend_on_their_own_version_only(tmp_path, imagenet_sample):
     matrix = load_matrix(REAL)
-    cells = plan_cells(matrix, Options(weights="random", imagenet=str(imagenet_sample)))
+    options = Options(weights="random", imagenet=str(imagenet_sample))
+    cells = plan_cells(matrix, options)
     drift = {(c.environment.name, c.model.key): c for c in cells if c.suite == "drift"}
-    assert drift[("tf-1.13", "mobilenet")].origins == ()
-    assert [name for name, _ in drift[("tf-current", "mobilenet")].origins] == ["tf-1.13", "tf-2.1"]
-    assert drift[("tf-current", "mobilenet")].origins[1][1] == drift[("tf-2.1", "mobilenet")].id
-    assert [name for name, _ in drift[("mxnet-1.9", "resnet50")].origins] == ["mxnet-1.4", "mxnet-1.5"]
+    assert all(c.checkpoint is None for c in drift.values())
+    spec = drift[("tf-current", "mobilenet")].spec("/out", 0.0)["drift"]
+    assert spec["write"] is True and spec["checkpoints"] == []
     # the same fixed images for every version, whatever --limit the error suite uses
     assert drift[("tf-1.13", "mobilenet")].dataset.images == min(matrix.drift.images, 30)
     assert drift[("tf-1.13", "mobilenet")].weights == {"source": "seeded checkpoint", "seed": 0}
-
-
-def test_a_changed_older_version_changes_the_newer_drift_ids_only(tmp_path, imagenet_sample):
-    options = Options(weights="random", imagenet=str(imagenet_sample))
-    base = ids(plan_cells(load_matrix(REAL), options))
-    changed = ids(plan_cells(load_matrix(write_matrix(tmp_path, replace=(('"h5py==2.10.0", "pillow==7.2.0"',
-                                                                          '"h5py==2.10.0", "pillow==7.1.2"'),))), options))
-    assert changed[("tf-1.13", "mobilenet", "drift")] == base[("tf-1.13", "mobilenet", "drift")]
+    # a changed older version, a new row and a removed row change no other version's drift id
+    base = ids(cells)
+    changed = ids(plan_cells(load_matrix(write_matrix(tmp_path, replace=(
+        ('"h5py==2.10.0", "pillow==7.2.0"', '"h5py==2.10.0", "pillow==7.1.2"'),))), options))
     assert changed[("tf-2.1", "mobilenet", "drift")] != base[("tf-2.1", "mobilenet", "drift")]
-    assert changed[("tf-current", "mobilenet", "drift")] != base[("tf-current", "mobilenet", "drift")]
-    assert changed[("mxnet-1.9", "mobilenet", "drift")] == base[("mxnet-1.9", "mobilenet", "drift")]
-
-
-def test_drift_cells_of_filtered_out_versions_still_name_their_checkpoints(imagenet_sample):
-    matrix = load_matrix(REAL)
-    options = Options(weights="random", imagenet=str(imagenet_sample))
-    every = ids(plan_cells(matrix, options))
+    assert changed[("tf-current", "mobilenet", "drift")] == base[("tf-current", "mobilenet", "drift")]
     only = plan_cells(matrix, Options(weights="random", imagenet=str(imagenet_sample), environments=("tf-current",),
                                       suites=("drift",)))
-    assert {c.environment.name for c in only} == {"tf-current"}
-    cell = next(c for c in only if c.model.key == "mobilenet")
-    assert cell.id == every[("tf-current", "mobilenet", "drift")]
-    assert cell.origins[0][1] == every[("tf-1.13", "mobilenet", "drift")]
+    assert next(c for c in only if c.model.key == "mobilenet").id == base[("tf-current", "mobilenet", "drift")]
+
+
+def _writer_result(store, cell, sha):
+    name = "{}.checkpoint.h5".format(cell.id)
+    (store.root / name).write_bytes(b"x")
+    result = {"schema_version": 1, "cell_id": cell.id, "suite": "drift", "environment": cell.environment.name,
+              "framework": cell.environment.framework, "model": cell.model.key, "status": "ok",
+              "metrics": {"checkpoint": {"file": "checkpoint.h5", "sha256": sha}}, "files": {"checkpoint": name}}
+    store.put(result)
+
+
+def test_drift_loads_are_keyed_by_the_checkpoint_digest_not_by_names_or_order(tmp_path, imagenet_sample):
+    from runner.drift_plan import plan_drift_loads
+    from runner.results import ResultStore
+
+    matrix = load_matrix(REAL)
+    cells = plan_cells(matrix, Options(weights="random", imagenet=str(imagenet_sample), suites=("drift",),
+                                       environments=("tf-1.13", "tf-2.1", "tf-current"), models=("mobilenet",)))
+    writers = {c.environment.name: c for c in cells}
+    store = ResultStore(tmp_path / "run")
+    store.root.mkdir()
+    assert plan_drift_loads(matrix, cells, store) == []  # no checkpoint written yet: nothing to load
+    _writer_result(store, writers["tf-1.13"], "a" * 64)
+    _writer_result(store, writers["tf-2.1"], "b" * 64)
+    loads = {(c.environment.name, c.checkpoint["origin"]): c for c in plan_drift_loads(matrix, cells, store)}
+    assert set(loads) == {("tf-2.1", "tf-1.13"), ("tf-current", "tf-1.13"), ("tf-current", "tf-2.1")}
+    spec = loads[("tf-current", "tf-2.1")].spec("/out", 0.0)["drift"]
+    assert spec["write"] is False and spec["checkpoints"][0]["sha256"] == "b" * 64
+    assert spec["checkpoints"][0]["path"] == str(store.root / "{}.checkpoint.h5".format(writers["tf-2.1"].id))
+    # the same file loaded in the same environment is the same cell, whatever else the run holds
+    alone = plan_cells(matrix, Options(weights="random", imagenet=str(imagenet_sample), suites=("drift",),
+                                       environments=("tf-current",), models=("mobilenet",)))
+    again = {c.checkpoint["origin"]: c.id for c in plan_drift_loads(matrix, alone, store)}
+    assert again == {"tf-1.13": loads[("tf-current", "tf-1.13")].id, "tf-2.1": loads[("tf-current", "tf-2.1")].id}
+    # versions that wrote bit-identical files share one load of that file
+    same = ResultStore(tmp_path / "same")
+    same.root.mkdir()
+    _writer_result(same, writers["tf-1.13"], "d" * 64)
+    _writer_result(same, writers["tf-2.1"], "d" * 64)
+    shared = [c for c in plan_drift_loads(matrix, cells, same) if c.environment.name == "tf-current"]
+    assert len(shared) == 1 and shared[0].checkpoint["sha256"] == "d" * 64
+    # a writer that produced another file is another load
+    other = ResultStore(tmp_path / "other")
+    other.root.mkdir()
+    _writer_result(other, writers["tf-1.13"], "c" * 64)
+    (changed,) = [c for c in plan_drift_loads(matrix, alone, other)]
+    assert changed.id != loads[("tf-current", "tf-1.13")].id
 
 
 def test_engine_settings_reach_the_probe_spec_and_the_drift_ids():

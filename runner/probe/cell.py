@@ -103,7 +103,10 @@ def _run_suite(adapter, spec, timeline):
     if spec["suite"] == "drift":
         metrics, files = run_drift_suite(adapter, model_spec, recipe, dataset, spec["suite_params"],
                                          spec["output_dir"], spec["drift"], spec.get("seed", 0))
-        weights = {"source": "seeded checkpoint", "seed": metrics["seed"], "sha256": metrics["checkpoint"]["sha256"]}
+        loaded = (spec["drift"]["checkpoints"] or [{}])[0]
+        weights = {"source": "seeded checkpoint", "seed": metrics["seed"], "sha256": metrics["checkpoint"]["sha256"]} \
+            if metrics["checkpoint"] else {"source": "checkpoint", "origin": loaded.get("origin"),
+                                           "sha256": loaded.get("sha256")}
         return "ok", metrics, weights, dataset.describe(), files
     workdir = tempfile.mkdtemp(prefix="weights-", dir=spec["output_dir"])
     try:

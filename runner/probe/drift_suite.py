@@ -1,10 +1,10 @@
 """Drift suite: the same seeded checkpoint through different versions of one framework.
 
-The oldest version row writes a checkpoint of seeded random weights in the framework's own
-weight-file format; every newer row loads it, and each row also writes its own for the rows
-after it. Each row runs the same images (its own official preprocessing) through every
-checkpoint it was given and saves the raw outputs; the host compares them pair by pair
-(runner/compare.py). No pretrained weights are needed.
+Each version writes a checkpoint of seeded random weights in the framework's own weight-file
+format and runs the images through it (a "writer" cell); each newer version then loads an
+older version's file in a cell of its own (a "load" cell, spec drift.write = false). Every
+version runs the same images through its own official preprocessing and saves the raw outputs;
+the host compares them pair by pair (runner/verdicts/drift.py). No pretrained weights are needed.
 """
 
 import hashlib
@@ -31,18 +31,23 @@ def _outputs(adapter, model, inputs, batch_size):
 
 
 def run_drift_suite(adapter, model_spec, recipe, dataset, params, out_dir, drift, seed):
-    """`drift` = {"checkpoints": [{"origin", "cell_id", "path", "sha256"} or {"origin", "cell_id", "unavailable"}]}."""
+    """`drift` = {"self", "cell_id", "write": bool, "checkpoints": [{"origin", "cell_id", "path", "sha256"}, ...]}:
+    write (and evaluate) this version's own checkpoint, and evaluate the checkpoints given."""
     inputs, files, unreadable = _inputs(adapter, dataset, recipe)
     name, kwargs = model_spec["name"], model_spec.get("kwargs", {})
-    own = "checkpoint" + adapter.weights_suffix()
-    adapter.save_seeded(name, kwargs, seed, os.path.join(out_dir, own), recipe.input_shape(1))
-    own_entry = {"origin": drift["self"], "cell_id": drift["cell_id"], "path": os.path.join(out_dir, own),
-                 "sha256": sha256_file(os.path.join(out_dir, own))}
+    checkpoints = list(drift["checkpoints"])
+    files_out, own_record = {}, None
+    if drift.get("write", True):
+        own = "checkpoint" + adapter.weights_suffix()
+        adapter.save_seeded(name, kwargs, seed, os.path.join(out_dir, own), recipe.input_shape(1))
+        own_record = {"file": own, "sha256": sha256_file(os.path.join(out_dir, own))}
+        checkpoints.insert(0, {"origin": drift["self"], "cell_id": drift["cell_id"], "path": os.path.join(out_dir, own),
+                               "sha256": own_record["sha256"]})
+        files_out["checkpoint"] = own
     evaluations = []
-    files_out = {"checkpoint": own}
     scratch = tempfile.mkdtemp(prefix="drift-", dir=out_dir)
     try:
-        for i, checkpoint in enumerate([own_entry] + list(drift["checkpoints"])):
+        for i, checkpoint in enumerate(checkpoints):
             entry = {"origin": checkpoint["origin"], "origin_cell": checkpoint["cell_id"]}
             if checkpoint.get("unavailable"):
                 entry.update(status="unavailable", reason=checkpoint["unavailable"])
@@ -76,6 +81,6 @@ def run_drift_suite(adapter, model_spec, recipe, dataset, params, out_dir, drift
         "files": files,
         "unreadable": unreadable,
         "input_sha256": hashlib.sha256(np.ascontiguousarray(inputs, dtype=np.float32).tobytes()).hexdigest(),
-        "checkpoint": {"file": own, "sha256": own_entry["sha256"]},
+        "checkpoint": own_record,  # None for a cell that only loads another version's file
         "evaluations": evaluations,
     }, files_out

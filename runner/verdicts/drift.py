@@ -43,18 +43,27 @@ def compare_pair(reference, candidate, kind):
 
 
 def compare_versions(store, results):
-    """One record per (framework, model, older version -> newer version) the drift results cover.
+    """One record per (framework, model, older version -> newer version) the drift results cover:
+    each load cell (a newer version on an older version's checkpoint file) against every older
+    version whose writer cell wrote that very file (versions that write bit-identical files share
+    one load). `results` are the run's results (store.load_all()); the store gives the outputs."""
+    from .pairs import version_key
 
-    `results` are the run's results (store.load_all()); the store gives the outputs' side files.
-    """
-    by_id = {result["cell_id"]: result for result in results}
+    latest = latest_results(results)
+    writers = {}  # (framework, model, engine, checkpoint sha256) -> writer results
+    for key, result in latest.items():
+        if key[2] == "drift" and not key[4] and result["status"] == "ok" and result["metrics"].get("checkpoint"):
+            sha = result["metrics"]["checkpoint"]["sha256"]
+            writers.setdefault((result["framework"], key[1], key[3], sha), []).append(result)
     pairs = []
-    for (_env, _model, suite, _engine), newer in sorted(latest_results(results).items()):
-        if suite != "drift" or newer["status"] != "ok":
+    for key, newer in sorted(latest.items()):
+        if key[2] != "drift" or not key[4] or newer["status"] != "ok":
             continue
-        # The first evaluation is its own checkpoint: the reference for the versions after it.
-        for evaluation in newer["metrics"]["evaluations"][1:]:
-            pairs.append(_pair(store, newer, by_id.get(evaluation["origin_cell"]), evaluation))
+        evaluation = newer["metrics"]["evaluations"][0]
+        for older in sorted(writers.get((newer["framework"], key[1], key[3], key[4]), []), key=version_key):
+            if version_key(older) < version_key(newer):
+                pairs.append(_pair(store, newer, older, dict(evaluation, origin=older["environment"],
+                                                             origin_cell=older["cell_id"])))
     return pairs
 
 
