@@ -15,6 +15,8 @@ from .errors import UserError
 from .matrix import load_matrix
 from .plan import Options, plan_cells, resolve_auto_weights
 from .pipeline import RunSettings, run_matrix
+from .cli_judge import add_judge_parsers, cmd_bisect, cmd_compare, open_run
+from .cli_tools import add_tool_parsers, cmd_docker_base, cmd_env, cmd_requirements, cmd_wheelhouse
 
 
 def _say(line):
@@ -81,47 +83,8 @@ def build_parser():
                                               "install_only tarballs) for the images; default: the host's own")
     docker.add_argument("--build-dir", help="image build logs and records (default: ~/.cache/dlmatrix/docker)")
 
-    reqs = sub.add_parser("requirements", help="write each environment's pins as a pip requirements file "
-                                               "(to rebuild a row by hand: pip install -r)")
-    _common(reqs)
-    reqs.add_argument("--out", default=".pins", help="folder for <environment>.txt (default: .pins)")
-
-    env = sub.add_parser("env", help="build (or reuse) one environment with the venv backend and print its "
-                                     "interpreter's path")
-    _common(env)
-    env.add_argument("name", help="an environment of the matrix")
-    env.add_argument("--env-dir", help="where the venv backend keeps environments (default: ~/.cache/dlmatrix/envs)")
-    env.add_argument("--overlay", metavar="PYTHON",
-                     help="also let interpreter PYTHON (same minor version; e.g. a tox env with pytest) import the "
-                          "environment's packages, ahead of its own")
-
-    base = sub.add_parser("docker-base", help="build the CPU base image without any registry: debootstrap a "
-                                              "minimal Debian and `docker import` it under [docker] cpu_base")
-    _common(base)
-    base.add_argument("--suite", default="bookworm", help="Debian release (default: bookworm)")
-    base.add_argument("--mirror", default="http://deb.debian.org/debian", help="Debian mirror")
-    base.add_argument("--force", action="store_true", help="rebuild even if the image exists")
-    base.add_argument("--from-tarball", metavar="FILE", help="no debootstrap: `docker load` FILE (from `docker save` "
-                                                             "on another host) and tag it as [docker] cpu_base")
-
-    house = sub.add_parser("wheelhouse", help="download every wheel the matrix's environments install into DIR "
-                                              "(on a connected machine), for air-gapped docker builds")
-    _common(house)
-    house.add_argument("out", help="the wheelhouse folder")
-    house.add_argument("--env", action="append", default=[], dest="environments", help="only this environment")
-
-    compare = sub.add_parser("compare", help="judge every pair of versions in a run (or a run against a baseline) "
-                                             "and print the findings: regressions, changes, non-reproductions")
-    _common(compare)
-    compare.add_argument("--run", dest="run_name", required=True, help="the run to judge (a folder in results/)")
-    compare.add_argument("--baseline", help="another run: judge each position against the same one there "
-                                            "(an A/A check when both hold the same cells)")
-    compare.add_argument("--results-dir", default="results")
-    compare.add_argument("--format", choices=["text", "json"], default="text")
-    compare.add_argument("--all", action="store_true", help="print every verdict, not only the findings")
-    compare.add_argument("--fail-on", choices=["regression", "differs", "any"],
-                         help="exit 1 when a regression (worse, slower, predictions changed, cannot load), a "
-                              "published number that differs, or any finding is present")
+    add_tool_parsers(sub, _common)
+    add_judge_parsers(sub, _common)
 
     report = sub.add_parser("report", help="write reports/<run>/report.{md,csv,json} from results/<run>/")
     _common(report)
@@ -201,46 +164,12 @@ def _docker_options(args):
             "python_dist": args.python_dist and os.path.abspath(args.python_dist), "build_dir": args.build_dir}
 
 
-def cmd_docker_base(args, out):
-    from .dockerbase import build_base_image, load_base_image
-
-    matrix = load_matrix(args.matrix)
-    if not matrix.docker.cpu_base:
-        raise UserError("{}: [docker] cpu_base is not set; it names the image this command builds".format(args.matrix))
-    if args.from_tarball:
-        out.write("{} {}\n".format(matrix.docker.cpu_base, load_base_image(matrix.docker.cpu_base, args.from_tarball, _say)))
-        return 0
-    image_id = build_base_image(matrix.docker.cpu_base, args.suite, args.mirror, args.force, _say)
-    out.write("{} {}\n".format(matrix.docker.cpu_base, image_id))
-    return 0
-
-
-def cmd_wheelhouse(args, out):
-    from .wheelhouse import fill_wheelhouse
-
-    matrix = load_matrix(args.matrix)
-    failures = fill_wheelhouse(matrix, Path(args.out), args.environments, _say)
-    out.write("{}: {} wheels{}\n".format(args.out, len(list(Path(args.out).glob("*.whl"))),
-                                        "; failed: " + ", ".join(failures) if failures else ""))
-    return 1 if failures else 0
-
-
-def _open_run(results_dir, run_name):
-    from .results import ResultStore
-
-    store = ResultStore(Path(results_dir) / run_name)
-    if not store.root.is_dir():
-        raise UserError("{}: no such run; runs here: {}".format(store.root, ", ".join(
-            sorted(p.name for p in Path(results_dir).glob("*") if p.is_dir())) or "(none)"))
-    return store
-
-
 def cmd_report(args, out):
     from .report import write_report
     from .verdicts.drift import compare_versions
     from .verdicts.judge import judge
 
-    store = _open_run(args.results_dir, args.run_name)
+    store = open_run(args.results_dir, args.run_name)
     matrix = load_matrix(args.matrix)
     results, problems = store.load_all()
     drift = compare_versions(store, results)
@@ -250,75 +179,7 @@ def cmd_report(args, out):
     return 0
 
 
-def cmd_compare(args, out):
-    from .verdicts.judge import judge
-
-    matrix = load_matrix(args.matrix)
-    store = _open_run(args.results_dir, args.run_name)
-    results, problems = store.load_all()
-    for problem in problems:
-        _say("not read: {}".format(problem))
-    if args.baseline:
-        base = _open_run(args.results_dir, args.baseline)
-        judgement = judge(matrix, store, results, base, base.load_all()[0], args.baseline)
-    else:
-        judgement = judge(matrix, store, results)
-    findings = judgement.findings()
-    if args.format == "json":
-        out.write(json.dumps(judgement.as_dict(), indent=2, default=str) + "\n")
-    else:
-        shown = judgement.verdicts if args.all else findings
-        for verdict in shown:
-            out.write(verdict.line() + "\n")
-        counts = {}
-        for verdict in judgement.verdicts:
-            counts[verdict.verdict] = counts.get(verdict.verdict, 0) + 1
-        out.write("{} verdicts ({}); {} findings, {} regressions{}\n".format(
-            len(judgement.verdicts), ", ".join("{} {}".format(n, v) for v, n in sorted(counts.items())) or "none",
-            len(findings), len(judgement.regressions()),
-            "; " + judgement.noise["note"] if judgement.noise else ""))
-    failing = {"regression": judgement.regressions(), "any": findings,
-               "differs": [v for v in findings if v.verdict == "differs"]}.get(args.fail_on, [])
-    return 1 if failing else 0
-
-
-def cmd_requirements(args, out):
-    """matrix.toml stays the one place pins live; these files are derived from it."""
-    folder = Path(args.out)
-    folder.mkdir(parents=True, exist_ok=True)
-    for env in load_matrix(args.matrix).environments:
-        lines = ["# generated from {} [environments.{}]; do not edit".format(args.matrix, env.name)]
-        if env.index_url:
-            lines.append("--index-url {}".format(env.index_url))
-        lines += ["--extra-index-url {}".format(url) for url in env.extra_index_urls]
-        path = folder / "{}.txt".format(env.name)
-        path.write_text("\n".join(lines + list(env.packages)) + "\n")
-        out.write("{}\n".format(path))
-    return 0
-
-
-def cmd_env(args, out):
-    from .backends.base import EnvironmentBuildError
-    from .backends.venv import VenvBackend, overlay
-
-    matrix = load_matrix(args.matrix)
-    env = matrix.environment(args.name)
-    if env is None:
-        raise UserError("{}: no environment {!r}; valid: {}".format(
-            args.matrix, args.name, ", ".join(sorted(e.name for e in matrix.environments))))
-    try:
-        ready = VenvBackend(args.env_dir).prepare(env, _say)
-        if args.overlay:
-            sys.stderr.write("{} now imports {}'s packages ({})\n".format(
-                args.overlay, args.name, overlay(ready.python, args.overlay)))
-    except EnvironmentBuildError as exc:
-        sys.stderr.write("error: {}\n".format(exc.reason))
-        return 1
-    out.write(ready.python + "\n")
-    return 0
-
-
-COMMANDS = {"plan": cmd_plan, "run": cmd_run, "report": cmd_report, "compare": cmd_compare, "requirements": cmd_requirements,
+COMMANDS = {"plan": cmd_plan, "run": cmd_run, "report": cmd_report, "compare": cmd_compare, "bisect": cmd_bisect, "requirements": cmd_requirements,
             "env": cmd_env, "docker-base": cmd_docker_base, "wheelhouse": cmd_wheelhouse}
 
 

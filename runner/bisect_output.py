@@ -1,0 +1,42 @@
+"""A bisection's answer as files a user keeps: reports/<run>/bisect-<package>-<good>-<bad>-<model>-<suite>.{json,md}."""
+
+import io
+from pathlib import Path
+
+from .probe.jsonio import write_json_atomic
+
+BISECT_SCHEMA_VERSION = 1
+
+
+def render_bisect(answer):
+    out = io.StringIO()
+    w = out.write
+    w("# Bisect: {package} between {good} and {bad} ({framework} {model}, {suite} suite)\n\n".format(**answer))
+    w("**{}**\n\n".format(answer["conclusion"]))
+    w("Criterion: a release is good while its result is {} the good row's ({} suite); every probe holds the good "
+      "row's other pins unless the matrix's [bisect] rule moves them.\n\n".format(
+          {"identical": "bit-identical to", "close": "numerically close to"}.get(answer["criterion"], "the same as")
+          if answer["suite"] == "drift" else "not slower than" if answer["suite"] == "throughput" else "the same as",
+          answer["suite"]))
+    w("Releases in range: {}. Environments built: {} ({:.0f} s); the rest reused.\n\n".format(
+        ", ".join(answer["candidates"]), answer["environments_built"], answer["build_s"]))
+    w("| Release | Environment | Outcome | Verdict | Evidence | Pins moved from {} |\n|---|---|---|---|---|---|\n".format(
+        answer["good"]))
+    for probe in answer["probes"] + [dict(answer["bad_row"], version=answer["bad_row"]["version"] + " (the row)")]:
+        w("| {} | {} | {} | {} | {} | {} |\n".format(
+            probe["version"], probe["environment"], probe["outcome"], probe["verdict"] or "-",
+            (probe["summary"] or "-").replace("|", "\\|"), probe["moved"] or "-"))
+    w("\nThe rows differ in: {}.\n".format("; ".join(answer["rows_differ_in"])))
+    return out.getvalue()
+
+
+def write_bisect(answer, report_dir):
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    stem = "bisect-{package}-{good}-{bad}-{model}-{suite}".format(**answer)
+    json_path, md_path = report_dir / (stem + ".json"), report_dir / (stem + ".md")
+    write_json_atomic(str(json_path), dict(answer, schema_version=BISECT_SCHEMA_VERSION))
+    tmp = md_path.with_name("." + md_path.name + ".tmp")
+    tmp.write_text(render_bisect(answer))
+    tmp.replace(md_path)
+    return md_path, json_path

@@ -1,0 +1,105 @@
+"""The commands around the matrix rather than in it: requirements files, one environment, the docker
+base image, a wheelhouse for air-gapped hosts."""
+
+import sys
+from pathlib import Path
+
+from .errors import UserError
+from .matrix import load_matrix
+
+
+def _say(line):
+    sys.stderr.write(line + "\n")
+
+
+def add_tool_parsers(sub, common):
+    reqs = sub.add_parser("requirements", help="write each environment's pins as a pip requirements file "
+                                               "(to rebuild a row by hand: pip install -r)")
+    common(reqs)
+    reqs.add_argument("--out", default=".pins", help="folder for <environment>.txt (default: .pins)")
+
+    env = sub.add_parser("env", help="build (or reuse) one environment with the venv backend and print its "
+                                     "interpreter's path")
+    common(env)
+    env.add_argument("name", help="an environment of the matrix")
+    env.add_argument("--env-dir", help="where the venv backend keeps environments (default: ~/.cache/dlmatrix/envs)")
+    env.add_argument("--overlay", metavar="PYTHON",
+                     help="also let interpreter PYTHON (same minor version; e.g. a tox env with pytest) import the "
+                          "environment's packages, ahead of its own")
+
+    base = sub.add_parser("docker-base", help="build the CPU base image without any registry: debootstrap a "
+                                              "minimal Debian and `docker import` it under [docker] cpu_base")
+    common(base)
+    base.add_argument("--suite", default="bookworm", help="Debian release (default: bookworm)")
+    base.add_argument("--mirror", default="http://deb.debian.org/debian", help="Debian mirror")
+    base.add_argument("--force", action="store_true", help="rebuild even if the image exists")
+    base.add_argument("--from-tarball", metavar="FILE", help="no debootstrap: `docker load` FILE (from `docker save` "
+                                                             "on another host) and tag it as [docker] cpu_base")
+
+    house = sub.add_parser("wheelhouse", help="download every wheel the matrix's environments install into DIR "
+                                              "(on a connected machine), for air-gapped docker builds")
+    common(house)
+    house.add_argument("out", help="the wheelhouse folder")
+    house.add_argument("--env", action="append", default=[], dest="environments", help="only this environment")
+
+
+def cmd_docker_base(args, out):
+    from .dockerbase import build_base_image, load_base_image
+
+    matrix = load_matrix(args.matrix)
+    if not matrix.docker.cpu_base:
+        raise UserError("{}: [docker] cpu_base is not set; it names the image this command builds".format(args.matrix))
+    if args.from_tarball:
+        out.write("{} {}\n".format(matrix.docker.cpu_base, load_base_image(matrix.docker.cpu_base, args.from_tarball, _say)))
+        return 0
+    image_id = build_base_image(matrix.docker.cpu_base, args.suite, args.mirror, args.force, _say)
+    out.write("{} {}\n".format(matrix.docker.cpu_base, image_id))
+    return 0
+
+
+def cmd_wheelhouse(args, out):
+    from .wheelhouse import fill_wheelhouse
+
+    matrix = load_matrix(args.matrix)
+    failures = fill_wheelhouse(matrix, Path(args.out), args.environments, _say)
+    out.write("{}: {} wheels{}\n".format(args.out, len(list(Path(args.out).glob("*.whl"))),
+                                        "; failed: " + ", ".join(failures) if failures else ""))
+    return 1 if failures else 0
+
+
+def cmd_requirements(args, out):
+    """matrix.toml stays the one place pins live; these files are derived from it."""
+    folder = Path(args.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    for env in load_matrix(args.matrix).environments:
+        lines = ["# generated from {} [environments.{}]; do not edit".format(args.matrix, env.name)]
+        if env.index_url:
+            lines.append("--index-url {}".format(env.index_url))
+        lines += ["--extra-index-url {}".format(url) for url in env.extra_index_urls]
+        path = folder / "{}.txt".format(env.name)
+        path.write_text("\n".join(lines + list(env.packages)) + "\n")
+        out.write("{}\n".format(path))
+    return 0
+
+
+def cmd_env(args, out):
+    from .backends.base import EnvironmentBuildError
+    from .backends.venv import VenvBackend, overlay
+
+    matrix = load_matrix(args.matrix)
+    env = matrix.environment(args.name)
+    if env is None:
+        raise UserError("{}: no environment {!r}; valid: {}".format(
+            args.matrix, args.name, ", ".join(sorted(e.name for e in matrix.environments))))
+    try:
+        ready = VenvBackend(args.env_dir).prepare(env, _say)
+        if args.overlay:
+            sys.stderr.write("{} now imports {}'s packages ({})\n".format(
+                args.overlay, args.name, overlay(ready.python, args.overlay)))
+    except EnvironmentBuildError as exc:
+        sys.stderr.write("error: {}\n".format(exc.reason))
+        return 1
+    out.write(ready.python + "\n")
+    return 0
+
+
