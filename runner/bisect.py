@@ -235,7 +235,9 @@ def _alone(bisector, package, bad_v, derived, row, good_env, bad_env):
             same = bool(np.array_equal(outputs[0], outputs[1]))
             stats = compare_pair(outputs[0], outputs[1], row["metrics"]["output_kind"])
             check.outcome = GOOD if same else BAD
-            check.summary = "max |diff| {:.3g}".format(stats["max_abs_diff"])
+            check.summary = "max |diff| {:.3g}; the preprocessed inputs are {}".format(
+                stats["max_abs_diff"], "identical" if derived["metrics"]["input_sha256"] == row["metrics"][
+                    "input_sha256"] else "not identical either, so part of the change is in decoding or preprocessing")
         else:
             bisector.judge(row, check)
     finally:
