@@ -13,15 +13,12 @@ from pathlib import Path
 
 from .errors import UserError
 from .matrix import load_matrix
+from .progress import say as _say
 from .plan import Options, plan_cells, resolve_auto_weights
 from .pipeline import RunSettings, run_matrix
 from .cli_judge import add_judge_parsers, cmd_bisect, cmd_compare, open_run
 from .cli_tools import add_tool_parsers, cmd_docker_base, cmd_env, cmd_requirements, cmd_wheelhouse
 
-
-def _say(line):
-    """Progress and notes go to stderr; stdout carries only each command's answer."""
-    sys.stderr.write(line + "\n")
 
 
 def _common(parser):

@@ -6,10 +6,8 @@ from pathlib import Path
 
 from .errors import UserError
 from .matrix import load_matrix
+from .progress import say as _say
 
-
-def _say(line):
-    sys.stderr.write(line + "\n")
 
 
 def add_tool_parsers(sub, common):

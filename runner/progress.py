@@ -1,7 +1,13 @@
 """Progress on the terminal while a matrix runs: cell n of N, elapsed time, what is being built."""
 
+import sys
 import threading
 import time
+
+
+def say(line):
+    """Progress and notes go to stderr; stdout carries only each command's answer."""
+    sys.stderr.write(line + "\n")
 
 
 class Progress:

@@ -157,3 +157,36 @@ def test_compare_command_prints_findings_and_fails_on_a_regression(tmp_path):
     assert json.loads(out.getvalue())["findings"][0]["verdict"] == "slower"
     assert main(["compare", "--matrix", str(REAL), "--run", "nope", "--results-dir", str(tmp_path)],
                 out=io.StringIO()) == 2
+
+
+def _drift(store, env, cell_id, outputs, sha="c" * 64, loads=None, status="ok"):
+    name = "{}.outputs-0.npy".format(cell_id)
+    np.save(str(store.root / name), outputs)
+    evaluation = {"status": "ok", "origin": env, "origin_cell": cell_id, "checkpoint_sha256": sha,
+                  "tensor_digest": "t", "outputs_file": "outputs-0.npy"}
+    metrics = {"output_kind": "logits", "images": len(outputs), "files": ["a.JPEG"], "input_sha256": "i",
+               "checkpoint": None if loads else {"file": "checkpoint.params", "sha256": sha},
+               "evaluations": [evaluation]}
+    result = _result(store, env, "drift", metrics if status == "ok" else None, cell_id)
+    result.update(status=status, reason=None if status == "ok" else "not available in this version")
+    if loads:
+        result.update(drift_origin=loads, drift_checkpoint=sha)
+    store.put(result, replace=True)
+
+
+def test_drift_pairs_are_judged_and_a_missing_checkpoint_is_said(tmp_path, matrix):
+    store = ResultStore(tmp_path / "run")
+    store.root.mkdir()
+    outputs = np.random.RandomState(4).standard_normal((6, 10)).astype(np.float32)
+    _drift(store, "mxnet-1.4", "w14", outputs, status="skipped")
+    _drift(store, "mxnet-1.5", "w15", outputs)
+    _drift(store, "mxnet-1.9", "w19", outputs + 1)
+    _drift(store, "mxnet-1.9", "l19", outputs + 1e-6, loads="mxnet-1.5")
+    verdicts = {(v.before, v.after): v for v in _by(judge(matrix, store, store.load_all()[0]), "drift")}
+    assert verdicts[("mxnet-1.5", "mxnet-1.9")].verdict == "numerically close"
+    assert verdicts[("mxnet-1.4", "mxnet-1.5")].verdict == "not compared"
+    assert "mxnet-1.4's drift cell is skipped" in verdicts[("mxnet-1.4", "mxnet-1.9")].summary
+    _drift(store, "mxnet-1.9", "l19", outputs[:, ::-1].copy(), loads="mxnet-1.5")
+    verdicts = {(v.before, v.after): v for v in _by(judge(matrix, store, store.load_all()[0]), "drift")}
+    assert verdicts[("mxnet-1.5", "mxnet-1.9")].verdict == "predictions changed"
+    assert verdicts[("mxnet-1.5", "mxnet-1.9")].regression

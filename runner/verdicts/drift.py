@@ -64,7 +64,29 @@ def compare_versions(store, results):
             if version_key(older) < version_key(newer):
                 pairs.append(_pair(store, newer, older, dict(evaluation, origin=older["environment"],
                                                              origin_cell=older["cell_id"])))
-    return pairs
+    return pairs + _unavailable(latest, version_key)
+
+
+def _unavailable(latest, version_key):
+    """A pair whose older version wrote no checkpoint (skipped, failed) is listed with that reason, not dropped."""
+    groups = {}
+    for key, result in latest.items():
+        if key[2] == "drift" and not key[4]:
+            groups.setdefault((result["framework"], key[1], key[3]), []).append(result)
+    records = []
+    for (framework, model, _engine), writers in sorted(groups.items()):
+        writers.sort(key=version_key)
+        for i, older in enumerate(writers):
+            if older["status"] == "ok":
+                continue
+            for newer in writers[i + 1:]:
+                records.append({
+                    "framework": framework, "model": model, "from_env": older["environment"],
+                    "to_env": newer["environment"], "from_cell": older["cell_id"], "to_cell": newer["cell_id"],
+                    "status": "unavailable", "images": (newer.get("metrics") or {}).get("images"),
+                    "reason": "{}'s drift cell is {}: {}".format(older["environment"], older["status"],
+                                                                 older.get("reason"))})
+    return records
 
 
 def _pair(store, newer, older, evaluation):
