@@ -21,7 +21,7 @@ from .executors.local import ensure_environment
 from .plan import plan_cells
 from .releases import between, derive_environment, differing_packages, index_releases, pin_of
 from .verdicts import decide
-from .verdicts.drift import _pair as drift_record
+from .verdicts.drift import pair_record as drift_record
 from .verdicts.evidence import error_evidence, throughput_evidence
 from .verdicts.pairs import Pair, Side
 from .verdicts.stats import adjust
@@ -175,11 +175,21 @@ def run_bisect(matrix, request, options, executor, say):
             request.bad, request.good, row_bad.verdict or row_bad.outcome, row_bad.summary))
         return _finish(answer, probes)
     probes[bad_v], derived_bad_result = probe(bad_v)
+    unusable_top = []
+    while probes[candidates[-1]].outcome == UNUSABLE and len(candidates) > 2:
+        # The bad row's release does not install or run with the good row's other pins (say, a
+        # Python it no longer supports): the newest release that does stands in for it.
+        unusable_top.append(candidates.pop())
+        probes[candidates[-1]], derived_bad_result = probe(candidates[-1])
+    bad_v = candidates[-1]
+    if unusable_top:
+        answer["unusable_after"] = unusable_top
     if probes[bad_v].outcome != BAD:
         answer.update(conclusion="{} {} alone does not reproduce the change ({} with {} {} and every other pin of "
                                  "{} is {}); the rows also differ in: {}. Bisect one of those with --package.".format(
                                      package, bad_v, request.good, package, bad_v, request.good,
-                                     probes[bad_v].outcome, "; ".join(differing_packages(good_env, bad_env))))
+                                     probes[bad_v].outcome, "; ".join(differing_packages(good_env, bad_env)))
+                      + _unusable_note(unusable_top, probes))
         return _finish(answer, probes)
     low, high = search(candidates, lambda version: (probes.get(version) or probes.setdefault(
         version, probe(version)[0])).outcome)
@@ -193,7 +203,7 @@ def run_bisect(matrix, request, options, executor, say):
         text = "the change lies between {} {} and {}; the releases between could not be used: {}".format(
             package, candidates[low], candidates[high], ", ".join(
                 "{} ({})".format(v, probes[v].summary[:120]) for v in skipped) or "none probed")
-    answer.update(conclusion=text + ". " + _alone(bisector, package, bad_v, derived_bad_result, row_result,
+    answer.update(conclusion=text + _unusable_note(unusable_top, probes) + ". " + _alone(bisector, package, bad_v, derived_bad_result, row_result,
                                                    good_env, bad_env))
     return _finish(answer, probes)
 
@@ -248,6 +258,13 @@ def _alone(bisector, package, bad_v, derived, row, good_env, bad_env):
             package, good_env.name, package, bad_v, bad_env.name, check.summary)
     return "{} does not explain all of it: {} with only {} {} differs from {} ({}); the rows also differ in: {}".format(
         package, good_env.name, package, bad_v, bad_env.name, check.summary, others)
+
+
+def _unusable_note(versions, probes):
+    if not versions:
+        return ""
+    return " ({} could not be used with the good row's other pins: {})".format(
+        ", ".join(versions), probes[versions[0]].summary[:160])
 
 
 def _finish(answer, probes):

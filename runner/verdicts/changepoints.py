@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from .pairs import version_label
+from .verdict import Verdict
 
 MIN_VERSIONS = 4
 
@@ -72,8 +73,6 @@ def _runs(found):
 
 
 def sequence_verdicts(sequences, settings):
-    from .judge import Verdict
-
     verdicts = []
     for (framework, model, suite, engine), sequence in sequences.items():
         if len(sequence) < MIN_VERSIONS or suite not in ("throughput", "error"):

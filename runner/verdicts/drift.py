@@ -62,7 +62,7 @@ def compare_versions(store, results):
         evaluation = newer["metrics"]["evaluations"][0]
         for older in sorted(writers.get((newer["framework"], key[1], key[3], key[4]), []), key=version_key):
             if version_key(older) < version_key(newer):
-                pairs.append(_pair(store, newer, older, dict(evaluation, origin=older["environment"],
+                pairs.append(pair_record(store, newer, older, dict(evaluation, origin=older["environment"],
                                                              origin_cell=older["cell_id"])))
     return pairs + _unavailable(latest, version_key)
 
@@ -89,7 +89,7 @@ def _unavailable(latest, version_key):
     return records
 
 
-def _pair(store, newer, older, evaluation):
+def pair_record(store, newer, older, evaluation):
     record = {
         "framework": newer["framework"], "model": newer["model"], "from_env": evaluation["origin"],
         "to_env": newer["environment"], "from_cell": evaluation["origin_cell"], "to_cell": newer["cell_id"],

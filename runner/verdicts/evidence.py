@@ -6,6 +6,7 @@ of the comparison is known, so the false-discovery rate is controlled over all o
 """
 
 import csv
+from statistics import median
 
 from ..stats import wilson_interval
 from .stats import hodges_lehmann_ratio, mcnemar_exact, paired_difference_interval
@@ -77,8 +78,6 @@ def throughput_evidence(pair, batch_size):
             return None
         rates.append(batch.get("images_per_s_trials") or [batch["images_per_s"]])
     ratio, interval, reached, p_value = hodges_lehmann_ratio(rates[0], rates[1])
-    median = lambda values: sorted(values)[len(values) // 2] if len(values) % 2 else \
-        0.5 * sum(sorted(values)[len(values) // 2 - 1:len(values) // 2 + 1])  # noqa: E731
     return {"batch_size": batch_size, "trials": [len(rates[0]), len(rates[1])],
             "images_per_s": [median(rates[0]), median(rates[1])], "ratio_of_medians": median(rates[1]) / median(rates[0]),
             "ratio": ratio, "interval": list(interval), "confidence": reached, "p_value": p_value}

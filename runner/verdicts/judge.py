@@ -4,56 +4,19 @@
     (false-discovery rate over the whole comparison) -> verdicts -> findings, most important first
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
-from .decide import (CHANGES, REGRESSIONS, cold_start_verdict, drift_verdict, error_verdict, importance,
-                     published_verdict, throughput_verdict)
+import numpy as np
+
+from .changepoints import sequence_verdicts
+from .decide import cold_start_verdict, drift_verdict, error_verdict, importance, published_verdict, throughput_verdict
 from .drift import compare_pair, compare_versions
 from .evidence import cold_start_evidence, error_evidence, published_evidence, throughput_evidence
+from .published import published_for
 from .pairs import Pair, Side, baseline_pairs, version_label, version_pairs, version_sequences
 from .stats import adjust
+from .verdict import Verdict
 from ..results import engine_label, latest_results
-
-
-@dataclass
-class Verdict:
-    kind: str  # error, throughput, cold_start, drift, published, sequence
-    framework: str
-    model: str
-    engine: str
-    before: str  # environment (None for a published-vs-reproduced check)
-    after: str
-    before_version: str
-    after_version: str
-    relation: str  # consecutive, oldest -> newest, baseline, published, sequence
-    verdict: str
-    summary: str = ""
-    batch_size: int = None
-    p_value: float = None
-    q_value: float = None
-    evidence: dict = field(default_factory=dict)
-    cells: tuple = ()
-
-    @property
-    def regression(self):
-        return self.verdict in REGRESSIONS
-
-    @property
-    def is_finding(self):
-        return self.verdict in REGRESSIONS or self.verdict in CHANGES or self.verdict == "differs"
-
-    def line(self):
-        where = self.after if self.before is None else "{} -> {}".format(self.before, self.after)
-        what = self.kind.replace("_", " ") + ("" if self.batch_size is None else " batch {}".format(self.batch_size))
-        engine = " [{}]".format(self.engine) if self.engine else ""
-        return "{}: {} {}{} {}: {}".format(self.verdict.upper(), self.framework, self.model, engine,
-                                          "{} ({})".format(what, where), self.summary)
-
-    def as_dict(self):
-        data = asdict(self)
-        data["regression"] = self.regression
-        data["cells"] = list(self.cells)
-        return data
 
 
 @dataclass
@@ -133,8 +96,6 @@ def judge(matrix, store, results, baseline_store=None, baseline_results=None, ba
     verdicts += _drift_verdicts(store, results, pairs, settings, baseline_store is not None, drift)
     if baseline_store is None:
         verdicts += _published_verdicts(matrix, results, settings)
-        from .changepoints import sequence_verdicts
-
         verdicts += sequence_verdicts(version_sequences(store, results), settings)
     return Judgement(verdicts=verdicts, fdr=settings.fdr, alpha=settings.alpha, baseline=baseline_name,
                      noise=_noise(verdicts) if baseline_store is not None else None)
@@ -169,8 +130,6 @@ def _drift_verdicts(store, results, pairs, settings, across_runs, drift):
 
 
 def _own_outputs_record(pair):
-    import numpy as np
-
     sides = []
     for side in (pair.before, pair.after):
         metrics = side.result["metrics"]
@@ -190,8 +149,6 @@ def _own_outputs_record(pair):
 
 
 def _published_verdicts(matrix, results, settings):
-    from .published import published_for
-
     verdicts = []
     for result in latest_results(results).values():
         if result["suite"] != "error" or result["status"] != "ok":
