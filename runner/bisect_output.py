@@ -1,9 +1,8 @@
 """A bisection's answer as files a user keeps: reports/<run>/bisect-<package>-<good>-<bad>-<model>-<suite>.{json,md}."""
 
 import io
-from pathlib import Path
 
-from .probe.jsonio import write_json_atomic
+from .storage import make_folder, write_json, write_text
 
 BISECT_SCHEMA_VERSION = 1
 
@@ -31,12 +30,9 @@ def render_bisect(answer):
 
 
 def write_bisect(answer, report_dir):
-    report_dir = Path(report_dir)
-    report_dir.mkdir(parents=True, exist_ok=True)
+    report_dir = make_folder(report_dir, flag="--reports-dir")
     stem = "bisect-{package}-{good}-{bad}-{model}-{suite}".format(**answer)
     json_path, md_path = report_dir / (stem + ".json"), report_dir / (stem + ".md")
-    write_json_atomic(str(json_path), dict(answer, schema_version=BISECT_SCHEMA_VERSION))
-    tmp = md_path.with_name("." + md_path.name + ".tmp")
-    tmp.write_text(render_bisect(answer))
-    tmp.replace(md_path)
+    write_json(json_path, dict(answer, schema_version=BISECT_SCHEMA_VERSION), flag="--reports-dir")
+    write_text(md_path, render_bisect(answer), flag="--reports-dir")
     return md_path, json_path

@@ -7,6 +7,7 @@ from pathlib import Path
 from .errors import UserError
 from .matrix import load_matrix
 from .progress import say as _say
+from .storage import make_folder, write_text
 
 
 
@@ -67,15 +68,14 @@ def cmd_wheelhouse(args, out):
 
 def cmd_requirements(args, out):
     """matrix.toml stays the one place pins live; these files are derived from it."""
-    folder = Path(args.out)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_folder(args.out, flag="--out")
     for env in load_matrix(args.matrix).environments:
         lines = ["# generated from {} [environments.{}]; do not edit".format(args.matrix, env.name)]
         if env.index_url:
             lines.append("--index-url {}".format(env.index_url))
         lines += ["--extra-index-url {}".format(url) for url in env.extra_index_urls]
         path = folder / "{}.txt".format(env.name)
-        path.write_text("\n".join(lines + list(env.packages)) + "\n")
+        write_text(path, "\n".join(lines + list(env.packages)) + "\n", flag="--out")
         out.write("{}\n".format(path))
     return 0
 

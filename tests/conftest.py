@@ -23,3 +23,9 @@ def imagenet_sample():
     if path is None:
         pytest.skip("the ImageNet val sample (../shared/data/imagenet-val-sample) is not here")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _unsaved_results_elsewhere(tmp_path_factory, monkeypatch):
+    """A test's results never land in, nor are read from, the user's own ~/.cache/dlmatrix/unsaved."""
+    monkeypatch.setenv("DLMATRIX_UNSAVED", str(tmp_path_factory.mktemp("unsaved")))

@@ -99,7 +99,8 @@ def _writer_result(store, cell, sha):
     (store.root / name).write_bytes(b"x")
     result = {"schema_version": 1, "cell_id": cell.id, "suite": "drift", "environment": cell.environment.name,
               "framework": cell.environment.framework, "model": cell.model.key, "status": "ok",
-              "metrics": {"checkpoint": {"file": "checkpoint.h5", "sha256": sha}}, "files": {"checkpoint": name}}
+              "metrics": {"checkpoint": {"file": "checkpoint.h5", "sha256": sha}}, "files": {"checkpoint": name},
+              "provenance": {}}
     store.put(result)
 
 

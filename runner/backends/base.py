@@ -5,12 +5,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ..storage import cache_home as default_cache_home  # noqa: F401 - the backends' name for it
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # holds runner/, which the probe is imported from
-
-
-def default_cache_home():
-    """~/.cache/dlmatrix (or under $XDG_CACHE_HOME): environments, images' build records, weights."""
-    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "dlmatrix")
 
 
 class EnvironmentBuildError(Exception):

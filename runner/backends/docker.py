@@ -31,7 +31,7 @@ from typing import Optional
 from ..errors import UserError
 from ..frameworks import FRAMEWORKS
 from ..plan import cell_id, environment_content
-from ..probe.jsonio import write_json_atomic
+from ..storage import write_json, write_text
 from .base import PROJECT_ROOT, Backend, EnvironmentBuildError, ProbeRun, ReadyEnvironment, default_cache_home
 from .venv import find_python
 
@@ -176,13 +176,13 @@ class DockerBackend(Backend):
             if self.options.ca_bundle:
                 shutil.copyfile(self.options.ca_bundle, context / "build" / "ca.pem")
                 pip_env = "PIP_CERT=/opt/dlmatrix-build/ca.pem "
-            (context / "build" / "requirements.txt").write_text("\n".join(env.packages) + "\n")
+            write_text(context / "build" / "requirements.txt", "\n".join(env.packages) + "\n")
             python_step = python.stage(context)
             dockerfile = render_dockerfile(
                 base=base, system_packages=" ".join(framework.system_packages),
                 python_step=python_step, python_source=python.identity, python_minor=python.minor,
                 pip_env=pip_env, pip_args=" ".join(pip_args), pip_source=pip_source, user=self.settings.user)
-            (context / "Dockerfile").write_text(dockerfile)
+            write_text(context / "Dockerfile", dockerfile)
             error = self._stream_build(context, tag, env, build_log, network_host=bool(wheel_url))
         if error:
             raise EnvironmentBuildError("building image {} for {} failed: {} (full log: {})".format(
@@ -193,7 +193,7 @@ class DockerBackend(Backend):
         record = {"tag": tag, "base": base, "python": python.identity, "pip_source": pip_source,
                   "ca_bundle": _file_identity(self.options.ca_bundle), "freeze": freeze,
                   "build_log": str(build_log), "build_s": round(time.perf_counter() - tick, 1)}
-        write_json_atomic(str(record_path), record)
+        write_json(record_path, record, flag="--build-dir")
         log("built {} in {:.0f} s".format(tag, record["build_s"]))
         return record
 
@@ -248,7 +248,7 @@ class DockerBackend(Backend):
         else:
             gpu = None
         spec_path = spec_path.with_name("spec.container.json")
-        spec_path.write_text(json.dumps(spec, indent=2))
+        write_json(spec_path, spec, flag="--results-dir")
         user = self._user()
         mounts = cell_mounts(spec, spec_path, self.options.ca_bundle)
         home = "/tmp"

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from ..plan import cell_id, environment_content
+from ..storage import write_json, write_text
 from .base import Backend, EnvironmentBuildError, ReadyEnvironment, default_cache_home
 from .process import run_logged, tail
 
@@ -105,9 +106,7 @@ class VenvBackend(Backend):
         record = {"python": _version_of(str(python)), "base_python": base_python, "packages": list(env.packages),
                   "index_url": env.index_url, "extra_index_urls": list(env.extra_index_urls),
                   "freeze": freeze.splitlines(), "build_s": round(time.perf_counter() - tick, 1)}
-        tmp = root / ".complete.tmp"
-        tmp.write_text(json.dumps(record, indent=2))
-        tmp.replace(marker)
+        write_json(marker, record, flag="--env-dir")
         log("built {} in {:.0f} s".format(env.name, record["build_s"]))
         return ReadyEnvironment(env.name, str(python), self._provenance(root, marker), reused=False)
 
@@ -152,7 +151,7 @@ def overlay(env_python, tool_python):
             "del sys.path[n:]; i = min(map(sys.path.index, filter(sys.path.__contains__, {tool}))); "
             "sys.path[i:i] = added\n").format(env=env_dirs, tool=tool_dirs)
     pth = Path(tool_dirs[0]) / "_dlmatrix_environment.pth"
-    pth.write_text(line)
+    write_text(pth, line)
     return pth
 
 

@@ -15,8 +15,9 @@ from ..backends.process import tail
 from ..errors import UserError
 from ..gpus import annotate_throughput
 from ..probe import PROBE_VERSION, RESULT_SCHEMA_VERSION
-from ..probe.jsonio import read_json, write_json_atomic
+from ..probe.jsonio import read_json
 from ..probe.timestamps import now_iso
+from ..storage import StorageError, write_json
 
 
 class LocalExecutor:
@@ -51,7 +52,7 @@ class LocalExecutor:
 
     def _one(self, cell, slot, results):
         number = self.progress.start(cell, "" if slot is None else " on {}".format(slot.label))
-        tick = time.perf_counter()
+        tick, work = time.perf_counter(), None
         if cell.skip_reason:
             result = host_result(cell, "skipped", cell.skip_reason, tick)
         else:
@@ -60,11 +61,28 @@ class LocalExecutor:
                 result = host_result(cell, "failed", ready.reason, tick)
             else:
                 result = run_cell(self.backend, ready, cell, self.store, slot)
+                work = self.store.work_path(cell.id)
         if self.interrupted.is_set():
             return
-        self.store.put(result, replace=self.store.path(cell.id).exists())
+        self._store(result, work)
         results[cell.id] = result
         self.progress.done(cell, result, number)
+
+    def _store(self, result, work):
+        """Store a computed result; where the run folder cannot take it, keep it in the unsaved folder instead of
+        losing it (hours of evaluation), say where, and go on: the next `get` reads it from there."""
+        try:
+            if work is not None:
+                self.store.adopt_outputs(result, work)
+            self.store.put(result, replace=self.store.path(result["cell_id"]).exists())
+        except StorageError as exc:
+            try:
+                kept = self.store.put_unsaved(result, work)
+            except StorageError as second:
+                raise StorageError("{}; keeping it elsewhere failed too: {}; the result of {} is lost".format(
+                    exc, second, result["cell_id"])) from second
+            self.progress.say("{}\n  the result is kept in {}; it is read from there (not computed again) and moved "
+                              "into {} once that can be written".format(exc, kept, self.store.root))
 
 
 @dataclass(frozen=True)
@@ -134,7 +152,7 @@ def run_cell(backend, ready, cell, store, slot=None):
     tick = time.perf_counter()
     work = store.work_dir(cell.id)
     spec_path = work / "spec.json"
-    write_json_atomic(str(spec_path), cell.spec(str(work), time.time()))
+    write_json(spec_path, cell.spec(str(work), time.time()), flag="--results-dir")
     log_path = store.log_path(cell.id)
     if log_path.exists():
         log_path.unlink()
@@ -165,8 +183,7 @@ def run_cell(backend, ready, cell, store, slot=None):
         "weights_requested": cell.weights,
     }
     _mark_drift_load(result, cell)
-    store.adopt_outputs(result, work)
-    return result
+    return result  # its side files are still in the work folder: the caller adopts them as it stores it
 
 
 def host_result(cell, status, reason, tick):

@@ -9,10 +9,9 @@ import csv
 import datetime
 import io
 import os
-from pathlib import Path
 
-from ..probe.jsonio import write_json_atomic
 from ..results import latest_results
+from ..storage import make_folder, write_json, write_text
 from .findings import VERDICT_COLUMNS, verdict_rows
 from .markdown import DRIFT_COLUMNS, render_markdown
 from .tables import COLUMNS, build_rows
@@ -28,18 +27,18 @@ def write_report(matrix, results, problems, drift, report_dir, run_name, judgeme
     """
     rows = build_rows(matrix, latest_results(results))
     generated_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    report_dir = Path(report_dir)
-    report_dir.mkdir(parents=True, exist_ok=True)
+    report_dir = make_folder(report_dir, flag="--reports-dir")
     link = os.path.relpath(str(results_dir), str(report_dir)) if results_dir else "."
-    _write_text(report_dir / "report.md", render_markdown(run_name, matrix, rows, problems, generated_at, drift,
-                                                          judgement, link))
-    _write_text(report_dir / "verdicts.csv", _csv(VERDICT_COLUMNS, verdict_rows(judgement)))
-    _write_text(report_dir / "report.csv", _csv(COLUMNS, rows))
-    _write_text(report_dir / "drift.csv", _csv(DRIFT_COLUMNS, drift))
-    write_json_atomic(str(report_dir / "report.json"), {
+    flag = "--reports-dir"
+    write_text(report_dir / "report.md", render_markdown(run_name, matrix, rows, problems, generated_at, drift,
+                                                         judgement, link), flag)
+    write_text(report_dir / "verdicts.csv", _csv(VERDICT_COLUMNS, verdict_rows(judgement)), flag)
+    write_text(report_dir / "report.csv", _csv(COLUMNS, rows), flag)
+    write_text(report_dir / "drift.csv", _csv(DRIFT_COLUMNS, drift), flag)
+    write_json(report_dir / "report.json", {
         "schema_version": REPORT_SCHEMA_VERSION, "run": run_name, "generated_at": generated_at,
         "matrix": str(matrix.path), "rows": rows, "drift": list(drift), "problems": problems,
-        "verdicts": judgement.as_dict() if judgement else None})
+        "verdicts": judgement.as_dict() if judgement else None}, flag)
     return report_dir
 
 
@@ -49,9 +48,3 @@ def _csv(columns, rows):
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
-
-
-def _write_text(path, text):
-    tmp = path.with_name("." + path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
