@@ -17,7 +17,7 @@ from pathlib import Path
 import jsonschema
 
 from .probe import RESULT_SCHEMA_VERSION
-from .storage import StorageError, cache_home, copy_file, make_folder, move, write_json
+from .storage import StorageError, cache_home, copy_file, move, storage_error, write_json
 
 _TEXT = {"type": "string"}
 RESULT_SCHEMA = {
@@ -81,8 +81,7 @@ class ResultStore:
                 shutil.rmtree(path)
             path.mkdir(parents=True)
         except OSError as exc:
-            raise StorageError("cannot prepare the work folder {}: {}; make {} writable or pass --results-dir".format(
-                path, exc, self.root)) from exc
+            raise storage_error(exc, path, "--results-dir", doing="prepare the work folder") from exc
         return path
 
     def get(self, cell_id):
