@@ -20,6 +20,7 @@ from .plan import plan_cells, resolve_auto_weights
 from .progress import Progress
 from .report import write_report
 from .results import ResultStore
+from .storage import run_lock
 from .verdicts.drift import compare_versions
 from .verdicts.judge import judge
 
@@ -65,29 +66,31 @@ def run_matrix(settings, options, out):
     backend = get_backend(settings.backend, matrix=matrix, env_dir=settings.env_dir, ignore_pins=settings.ignore_pins,
                           docker=_docker_options(settings, cells))
     run_name = settings.run_name or "{}-{}".format(backend.name, cells[0].device.replace(":", ""))
-    store = ResultStore(Path(settings.results_dir) / run_name)
-    progress = Progress(len(cells), out)
-    executor = LocalExecutor(backend, store, progress, slots)
+    store = ResultStore(Path(settings.results_dir) / run_name, say)
+    # One runner per results folder: a second one would delete this one's work folders and replace its results.
+    with run_lock(store.root, "run", say):
+        progress = Progress(len(cells), out)
+        executor = LocalExecutor(backend, store, progress, slots)
+        todo = [cell for cell in cells if _needs_run(store.get(cell.id), settings)]
+        progress.say("{} cells planned; {} already have results in {}; backend {}".format(
+            len(cells), len(cells) - len(todo), store.root, backend.name))
+        executor.run(todo)
+        # Then each version loads the checkpoints its older versions wrote (known only now).
+        loads = plan_drift_loads(matrix, cells, store)
+        load_todo = [cell for cell in loads if _needs_run(store.get(cell.id), settings)]
+        if loads:
+            progress.add(len(loads))
+            progress.say("{} drift loads planned; {} already have results".format(
+                len(loads), len(loads) - len(load_todo)))
+        executor.run(load_todo)
+        cells += loads
+        ran = len(todo) + len(load_todo)
 
-    todo = [cell for cell in cells if _needs_run(store.get(cell.id), settings)]
-    progress.say("{} cells planned; {} already have results in {}; backend {}".format(
-        len(cells), len(cells) - len(todo), store.root, backend.name))
-    executor.run(todo)
-    # Then each version loads the checkpoints its older versions wrote (known only now).
-    loads = plan_drift_loads(matrix, cells, store)
-    load_todo = [cell for cell in loads if _needs_run(store.get(cell.id), settings)]
-    if loads:
-        progress.add(len(loads))
-        progress.say("{} drift loads planned; {} already have results".format(len(loads), len(loads) - len(load_todo)))
-    executor.run(load_todo)
-    cells += loads
-    ran = len(todo) + len(load_todo)
-
-    results, problems = store.load_all()
-    drift = compare_versions(store, results)
-    judgement = judge(matrix, store, results, drift=drift)
-    report_dir = write_report(matrix, results, problems, drift, Path(settings.reports_dir) / run_name, run_name,
-                              judgement, store.root)
+        results, problems = store.load_all()
+        drift = compare_versions(store, results)
+        judgement = judge(matrix, store, results, drift=drift)
+        report_dir = write_report(matrix, results, problems, drift, Path(settings.reports_dir) / run_name, run_name,
+                                  judgement, store.root)
     statuses = {result["cell_id"]: result["status"] for result in results}
     counts = {}
     for cell in cells:
