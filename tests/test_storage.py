@@ -16,7 +16,7 @@ from runner.progress import Progress
 from runner.results import ResultStore
 from runner.storage import StorageError, write_json, write_text
 
-from .filesystems import full_fs, switchable  # noqa: F401 - fixtures
+from .filesystems import full_fs, switchable  # noqa: F401,F811 - fixtures, used by name
 from .matrices import REAL
 
 
