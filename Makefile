@@ -14,7 +14,7 @@ DEVICE   ?= cpu
 WEIGHTS  ?= auto
 IMAGENET ?=
 LIMIT    ?=
-RUN      ?= $(BACKEND)-$(DEVICE)
+RUN      ?= $(BACKEND)-$(subst :,,$(DEVICE))
 GPUS     ?=
 ARGS     ?=
 

@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+from .cli_checks import check_args
 from .errors import UserError
 from .matrix import load_matrix
 from .progress import say as _say
@@ -124,8 +125,6 @@ def cmd_plan(args, out):
 def cmd_run(args, out):
     options = _options(args)
     docker = _docker_options(args) if args.backend == "docker" else None
-    if args.jobs < 1:
-        raise UserError("--jobs {}: expected 1 or more".format(args.jobs))
     settings = RunSettings(
         matrix_path=Path(args.matrix), backend=args.backend, run_name=args.run_name,
         results_dir=Path(args.results_dir), reports_dir=Path(args.reports_dir), force=args.force,
@@ -190,6 +189,7 @@ def main(argv=None, out=None):
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
+        check_args(args)
         return COMMANDS[args.command](args, out)
     except UserError as exc:
         sys.stderr.write("error: {}\n".format(exc))
