@@ -150,3 +150,30 @@ def test_when_the_fallback_fails_too_the_run_stops_naming_both_places(tmp_path, 
     executor, _ = _executor(store)
     with pytest.raises(StorageError, match="keeping it elsewhere failed too: .*unsaved.*is lost"):
         executor.run([_skipped_cell()])
+
+
+def _run(tmp_path, results, reports):
+    from runner.cli import main
+
+    return main(["run", "--matrix", str(REAL), "--backend", "local", "--suite", "error", "--env", "torch-1.0",
+                 "--model", "resnet50", "--weights", "random", "--run", "r", "--results-dir", str(results),
+                 "--reports-dir", str(reports)])
+
+
+def test_a_run_into_a_read_only_results_folder_stops_before_any_cell_with_one_message(tmp_path, switchable, capsys):
+    results = switchable(tmp_path / "results")
+    results.freeze()
+    assert _run(tmp_path, results.folder, tmp_path / "reports") == 2
+    err = capsys.readouterr().err
+    assert "error: cannot create the folder {}".format(results.folder / "r") in err and "Traceback" not in err
+    assert "make {} writable or pass --results-dir".format(results.folder) in err
+    assert "cell 1/1" not in err and not (tmp_path / "reports").exists()
+
+
+def test_a_read_only_reports_folder_keeps_the_results_and_says_how_to_get_the_report(tmp_path, switchable, capsys):
+    reports = switchable(tmp_path / "reports")
+    reports.freeze()
+    assert _run(tmp_path, tmp_path / "results", reports.folder) == 2
+    err = capsys.readouterr().err
+    assert "make {} writable or pass --reports-dir".format(reports.folder) in err and "Traceback" not in err
+    assert len(list((tmp_path / "results" / "r").glob("*.json"))) == 1  # the cell's result is stored
