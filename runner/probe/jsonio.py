@@ -1,7 +1,8 @@
 """Atomic JSON files: written to a temporary file in the same folder, then renamed.
 
 A reader (or a second run) never sees half a result; an interrupted write leaves the
-previous file, if any, as it was. Shared by the probe and the host.
+previous file, if any, as it was. The probe's own (Python 3.7, stdlib only, in the cell): the
+host writes through runner/storage.py, which also turns storage faults into messages.
 """
 
 import json
