@@ -111,6 +111,7 @@ def cmd_bisect(args, out):
     from .progress import Progress
     from .releases import parse_versions
     from .results import ResultStore
+    from .storage import run_lock
 
     matrix = load_matrix(args.matrix)
     if args.framework not in {env.framework for env in matrix.environments}:
@@ -128,7 +129,8 @@ def cmd_bisect(args, out):
     backend = get_backend(args.backend, matrix=matrix, env_dir=args.env_dir, ignore_pins=False, docker=None)
     store = ResultStore(Path(args.results_dir) / run_name)
     executor = LocalExecutor(backend, store, Progress(0, sys.stderr))
-    answer = run_bisect(matrix, request, options, executor, _say)
+    with run_lock(store.root, "bisect", _say):
+        answer = run_bisect(matrix, request, options, executor, _say)
     paths = write_bisect(answer, Path(args.reports_dir) / run_name)
     out.write(answer["conclusion"] + "\n")
     out.write("probed {} of {} releases; {} environments built ({:.0f} s); written to {}\n".format(
