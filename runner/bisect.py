@@ -112,10 +112,14 @@ class Bisector:
             q_values = adjust([e["p_value"] for e in found], settings.fdr)
             device = (result.get("provenance") or {}).get("device_requested") or "cpu"
             factor = settings.throughput_factor_gpu if device.startswith("cuda") else settings.throughput_factor_cpu
-            judged = [decide.throughput_verdict(e, q, factor, settings.alpha) for e, q in zip(found, q_values)]
-            verdict = "slower" if any(v == "slower" for v, _ in judged) else "not slower"
+            names = (self.request.good, result["environment"])
+            judged = [decide.throughput_verdict(e, q, factor, settings.alpha,
+                                                decide.busy_machine(e, settings.busy_share, names))
+                      for e, q in zip(found, q_values)]
+            busy = any("kept the machine busy" in t for _, t in judged)
+            verdict = "slower" if any(v == "slower" for v, _ in judged) else "busy" if busy else "not slower"
             text = "; ".join("batch {}: {} {}".format(e["batch_size"], v, t) for e, (v, t) in zip(found, judged))
-            outcome = BAD if verdict == "slower" else GOOD
+            outcome = BAD if verdict == "slower" else UNDECIDED if busy else GOOD
         else:
             evidence = error_evidence(Pair(Side(self.store, self.reference), Side(self.store, result), "bisect"))
             if not evidence["comparable"]:

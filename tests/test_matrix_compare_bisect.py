@@ -33,7 +33,7 @@ def test_absent_tables_mean_the_defaults(tmp_path):
     matrix = load_matrix(write_matrix(tmp_path, replace=((COMPARE, ""), (BISECT, ""))))
     assert matrix.compare == CompareSettings(alpha=0.05, fdr="bh", error_margin_points=0.5, resolve_points=0.5,
                                              throughput_factor_cpu=1.25, throughput_factor_gpu=1.10,
-                                             cold_start_factor=1.5, drift_rtol=1e-4)
+                                             cold_start_factor=1.5, drift_rtol=1e-4, busy_share=0.1)
     assert matrix.bisect == {}
 
 
@@ -65,7 +65,7 @@ def test_settings_are_frozen():
     ("throughput_factor_gpu = 1.10 ", "throughput_factor_gpu = inf ", r"compare.throughput_factor_gpu: expected a factor of 1 or more"),
     ("cold_start_factor = 1.5 ", "cold_start_factor = true ", r"compare.cold_start_factor: expected a factor of 1 or more"),
     ("drift_rtol = 1e-4 ", "drift_rtol = -1e-4 ", r"compare.drift_rtol: expected 0 or a positive number"),
-    ("drift_rtol = 1e-4 ", "drift_rtol = 1e-4\nalhpa = 0.1 ", r"compare.alhpa: unknown key; expected one of: alpha, cold_start_factor"),
+    ("drift_rtol = 1e-4 ", "drift_rtol = 1e-4\nalhpa = 0.1 ", r"compare.alhpa: unknown key; expected one of: alpha, busy_share, cold_start_factor"),
     ("[bisect.gluoncv]", "[bisect.mxnet]", r"bisect.mxnet: unknown framework; expected one of: gluoncv, keras, torchvision"),
     ('package = "mxnet"', 'package = "mx net"', r"bisect.gluoncv.package: expected a distribution name"),
     ('package = "mxnet"', 'package = "tensorflow"', r"bisect.gluoncv.package: 'tensorflow' is pinned by no \[environments.\*\] row of gluoncv"),

@@ -190,3 +190,20 @@ def test_drift_pairs_are_judged_and_a_missing_checkpoint_is_said(tmp_path, matri
     verdicts = {(v.before, v.after): v for v in _by(judge(matrix, store, store.load_all()[0]), "drift")}
     assert verdicts[("mxnet-1.5", "mxnet-1.9")].verdict == "predictions changed"
     assert verdicts[("mxnet-1.5", "mxnet-1.9")].regression
+
+
+def test_a_slowdown_timed_on_a_busy_machine_is_not_called_slower(tmp_path, matrix):
+    store = ResultStore(tmp_path / "run")
+    store.root.mkdir()
+    rng = np.random.RandomState(5)
+    _throughput(store, "mxnet-1.5", "t15", 100 * np.exp(rng.normal(0, 0.02, 5)))
+    busy = _throughput(store, "mxnet-1.9", "t19", 5 * np.exp(rng.normal(0, 0.02, 5)), cold=9.0)
+    busy["metrics"]["batches"][0]["cpu_other_share_trials"] = [0.5, 0.5, 0.48, 0.5, 0.5]
+    busy["metrics"]["cold_start_cpu_other_share"] = 0.45
+    store.put(busy, replace=True)
+    judgement = judge(matrix, store, store.load_all()[0])
+    (speed,) = _by(judgement, "throughput")
+    assert speed.verdict == "inconclusive" and "mxnet-1.9 50% of all cores" in speed.summary
+    (cold,) = _by(judgement, "cold_start")
+    assert cold.verdict == "inconclusive" and "busy" in cold.summary
+    assert not judgement.regressions()

@@ -101,6 +101,7 @@ def _compare(table):
         throughput_factor_gpu=number("throughput_factor_gpu", lambda v: v >= 1, factor),
         cold_start_factor=number("cold_start_factor", lambda v: v >= 1, factor),
         drift_rtol=number("drift_rtol", lambda v: v >= 0, "0 or a positive number (relative to max |reference output|)"),
+        busy_share=number("busy_share", lambda v: 0 < v <= 1, "a share of the machine above 0 and at most 1"),
     )
     table.done()
     return settings

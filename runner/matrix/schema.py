@@ -209,6 +209,7 @@ class CompareSettings:
     throughput_factor_gpu: float = 1.10  # the same on a GPU (asv's default factor)
     cold_start_factor: float = 1.5  # cold start has one sample per cell, so only a change beyond this counts
     drift_rtol: float = 1e-4  # numerically close: max |diff| <= drift_rtol * max |reference output|
+    busy_share: float = 0.1  # other processes' share of the cores above which a timing is not judged
 
 
 @dataclass(frozen=True)

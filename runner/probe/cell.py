@@ -24,6 +24,7 @@ from .telemetry import open_telemetry, write_series
 from .throughput import run_throughput_suite, synthetic_input
 from .timestamps import now_iso
 from .weights import WeightsError
+from .cpu_load import Meter
 
 
 class Skip(Exception):
@@ -34,6 +35,7 @@ def run_cell(spec):
     """Return the result dict for `spec`; never raises for failures inside the cell."""
     wall_start = time.time()
     tick = time.perf_counter()
+    load = Meter()  # other processes' share of the machine from here to the first prediction (cold start)
     timeline = {"launched_at": spec.get("launched_at"), "probe_started_at": wall_start}
     result = {
         "schema_version": RESULT_SCHEMA_VERSION,
@@ -69,7 +71,7 @@ def run_cell(spec):
         if spec["device"].startswith("cuda"):
             provenance["device"].update(nvidia_driver())
         result["status"], result["metrics"], provenance["weights"], provenance["dataset"], result["files"] = \
-            _run_suite(adapter, spec, timeline)
+            _run_suite(adapter, spec, timeline, load)
     except (Skip, Unsupported) as skip:
         result["status"], result["reason"] = "skipped", str(skip)
     except (WeightsError, DatasetError) as exc:
@@ -87,7 +89,7 @@ def run_cell(spec):
     return result
 
 
-def _run_suite(adapter, spec, timeline):
+def _run_suite(adapter, spec, timeline, load):
     model_spec = spec["model"]
     if not adapter.has_model(model_spec["name"]):
         versions = ", ".join("{} {}".format(k, v) for k, v in sorted(adapter.versions().items()))
@@ -127,6 +129,7 @@ def _run_suite(adapter, spec, timeline):
         files["predictions"] = metrics["predictions_file"]
     elif spec["suite"] == "throughput":
         metrics = _cold_start(adapter, model, recipe, params, spec, timeline)
+        metrics["cold_start_cpu_other_share"] = load.share()
         metrics.update(run_throughput_suite(adapter, model, recipe, params, spec.get("seed", 0), telemetry))
         for entry in metrics["batches"]:
             series += [("batch {}".format(entry["batch_size"]), row) for row in entry.pop("telemetry_series")]

@@ -4,6 +4,8 @@ import time
 
 import numpy as np
 
+from .cpu_load import Meter
+
 
 def percentile(values, q):
     return float(np.percentile(np.asarray(values, dtype=np.float64), q))
@@ -44,10 +46,13 @@ def run_throughput_suite(adapter, model, recipe, params, seed, telemetry):
     for batch in params["batch_sizes"]:
         tensor = synthetic_input(adapter, recipe, int(batch), seed)
         warm_up(adapter, model, tensor, int(params["warmup"]))  # outside the telemetry window
-        latencies, rates = [], []
+        latencies, rates, busy = [], [], []
+        meter = Meter()
         with telemetry.window() as window:
             for _ in range(trials):
+                meter.start()
                 trial = time_batches(adapter, model, tensor, int(params["iterations"]))
+                busy.append(meter.share())
                 latencies += trial
                 rates.append(batch * len(trial) / sum(trial))
         total = sum(latencies)
@@ -61,6 +66,8 @@ def run_throughput_suite(adapter, model, recipe, params, seed, telemetry):
             "images_per_s_trials": rates,
             "images_per_s_range": [min(rates), max(rates)],
             "range_covers_median": 1 - 2 * 0.5 ** trials if trials > 1 else None,
+            # per trial, the share of all cores other processes kept busy (None: not measurable here)
+            "cpu_other_share_trials": busy,
             "latency_ms": {
                 "p50": 1000 * percentile(latencies, 50),
                 "p90": 1000 * percentile(latencies, 90),

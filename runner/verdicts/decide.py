@@ -42,12 +42,26 @@ def error_verdict(evidence, q_value, settings):
     return verdict, text
 
 
-def throughput_verdict(evidence, q_value, factor, alpha):
+def busy_machine(evidence, busy_share, names):
+    """Why a timing is not judged: other processes kept more than `busy_share` of the cores busy."""
+    shares = evidence.get("cpu_other_share") or [None, None]
+    busy = ["{} {:.0%}".format(name, share) for name, share in zip(names, shares)
+            if share is not None and share > busy_share]
+    if not busy:
+        return None
+    return "other processes kept the machine busy while it was timed ({} of all cores; above busy_share {:.0%}): " \
+           "a busy machine, not the version, may explain the difference".format(", ".join(busy), busy_share)
+
+
+def throughput_verdict(evidence, q_value, factor, alpha, busy=None):
     """slower / faster: significant after FDR and the whole interval beyond the noise factor;
-    no change: the whole interval inside [1/factor, factor]; otherwise inconclusive."""
+    no change: the whole interval inside [1/factor, factor]; otherwise inconclusive (also when
+    the machine was busy with other work during either timing: `busy` says why)."""
     low, high = evidence["interval"]
     significant = q_value < alpha
-    if significant and high < 1 / factor:
+    if busy and not (1 / factor <= low and high <= factor):
+        verdict = "inconclusive"
+    elif significant and high < 1 / factor:
         verdict = "slower"
     elif significant and low > factor:
         verdict = "faster"
@@ -60,16 +74,21 @@ def throughput_verdict(evidence, q_value, factor, alpha):
                                                 evidence["images_per_s"][1], evidence["confidence"], low, high,
                                                 evidence["p_value"], q_value, evidence["trials"][0],
                                                 evidence["trials"][1], factor)
-    if verdict == "inconclusive" and min(evidence["trials"]) < 5:
+    if verdict == "inconclusive" and busy:
+        text += "; " + busy
+    elif verdict == "inconclusive" and min(evidence["trials"]) < 5:
         text += "; fewer than 5 trials a side cannot reach p < 0.05"
     return verdict, text
 
 
-def cold_start_verdict(evidence, factor):
+def cold_start_verdict(evidence, factor, busy=None):
     ratio = evidence["ratio"]
     verdict = "slower" if ratio > factor else "faster" if ratio < 1 / factor else "no change"
-    return verdict, "cold start {:.2f} s -> {:.2f} s (x{:.2f}; one sample each, judged against factor {:.2f})".format(
+    text = "cold start {:.2f} s -> {:.2f} s (x{:.2f}; one sample each, judged against factor {:.2f})".format(
         evidence["cold_start_s"][0], evidence["cold_start_s"][1], ratio, factor)
+    if busy and verdict != "no change":
+        verdict, text = "inconclusive", text + "; " + busy
+    return verdict, text
 
 
 def drift_verdict(record, rtol):

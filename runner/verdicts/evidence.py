@@ -70,24 +70,28 @@ def error_evidence(pair):
 
 def throughput_evidence(pair, batch_size):
     """Hodges-Lehmann ratio after/before of one batch size's trial rates, with its interval."""
-    rates = []
+    rates, busy = [], []
     for side in (pair.before, pair.after):
         batches = {b["batch_size"]: b for b in side.result["metrics"]["batches"]}
         batch = batches.get(batch_size)
         if batch is None:
             return None
         rates.append(batch.get("images_per_s_trials") or [batch["images_per_s"]])
+        shares = [v for v in batch.get("cpu_other_share_trials") or [] if v is not None]
+        busy.append(max(shares) if shares else None)
     ratio, interval, reached, p_value = hodges_lehmann_ratio(rates[0], rates[1])
     return {"batch_size": batch_size, "trials": [len(rates[0]), len(rates[1])],
             "images_per_s": [median(rates[0]), median(rates[1])], "ratio_of_medians": median(rates[1]) / median(rates[0]),
-            "ratio": ratio, "interval": list(interval), "confidence": reached, "p_value": p_value}
+            "ratio": ratio, "interval": list(interval), "confidence": reached, "p_value": p_value,
+            "cpu_other_share": busy}
 
 
 def cold_start_evidence(pair):
     values = [side.result["metrics"].get("cold_start_s") for side in (pair.before, pair.after)]
     if None in values or not values[0]:
         return None
-    return {"cold_start_s": values, "ratio": values[1] / values[0], "samples": [1, 1]}
+    busy = [side.result["metrics"].get("cold_start_cpu_other_share") for side in (pair.before, pair.after)]
+    return {"cold_start_s": values, "ratio": values[1] / values[0], "samples": [1, 1], "cpu_other_share": busy}
 
 
 def published_evidence(result, published, resolve_points):

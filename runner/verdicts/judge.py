@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .changepoints import sequence_verdicts
-from .decide import cold_start_verdict, drift_verdict, error_verdict, importance, published_verdict, throughput_verdict
+from .decide import busy_machine, cold_start_verdict, drift_verdict, error_verdict, importance, published_verdict, throughput_verdict
 from .drift import compare_pair, compare_versions
 from .evidence import cold_start_evidence, error_evidence, published_evidence, throughput_evidence
 from .published import published_for
@@ -82,11 +82,15 @@ def judge(matrix, store, results, baseline_store=None, baseline_results=None, ba
                     continue
                 verdict = _verdict("throughput", pair, verdict="", evidence=evidence, batch_size=batch["batch_size"],
                                    p_value=evidence["p_value"])
-                tested.append((verdict, lambda q, e=evidence, f=factor: throughput_verdict(e, q, f, settings.alpha)))
+                busy = busy_machine(evidence, settings.busy_share, (pair.before.env, pair.after.env))
+                tested.append((verdict, lambda q, e=evidence, f=factor, b=busy: throughput_verdict(
+                    e, q, f, settings.alpha, b)))
             evidence = cold_start_evidence(pair)
             if evidence is not None:
                 verdict = _verdict("cold_start", pair, evidence=evidence, verdict="")
-                verdict.verdict, verdict.summary = cold_start_verdict(evidence, settings.cold_start_factor)
+                verdict.verdict, verdict.summary = cold_start_verdict(
+                    evidence, settings.cold_start_factor,
+                    busy_machine(evidence, settings.busy_share, (pair.before.env, pair.after.env)))
                 verdicts.append(verdict)
     q_values = adjust([verdict.p_value for verdict, _ in tested], settings.fdr)
     for (verdict, decide), q_value in zip(tested, q_values):
