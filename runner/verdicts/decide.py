@@ -36,8 +36,8 @@ def error_verdict(evidence, q_value, settings):
                                      alpha=settings.alpha)
         text += "; about {} images would decide a {:.1f}-point difference".format(
             needed, max(abs(top1["difference_points"]), margin))
-    if not evidence["weights"]["same_file"]:
-        text += "; weights not the same file ({} / {}): a changed weight file is a different question".format(
+    if not evidence["weights"]["same"]:
+        text += "; the weights differ ({} / {}): a changed weight file is a different question".format(
             evidence["weights"]["before"]["source"], evidence["weights"]["after"]["source"])
     return verdict, text
 

@@ -25,8 +25,11 @@ def read_predictions(store, result):
 
 
 def _weights(result):
+    """(source, identity): the digest of the loaded tensors where recorded, else the file's sha256.
+    torch.save writes a new file each time (zip metadata) for the same tensors, so the file's
+    digest alone would call identical weights different."""
     weights = (result.get("provenance") or {}).get("weights") or {}
-    return weights.get("source"), weights.get("sha256")
+    return weights.get("source"), weights.get("tensor_digest") or weights.get("sha256")
 
 
 def _table(before, after, files, correct):
@@ -62,9 +65,9 @@ def error_evidence(pair):
             "difference_points": 100.0 * (only_a - only_b) / n, "interval_points": [-high, -low],
             "right_before_only": only_a, "right_after_only": only_b, "p_value": mcnemar_exact(only_a, only_b)}
     weights = _weights(pair.before.result), _weights(pair.after.result)
-    evidence["weights"] = {"before": {"source": weights[0][0], "sha256": weights[0][1]},
-                           "after": {"source": weights[1][0], "sha256": weights[1][1]},
-                           "same_file": weights[0][1] is not None and weights[0][1] == weights[1][1]}
+    evidence["weights"] = {"before": {"source": weights[0][0], "digest": weights[0][1]},
+                           "after": {"source": weights[1][0], "digest": weights[1][1]},
+                           "same": weights[0][1] is not None and weights[0][1] == weights[1][1]}
     return evidence
 
 
