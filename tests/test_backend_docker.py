@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from runner.backends.base import EnvironmentBuildError
-from runner.backends.docker import CELL_LABEL, OWNER_LABEL, absolute_paths, cell_mounts, owner, python_for_image, render_dockerfile
+from runner.backends.docker import absolute_paths, cell_mounts
+from runner.backends.docker_image import CELL_LABEL, OWNER_LABEL, owner, python_for_image, render_dockerfile
 from runner.cli import main
 from runner.errors import UserError
 from runner.matrix import load_matrix
