@@ -13,7 +13,7 @@ ADAPTERS = {
 }
 
 
-# What a spec without "engine" means, and the defaults of matrix.toml's [engine] (runner/matrix.py reads them here).
+# What a spec without "engine" means, and the defaults of matrix.toml's [engine] (runner/matrix/engine.py reads them here).
 DEFAULT_ENGINE = {"precision": "fp32", "channels_last": False, "cudnn_autotune": "default",
                   "deterministic": "default", "xla": "default"}
 
