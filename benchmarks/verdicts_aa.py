@@ -62,7 +62,7 @@ def main_(argv=None):
 
     aa = compare(args.b, args.a, args.results_dir, args.matrix)
     false = summary("A/A: {} against {} (the same cells run twice)".format(args.b, args.a), aa)
-    busy = [v for v in aa["verdicts"] if "kept the machine busy" in v["summary"]]
+    busy = [v for v in aa["verdicts"] if v["kind"] == "throughput" and v["evidence"]["busy"]]
     if busy:
         print("  left out of the noise floor, timed while other processes kept the machine busy: {}\n".format(
             ", ".join("{} {} batch {}".format(v["after"], v["model"], v["batch_size"]) for v in busy)))

@@ -113,10 +113,11 @@ class Bisector:
             device = (result.get("provenance") or {}).get("device_requested") or "cpu"
             factor = settings.throughput_factor_gpu if device.startswith("cuda") else settings.throughput_factor_cpu
             names = (self.request.good, result["environment"])
-            judged = [decide.throughput_verdict(e, q, factor, settings.alpha,
-                                                decide.busy_machine(e, settings.busy_share, names))
+            for evidence in found:
+                evidence["busy"] = decide.busy_machine(evidence, settings.busy_share, names)
+            judged = [decide.throughput_verdict(e, q, factor, settings.alpha, e["busy"])
                       for e, q in zip(found, q_values)]
-            busy = any("kept the machine busy" in t for _, t in judged)
+            busy = any(e["busy"] for e in found)
             verdict = "slower" if any(v == "slower" for v, _ in judged) else "busy" if busy else "not slower"
             text = "; ".join("batch {}: {} {}".format(e["batch_size"], v, t) for e, (v, t) in zip(found, judged))
             outcome = BAD if verdict == "slower" else UNDECIDED if busy else GOOD

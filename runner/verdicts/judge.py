@@ -55,10 +55,11 @@ def judge(matrix, store, results, baseline_store=None, baseline_results=None, ba
     """Verdicts for every pair in `results` (a ResultStore.load_all() list); `drift` = compare_versions's
     records when the caller has them already."""
     settings = matrix.compare
+    sequences = version_sequences(store, results)
     if baseline_store is not None:
         pairs = baseline_pairs(store, results, baseline_store, baseline_results)
     else:
-        pairs = [pair for sequence in version_sequences(store, results).values() for pair in version_pairs(sequence)]
+        pairs = [pair for sequence in sequences.values() for pair in version_pairs(sequence)]
     tested = []  # (verdict, evidence, decide(q) -> (verdict, text)) for the p-value family
     verdicts = []
     for pair in pairs:
@@ -82,9 +83,9 @@ def judge(matrix, store, results, baseline_store=None, baseline_results=None, ba
                     continue
                 verdict = _verdict("throughput", pair, verdict="", evidence=evidence, batch_size=batch["batch_size"],
                                    p_value=evidence["p_value"])
-                busy = busy_machine(evidence, settings.busy_share, (pair.before.env, pair.after.env))
-                tested.append((verdict, lambda q, e=evidence, f=factor, b=busy: throughput_verdict(
-                    e, q, f, settings.alpha, b)))
+                evidence["busy"] = busy_machine(evidence, settings.busy_share, (pair.before.env, pair.after.env))
+                tested.append((verdict, lambda q, e=evidence, f=factor: throughput_verdict(
+                    e, q, f, settings.alpha, e["busy"])))
             evidence = cold_start_evidence(pair)
             if evidence is not None:
                 verdict = _verdict("cold_start", pair, evidence=evidence, verdict="")
@@ -100,7 +101,7 @@ def judge(matrix, store, results, baseline_store=None, baseline_results=None, ba
     verdicts += _drift_verdicts(store, results, pairs, settings, baseline_store is not None, drift)
     if baseline_store is None:
         verdicts += _published_verdicts(matrix, results, settings)
-        verdicts += sequence_verdicts(version_sequences(store, results), settings)
+        verdicts += sequence_verdicts(sequences, settings)
     return Judgement(verdicts=verdicts, fdr=settings.fdr, alpha=settings.alpha, baseline=baseline_name,
                      noise=_noise(verdicts) if baseline_store is not None else None)
 
@@ -174,8 +175,7 @@ def _published_verdicts(matrix, results, settings):
 def _noise(verdicts):
     """An A/A comparison's spread: the throughput ratios between runs of the same cells."""
     # a timing made while other processes kept the machine busy says nothing about the noise of a quiet one
-    ratios = [v.evidence["ratio_of_medians"] for v in verdicts if v.kind == "throughput"
-              and "kept the machine busy" not in v.summary]
+    ratios = [v.evidence["ratio_of_medians"] for v in verdicts if v.kind == "throughput" and not v.evidence["busy"]]
     if not ratios:
         return None
     worst = max(max(ratios), 1 / min(ratios))
