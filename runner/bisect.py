@@ -22,7 +22,8 @@ from .plan import plan_cells
 from .releases import between, derive_environment, differing_packages, index_releases, pin_of
 from .verdicts import decide
 from .verdicts.drift import pair_record as drift_record
-from .verdicts.evidence import error_evidence, throughput_evidence
+from .verdicts.evidence import error_evidence
+from .verdicts.judge import throughput_tests
 from .verdicts.pairs import Pair, Side
 from .verdicts.stats import adjust
 
@@ -107,16 +108,11 @@ class Bisector:
             outcome = GOOD if verdict in accepted else UNDECIDED if verdict == "not compared" else BAD
         elif suite == "throughput":
             pair = Pair(Side(self.store, self.reference), Side(self.store, result), "bisect")
-            found = [throughput_evidence(pair, b["batch_size"]) for b in result["metrics"]["batches"]]
-            found = [e for e in found if e is not None]
+            tests = throughput_tests(pair, settings)
+            found = [e for e, _ in tests]
             q_values = adjust([e["p_value"] for e in found], settings.fdr)
-            device = (result.get("provenance") or {}).get("device_requested") or "cpu"
-            factor = settings.throughput_factor_gpu if device.startswith("cuda") else settings.throughput_factor_cpu
-            names = (self.request.good, result["environment"])
-            for evidence in found:
-                evidence["busy"] = decide.busy_machine(evidence, settings.busy_share, names)
-            judged = [decide.throughput_verdict(e, q, factor, settings.alpha, e["busy"])
-                      for e, q in zip(found, q_values)]
+            judged = [decide.throughput_verdict(e, q, f, settings.alpha, e["busy"])
+                      for (e, f), q in zip(tests, q_values)]
             busy = any(e["busy"] for e in found)
             verdict = "slower" if any(v == "slower" for v, _ in judged) else "busy" if busy else "not slower"
             text = "; ".join("batch {}: {} {}".format(e["batch_size"], v, t) for e, (v, t) in zip(found, judged))

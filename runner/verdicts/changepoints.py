@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from .decide import noise_factor
 from .pairs import version_label
 from .verdict import Verdict
 
@@ -80,8 +81,7 @@ def sequence_verdicts(sequences, settings):
         if suite == "error":
             series = [(None, _error_series(sequence), settings.error_margin_points, "top-1 error {:+.2f} points")]
         else:
-            device = (sequence[-1].result.get("provenance") or {}).get("device_requested") or "cpu"
-            factor = settings.throughput_factor_gpu if device.startswith("cuda") else settings.throughput_factor_cpu
+            factor = noise_factor(settings, sequence[-1].result)
             batches = [b["batch_size"] for b in (sequence[-1].result.get("metrics") or {}).get("batches", [])]
             series = [(b, _throughput_series(sequence, b), math.log(factor), "images/s x{:.3f}") for b in batches]
         for batch, found, min_step, fmt in series:

@@ -42,6 +42,12 @@ def error_verdict(evidence, q_value, settings):
     return verdict, text
 
 
+def noise_factor(settings, result):
+    """The [compare] noise factor for the device a result was asked to run on."""
+    device = (result.get("provenance") or {}).get("device_requested") or "cpu"
+    return settings.throughput_factor_gpu if device.startswith("cuda") else settings.throughput_factor_cpu
+
+
 def busy_machine(evidence, busy_share, names):
     """Why a timing is not judged: other processes kept more than `busy_share` of the cores busy."""
     shares = evidence.get("cpu_other_share") or [None, None]

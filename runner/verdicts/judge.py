@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .changepoints import sequence_verdicts
-from .decide import busy_machine, cold_start_verdict, drift_verdict, error_verdict, importance, published_verdict, throughput_verdict
+from .decide import busy_machine, cold_start_verdict, drift_verdict, noise_factor, error_verdict, importance, published_verdict, throughput_verdict
 from .drift import compare_pair, compare_versions
 from .evidence import cold_start_evidence, error_evidence, published_evidence, throughput_evidence
 from .published import published_for
@@ -60,7 +60,7 @@ def judge(matrix, store, results, baseline_store=None, baseline_results=None, ba
         pairs = baseline_pairs(store, results, baseline_store, baseline_results)
     else:
         pairs = [pair for sequence in sequences.values() for pair in version_pairs(sequence)]
-    tested = []  # (verdict, evidence, decide(q) -> (verdict, text)) for the p-value family
+    tested = []  # (verdict, decide(q) -> (verdict, text)): the family whose p-values are adjusted together
     verdicts = []
     for pair in pairs:
         suite = pair.after.result["suite"]
@@ -76,14 +76,9 @@ def judge(matrix, store, results, baseline_store=None, baseline_results=None, ba
             verdict.p_value = evidence["top1"]["p_value"]
             tested.append((verdict, lambda q, e=evidence: error_verdict(e, q, settings)))
         elif suite == "throughput":
-            factor = _factor(settings, pair.after.result)
-            for batch in pair.after.result["metrics"]["batches"]:
-                evidence = throughput_evidence(pair, batch["batch_size"])
-                if evidence is None:
-                    continue
-                verdict = _verdict("throughput", pair, verdict="", evidence=evidence, batch_size=batch["batch_size"],
-                                   p_value=evidence["p_value"])
-                evidence["busy"] = busy_machine(evidence, settings.busy_share, (pair.before.env, pair.after.env))
+            for evidence, factor in throughput_tests(pair, settings):
+                verdict = _verdict("throughput", pair, verdict="", evidence=evidence,
+                                   batch_size=evidence["batch_size"], p_value=evidence["p_value"])
                 tested.append((verdict, lambda q, e=evidence, f=factor: throughput_verdict(
                     e, q, f, settings.alpha, e["busy"])))
             evidence = cold_start_evidence(pair)
@@ -106,9 +101,17 @@ def judge(matrix, store, results, baseline_store=None, baseline_results=None, ba
                      noise=_noise(verdicts) if baseline_store is not None else None)
 
 
-def _factor(settings, result):
-    device = (result.get("provenance") or {}).get("device_requested") or "cpu"
-    return settings.throughput_factor_gpu if device.startswith("cuda") else settings.throughput_factor_cpu
+def throughput_tests(pair, settings):
+    """(evidence, noise factor) per batch size both results timed; evidence["busy"] says why a timing made
+    on a busy machine is not judged (None when it was quiet)."""
+    factor = noise_factor(settings, pair.after.result)
+    tests = []
+    for batch in pair.after.result["metrics"]["batches"]:
+        evidence = throughput_evidence(pair, batch["batch_size"])
+        if evidence is not None:
+            evidence["busy"] = busy_machine(evidence, settings.busy_share, (pair.before.env, pair.after.env))
+            tests.append((evidence, factor))
+    return tests
 
 
 def _drift_verdicts(store, results, pairs, settings, across_runs, drift):
