@@ -14,6 +14,9 @@ import math
 import time
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+from packaging.version import Version
+
 from .backends.base import EnvironmentBuildError
 from .drift_plan import load_cell
 from .errors import UserError
@@ -21,7 +24,7 @@ from .executors.local import ensure_environment
 from .plan import plan_cells
 from .releases import between, derive_environment, differing_packages, index_releases, pin_of
 from .verdicts import decide
-from .verdicts.drift import pair_record as drift_record
+from .verdicts.drift import compare_pair, pair_record as drift_record
 from .verdicts.evidence import error_evidence
 from .verdicts.judge import throughput_tests
 from .verdicts.pairs import Pair, Side
@@ -238,9 +241,6 @@ def _alone(bisector, package, bad_v, derived, row, good_env, bad_env):
     try:
         if bisector.request.suite == "drift":
             # both loaded the good row's checkpoint: compare their outputs directly
-            from .verdicts.drift import compare_pair
-            import numpy as np
-
             outputs = [np.load(str(bisector.store.side_file(r["cell_id"], r["metrics"]["evaluations"][0][
                 "outputs_file"]))) for r in (derived, row)]
             same = bool(np.array_equal(outputs[0], outputs[1]))
@@ -276,8 +276,6 @@ def _finish(answer, probes):
 
 
 def _version_key(text):
-    from packaging.version import Version
-
     return Version(text)
 
 
