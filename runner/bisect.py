@@ -75,7 +75,7 @@ class Bisector:
 
     def result_of(self, cell):
         stored = self.store.get(cell.id)
-        if stored is None or stored["status"] == "failed":
+        if stored is None or stored["status"] not in ("ok", "skipped"):
             stored = self.executor.run([cell]).get(cell.id) or self.store.get(cell.id)
         return stored
 

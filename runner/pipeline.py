@@ -19,7 +19,7 @@ from .matrix import load_matrix
 from .plan import plan_cells, resolve_auto_weights
 from .progress import Progress
 from .report import write_report
-from .results import ResultStore
+from .results import FAILED, ResultStore
 from .storage import run_lock
 from .verdicts.drift import compare_versions
 from .verdicts.judge import judge
@@ -51,7 +51,7 @@ class RunSummary:
 
     @property
     def failed(self):
-        return self.counts.get("failed", 0)
+        return sum(self.counts.get(status, 0) for status in FAILED)
 
 
 def run_matrix(settings, options, out):
@@ -69,6 +69,7 @@ def run_matrix(settings, options, out):
     store = ResultStore(Path(settings.results_dir) / run_name, say)
     # One runner per results folder: a second one would delete this one's work folders and replace its results.
     with run_lock(store.root, "run", say):
+        store.sweep_work()  # scratch folders of earlier attempts whose processes are provably gone
         progress = Progress(len(cells), out)
         executor = LocalExecutor(backend, store, progress, slots)
         todo = [cell for cell in cells if _needs_run(store.get(cell.id), settings)]
@@ -108,6 +109,6 @@ def _docker_options(settings, cells):
 
 
 def _needs_run(existing, settings):
-    if existing is None or settings.force:
+    if existing is None or settings.force or existing["status"] == "interrupted":
         return True
-    return settings.retry_failed and existing.get("status") == "failed"
+    return settings.retry_failed and existing["status"] in FAILED

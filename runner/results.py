@@ -12,12 +12,19 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import jsonschema
 
 from .probe import RESULT_SCHEMA_VERSION
-from .storage import StorageError, cache_home, copy_file, move, storage_error, write_json
+from .storage import StorageError, cache_home, copy_file, lock_holder, make_folder, move, write_json, write_text
+
+OWNER_FILE = ".owner"
+# ok/failed/skipped: what the probe writes (runner/probe/cell.py); the others only the host writes
+# (runner/executors/local.py) when it ended the cell itself.
+FAILED = ("failed", "timeout", "out_of_memory")  # a measurement that did not happen: --retry-failed runs it again
+STATUSES = ("ok", "skipped", "interrupted") + FAILED  # interrupted: always run again (stopped by the user)
 
 _TEXT = {"type": "string"}
 RESULT_SCHEMA = {
@@ -30,7 +37,7 @@ RESULT_SCHEMA = {
         "cell_id": {"type": "string", "minLength": 1},
         "suite": {"enum": ["error", "throughput", "drift"]},
         "environment": _TEXT, "framework": _TEXT, "model": _TEXT,
-        "status": {"enum": ["ok", "failed", "skipped"]},  # what runner/probe/cell.py and the executor write
+        "status": {"enum": list(STATUSES)},
         "reason": {"type": ["string", "null"]},
         "metrics": {"type": ["object", "null"]},
         "provenance": {"type": "object"},
@@ -70,19 +77,28 @@ class ResultStore:
     def log_path(self, cell_id):
         return self.root / "logs" / "{}.log".format(cell_id)
 
-    def work_path(self, cell_id):
-        return self.root / ".work" / cell_id
-
-    def work_dir(self, cell_id):
-        """Scratch folder the probe writes into; its outputs are moved beside the result."""
-        path = self.work_path(cell_id)
-        try:
-            if path.exists():
-                shutil.rmtree(path)
-            path.mkdir(parents=True)
-        except OSError as exc:
-            raise storage_error(exc, path, "--results-dir", doing="prepare the work folder") from exc
+    def new_attempt(self, cell_id):
+        """A scratch folder of its own for one attempt at a cell: .work/<cell id>-<pid>-<n>/ holding OWNER_FILE,
+        which the cell's processes keep locked while any of them lives (runner/backends/guard.py). The probe
+        writes into it; its outputs are moved beside the result. No attempt ever reuses another's folder."""
+        path = self.root / ".work" / "{}-{}-{}".format(cell_id, os.getpid(), time.monotonic_ns())
+        make_folder(path, flag="--results-dir")
+        write_text(path / OWNER_FILE, "", flag="--results-dir")
         return path
+
+    def sweep_work(self, wait_s=5.0):
+        """Remove the scratch folders of earlier attempts whose processes are provably gone (their owner lock is
+        free); a folder still locked is left in place and named. Called with the run lock held."""
+        work = self.root / ".work"
+        if not work.is_dir():
+            return
+        for folder in sorted(p for p in work.iterdir() if p.is_dir()):
+            holder = lock_holder(folder / OWNER_FILE, wait_s)
+            if holder is None:
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                self.say("{}: left in place, still in use by pid {} (a process of an earlier attempt); "
+                         "this run uses folders of its own".format(folder, holder))
 
     def get(self, cell_id):
         """The cell's result, or None (never stored, or damaged and set aside): then the cell runs again."""
@@ -199,8 +215,7 @@ class ResultStore:
             write_json(self.path(cell_id), data, flag="--results-dir")
         except StorageError:
             return data  # still not writable: read from the unsaved folder, not computed again
-        kept.unlink()
-        shutil.rmtree(self.work_path(cell_id), ignore_errors=True)
+        kept.unlink()  # its scratch folder goes with the next run's sweep_work
         self.say("{}: result moved from {} into {}".format(cell_id, kept, self.root))
         return data
 def engine_label(result):

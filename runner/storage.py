@@ -163,6 +163,29 @@ def make_folder(path, flag=None):
     return Path(path)
 
 
+def lock_holder(path, wait_s=0.0):
+    """None when no process holds an flock on `path` (or it does not exist), else the pid recorded in it ("?"
+    when none is). Waits up to `wait_s` for a holder that is on its way out (a guard killing its group)."""
+    try:
+        fd = os.open(str(path), os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise storage_error(exc, path, "--results-dir", doing="read") from exc
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return None
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+                time.sleep(0.1)
+    finally:
+        os.close(fd)
+
+
 class RunLocked(UserError):
     """Another live process holds the folder's run lock."""
 

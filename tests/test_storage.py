@@ -123,8 +123,7 @@ def test_a_result_that_meets_a_full_disk_is_kept_with_its_side_files(tmp_path, f
     ballast = full_fs(tmp_path / "results")
     store = ResultStore(tmp_path / "results" / "run", say=lambda line: None)
     cell = _skipped_cell()
-    work = store.work_path(cell.id)
-    work.mkdir(parents=True)
+    work = store.new_attempt(cell.id)
     (work / "predictions.csv").write_text("")  # an empty file: no block needed on the full disk
     result = {"schema_version": 1, "cell_id": cell.id, "suite": "error", "environment": "torch-1.0",
               "framework": "torchvision", "model": "resnet50", "status": "ok", "metrics": {"top1_error": 0.5},

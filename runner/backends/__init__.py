@@ -28,4 +28,7 @@ BACKENDS = {
 def get_backend(name, **options):
     if name not in BACKENDS:
         raise UserError("unknown backend {!r}; valid: {}".format(name, ", ".join(sorted(BACKENDS))))
-    return BACKENDS[name](options)
+    backend = BACKENDS[name](options)
+    if options.get("matrix") is not None:
+        backend.memory_limit = options["matrix"].defaults.memory_limit_bytes
+    return backend

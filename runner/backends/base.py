@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..storage import cache_home as default_cache_home  # noqa: F401 - the backends' name for it
+from .process import ProbeRun, kill_all, run_logged  # noqa: F401 - ProbeRun: the backends' return type
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # holds runner/, which the probe is imported from
 
@@ -30,19 +31,11 @@ class ReadyEnvironment:
     image: Optional[str] = None  # docker backend: the image tag cells run in
 
 
-@dataclass(frozen=True)
-class ProbeRun:
-    returncode: Optional[int]  # None when it was killed at the timeout
-    timed_out: bool
-    duration_s: float
-    log_path: str
-    error: Optional[str] = None  # why the run went wrong outside the probe (container killed for memory, engine error)
-
-
 class Backend:
     """Subclasses set `name` and implement `prepare`; `run_probe` runs the probe as a subprocess."""
 
     name = "?"
+    memory_limit = 0  # bytes of resident memory a cell's processes may hold together (0: none); set by get_backend
 
     def start(self, log):
         """Check, before anything is built, that this backend can run at all (raise UserError if not)."""
@@ -56,14 +49,12 @@ class Backend:
 
     def stop_all(self):
         """Kill every probe this process is running (Ctrl-C while cells run side by side)."""
-        from .process import kill_all
-
         kill_all()
 
-    def run_probe(self, ready, spec_path, log_path, timeout_s, gpu=None):
-        """Run the probe on spec_path; `gpu` (a host GPU index) is then the only GPU the cell sees."""
-        from .process import run_logged
+    def run_probe(self, ready, spec_path, log_path, timeout_s, gpu=None, owner_lock=None):
+        """Run the probe on spec_path; `gpu` (a host GPU index) is then the only GPU the cell sees.
 
+        `owner_lock`: a file in the cell's work folder, held locked while any process of the cell lives."""
         env = dict(os.environ)
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA's device N is then NVML's and nvidia-smi's N (telemetry)
         if gpu is not None:
@@ -74,4 +65,5 @@ class Backend:
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",
         })
-        return run_logged([ready.python, "-m", "runner.probe", str(spec_path)], log_path, timeout_s, env=env)
+        return run_logged([ready.python, "-m", "runner.probe", str(spec_path)], log_path, timeout_s, env=env,
+                          memory_limit=self.memory_limit, owner_lock=owner_lock)

@@ -6,7 +6,6 @@
 
 import concurrent.futures
 import queue
-import threading
 import time
 from dataclasses import dataclass
 
@@ -17,7 +16,11 @@ from ..gpus import annotate_throughput
 from ..probe import PROBE_VERSION, RESULT_SCHEMA_VERSION
 from ..probe.jsonio import read_json
 from ..probe.timestamps import now_iso
+from ..results import OWNER_FILE
 from ..storage import StorageError, write_json
+
+
+INTERRUPTED = "stopped by Ctrl-C or SIGTERM before it ended; it runs again in the next run"
 
 
 class LocalExecutor:
@@ -27,11 +30,9 @@ class LocalExecutor:
         self.backend, self.store, self.progress, self.slots = backend, store, progress, slots
         self.ready_envs = {}
         self.started = False
-        self.interrupted = threading.Event()  # Ctrl-C with cells side by side: the killed ones store nothing
 
     def stop_all(self):
-        self.interrupted.set()
-        self.backend.stop_all()
+        self.backend.stop_all()  # the running cells' threads then store them as interrupted
 
     def run(self, cells):
         """Run `cells` (those that need it: the caller decides); returns their results by cell id."""
@@ -60,10 +61,15 @@ class LocalExecutor:
             if isinstance(ready, EnvironmentBuildError):
                 result = host_result(cell, "failed", ready.reason, tick)
             else:
-                result = run_cell(self.backend, ready, cell, self.store, slot)
-                work = self.store.work_path(cell.id)
-        if self.interrupted.is_set():
-            return
+                work = self.store.new_attempt(cell.id)
+                try:
+                    result = run_cell(self.backend, ready, cell, self.store, work, slot)
+                except KeyboardInterrupt:
+                    # Ctrl-C or SIGTERM with one cell at a time: its processes are gone (run_logged killed them)
+                    result = host_result(cell, "interrupted", INTERRUPTED, tick)
+                    self._store(result, work)
+                    self.progress.done(cell, result, number)
+                    raise
         self._store(result, work)
         results[cell.id] = result
         self.progress.done(cell, result, number)
@@ -148,22 +154,28 @@ def ensure_environment(backend, env, ready_envs, progress):
     return ready_envs[env.name]
 
 
-def run_cell(backend, ready, cell, store, slot=None):
+def run_cell(backend, ready, cell, store, work, slot=None):
+    """Run one attempt at `cell` in scratch folder `work`; the result (its side files still in `work`)."""
     tick = time.perf_counter()
-    work = store.work_dir(cell.id)
     spec_path = work / "spec.json"
     write_json(spec_path, cell.spec(str(work), time.time()), flag="--results-dir")
     log_path = store.log_path(cell.id)
     if log_path.exists():
         log_path.unlink()
-    run = backend.run_probe(ready, spec_path, log_path, cell.timeout_s, gpu=slot.gpu if slot else None)
+    run = backend.run_probe(ready, spec_path, log_path, cell.timeout_s, gpu=slot.gpu if slot else None,
+                            owner_lock=work / OWNER_FILE)
     result_path = work / "result.json"
     if run.timed_out:
-        result = host_result(cell, "failed", "timed out after {} s (suites.{}.timeout_s)".format(
-            cell.timeout_s, cell.suite), tick)
+        result = host_result(cell, "timeout", "timed out after {} s (suites.{}.timeout_s); all its processes were "
+                             "ended".format(cell.timeout_s, cell.suite), tick)
+    elif run.interrupted:
+        result = host_result(cell, "interrupted", INTERRUPTED, tick)
+    elif run.out_of_memory:
+        result = host_result(cell, "out_of_memory", "{} ([defaults] memory_limit in the matrix; log: {})".format(
+            run.error, log_path), tick)
     elif run.error and not result_path.is_file():
         result = host_result(cell, "failed", "{} (exit code {}; log: {})".format(run.error, run.returncode, log_path),
-                              tick)
+                             tick)
     elif not result_path.is_file():
         result = host_result(cell, "failed", "probe exited with code {} without a result: {}".format(
             run.returncode, tail(log_path, 3) or "(no output)"), tick)
@@ -183,7 +195,7 @@ def run_cell(backend, ready, cell, store, slot=None):
         "weights_requested": cell.weights,
     }
     _mark_drift_load(result, cell)
-    return result  # its side files are still in the work folder: the caller adopts them as it stores it
+    return result
 
 
 def host_result(cell, status, reason, tick):

@@ -39,7 +39,7 @@ def load_matrix(path):
     preprocess = read_preprocess(top.table("preprocess"))
     models = read_models(top.table("models"), preprocess)
     environments = read_environments(top.table("environments"), models)
-    docker = _docker(top.table("docker", None))
+    docker = _docker(top.table("docker", None), defaults.memory_limit)
     engine = _engine(top.table("engine", {}))
     compare = _compare(top.table("compare", {}))
     bisect = read_bisect(top.table("bisect", {}), environments)
@@ -57,18 +57,21 @@ def _defaults(table):
                          expected="'cpu' or 'cuda' / 'cuda:N'"),
         threads=table.get("threads", int, 0, check=lambda v: v >= 0, expected="0 (framework default) or more"),
         weights_cache=table.get("weights_cache", str, None),
+        memory_limit=table.get("memory_limit", str, "16g", check=lambda v: re.match(r"^[1-9]\d*[bkmg]?$", v),
+                               expected="a size in Docker's notation, e.g. '16g' or '512m'"),
     )
     table.done()
     return defaults
 
 
-def _docker(table):
+def _docker(table, memory_limit):
     if table is None:
-        return DockerSettings(cpu_base=None, memory_limit="16g", user="1000:1000")
+        return DockerSettings(cpu_base=None, memory_limit=memory_limit, user="1000:1000")
+    if "memory_limit" in table.data:
+        table.fail("memory_limit", "moved to [defaults] memory_limit (it limits every cell, venv and local too)")
     settings = DockerSettings(
         cpu_base=table.get("cpu_base", str, None, check=pinned_image, expected="an image pinned by tag (name:tag)"),
-        memory_limit=table.get("memory_limit", str, "16g", check=lambda v: re.match(r"^\d+[bkmg]?$", v),
-                               expected="a size in Docker's notation, e.g. '16g' or '512m'"),
+        memory_limit=memory_limit,
         user=table.get("user", str, "1000:1000", check=lambda v: re.match(r"^[1-9]\d*:\d+$", v),
                        expected="a non-root uid:gid such as '1000:1000'"),
     )

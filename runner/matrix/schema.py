@@ -162,6 +162,20 @@ class Defaults:
     device: str
     threads: int
     weights_cache: Optional[str]
+    memory_limit: str  # resident memory of one cell's processes together, Docker's notation: "16g"
+
+    @property
+    def memory_limit_bytes(self):
+        return size_bytes(self.memory_limit)
+
+
+SIZE_UNITS = {"b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+
+
+def size_bytes(text):
+    """Docker's size notation ('16g', '512m', '1024') in bytes."""
+    unit = text[-1].lower() if text[-1].isalpha() else "b"
+    return int(text.rstrip("bkmgBKMG")) * SIZE_UNITS[unit]
 
 
 @dataclass(frozen=True)
@@ -192,7 +206,7 @@ class DockerSettings:
     """How the docker backend builds and runs cells (runner/backends/docker.py)."""
 
     cpu_base: Optional[str]  # base image for CPU hosts, pinned by tag (the GPU flavour uses each row's cuda_image)
-    memory_limit: str  # per cell container, Docker's notation: "16g"
+    memory_limit: str  # [defaults] memory_limit, given to each cell's container
     user: str  # uid:gid the cells run as (never root)
 
 
