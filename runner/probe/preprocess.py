@@ -8,12 +8,29 @@ own helper inside its environment.
 """
 
 import os
+import re
 
 import numpy as np
 from PIL import Image, ImageFile
 
-# Pillow's ways of saying "not an image": a truncated, corrupt or non-image file.
-UNREADABLE = (OSError, ValueError, SyntaxError)
+# Pillow's default Image.MAX_IMAGE_PIXELS (1024 * 1024 * 1024 // 4 // 3). Pillow only warns above it
+# (DecompressionBombWarning) and raises at twice it, and a framework may change the global; the probe
+# refuses everything above it itself, before decoding: one such image takes 358 MB decoded, in each
+# decoder thread, while real photos are far smaller (the val sample's largest is 2816x2112, 5.9 MP).
+MAX_IMAGE_PIXELS = 89478485
+
+
+class ImageRefused(Exception):
+    """An image the probe will not evaluate; str() is the whole reason, `kind` its short name."""
+
+    def __init__(self, kind, reason):
+        super(ImageRefused, self).__init__(reason)
+        self.kind = kind
+
+
+# Pillow's ways of saying "not an image": a truncated, corrupt or non-image file; DecompressionBombError
+# is not an OSError.
+UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, ImageRefused)
 
 INTERPOLATIONS = {
     "nearest": Image.NEAREST,
@@ -62,20 +79,61 @@ class Recipe(object):
 def load_rgb(path):
     """Decode an image into RGB. Greyscale, CMYK, palette and alpha images are converted.
 
-    A truncated or unreadable file raises (OSError or ValueError from Pillow); the caller
-    counts and lists it. Pillow's LOAD_TRUNCATED_IMAGES is held off here: a half-grey image
-    would be scored as if it were the real one, and importing gluoncv 0.10 turns the flag on
-    for the whole process (gluoncv/data/mhp.py).
+    That conversion is what each framework's own loader does: torchvision's pil_loader
+    (torchvision/datasets/folder.py) and Keras' load_img (color_mode="rgb") call PIL's
+    convert("RGB"); MXNet's imdecode (flag 1, OpenCV's IMREAD_COLOR) always gives 3-channel
+    8-bit colour with the alpha dropped. A 16-bit RGB or RGBA PNG arrives here already 8-bit
+    (Pillow's PNG plugin keeps the high byte, as OpenCV's 8-bit conversion does).
+
+    A truncated or unreadable file raises (OSError or ValueError from Pillow); an image with
+    more than 8 bits per channel or more than MAX_IMAGE_PIXELS pixels raises ImageRefused
+    before it is decoded; the caller counts and lists it. Pillow's LOAD_TRUNCATED_IMAGES is
+    held off here: a half-grey image would be scored as if it were the real one, and importing
+    gluoncv 0.10 turns the flag on for the whole process (gluoncv/data/mhp.py).
     """
     saved = ImageFile.LOAD_TRUNCATED_IMAGES
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
-        with Image.open(path) as image:
+        try:
+            opened = Image.open(path)
+        except Image.DecompressionBombError as exc:
+            raise ImageRefused("too large", _too_large(_pillow_pixels(exc), str(exc)))
+        with opened as image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise ImageRefused("too large", _too_large("{} x {} = {}".format(width, height, width * height)))
+            if _wide(image.mode):
+                raise ImageRefused("more than 8 bits per channel", _WIDE_REASON.format(mode=image.mode))
             image.load()
             mode = image.mode
             return image.convert("RGB"), mode
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = saved
+
+
+# PIL's convert("RGB") clips 16- and 32-bit values to 255 (torchvision, Keras); OpenCV's imdecode
+# (MXNet) scales 16-bit to 8-bit: the frameworks would see different images, so none is chosen here.
+_WIDE_REASON = ("more than 8 bits per channel (Pillow mode {mode}): torchvision and Keras (PIL convert('RGB')) "
+                "would clip it to white, MXNet (OpenCV imdecode) would scale it to 8 bits, so it is not evaluated; "
+                "convert the file to 8-bit")
+
+
+def _wide(mode):
+    # "I;16", "I;16B", ... are 16-bit greyscale (Pillow >= 10 opens 16-bit PNGs so, older Pillow as "I").
+    return mode in ("I", "F") or mode.startswith("I;")
+
+
+def _pillow_pixels(exc):
+    # Pillow's message since 5.0: "Image size (N pixels) exceeds limit of M pixels, ...".
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    return found.group(1) if found else None
+
+
+def _too_large(pixels, pillow=None):
+    said = "{} pixels".format(pixels) if pixels else "Pillow: {}".format(pillow)
+    return ("too large: {}, over the limit of {} pixels (Pillow's default Image.MAX_IMAGE_PIXELS, its "
+            "decompression-bomb guard), so it is not decoded; downscale the file if it is a real photo".format(
+                said, MAX_IMAGE_PIXELS))
 
 
 def resize_and_crop(image, recipe, adapter=None):
@@ -118,24 +176,29 @@ def preprocess_file(path, recipe, adapter=None):
 
 
 def preprocess_item(root, rel, recipe, adapter=None):
-    """(array, Pillow mode, None) for one file under `root`, or (None, None, why) when it cannot be read."""
+    """(array, Pillow mode, None) for one file under `root`, or (None, None, problem) when it cannot be read.
+
+    problem = {"error": the reason, "kind": a short name to count reasons by}.
+    """
     try:
         array, mode = preprocess_file(os.path.join(root, rel), recipe, adapter)
     except UNREADABLE as exc:
-        return None, None, "{}: {}".format(type(exc).__name__, exc)
+        if isinstance(exc, ImageRefused):
+            return None, None, {"error": str(exc), "kind": exc.kind}
+        return None, None, {"error": "{}: {}".format(type(exc).__name__, exc), "kind": type(exc).__name__}
     return array, mode, None
 
 
 def preprocess_items(root, items, recipe, adapter=None):
     """Preprocess (relative path, label) items; unreadable files are listed, not raised.
 
-    Returns (arrays, kept items, their Pillow modes, unreadable [{"file", "error"}]).
+    Returns (arrays, kept items, their Pillow modes, unreadable [{"file", "error", "kind"}]).
     """
     arrays, kept, modes, unreadable = [], [], [], []
     for rel, label in items:
-        array, mode, error = preprocess_item(root, rel, recipe, adapter)
-        if error is not None:
-            unreadable.append({"file": rel, "error": error})
+        array, mode, problem = preprocess_item(root, rel, recipe, adapter)
+        if problem is not None:
+            unreadable.append(dict(file=rel, **problem))
             continue
         arrays.append(array)
         kept.append((rel, label))
