@@ -13,6 +13,11 @@ Keras and GluonCV predict in. That order comes from a synsets file when there is
 (`synsets.txt`, `LOC_synset_mapping.txt`), else from a labels file or folder set that
 names all 1000 ids; a subset that names fewer cannot define it and is refused.
 
+Nothing is left out unsaid: images without a label (flat: not in the labels file; folder: outside
+a <wnid>/ folder), labels without an image (flat: labels file lines whose file is not there;
+folder: empty <wnid>/ folders) and other files where only images belong (in <wnid>/ folders, in
+images/ or val/) are counted, with a few example names, in Dataset and describe().
+
 Imported by the host too (to plan and hash a dataset without a framework), so stdlib only.
 """
 
@@ -27,6 +32,19 @@ LABEL_FILES = ("val_labels.txt", "LOC_val_solution.csv")
 SYNSET_FILES = ("synsets.txt", "LOC_synset_mapping.txt")
 IMAGE_DIRS = ("images", "val", "")
 NUM_CLASSES = 1000
+EXAMPLES = 5  # names kept per count: enough to find the files, small enough for every result
+
+
+class Tally(object):
+    """How many files fell in a group, and the first few of them by name."""
+
+    def __init__(self, names=()):
+        names = sorted(names)
+        self.count = len(names)
+        self.examples = names[:EXAMPLES]
+
+    def as_dict(self):
+        return {"count": self.count, "examples": list(self.examples)}
 
 
 class DatasetError(Exception):
@@ -36,7 +54,8 @@ class DatasetError(Exception):
 class Dataset(object):
     """A resolved, ordered list of (relative path, class index) under `root`."""
 
-    def __init__(self, root, layout, items, wnids, labels_file, synsets_file, total, limit):
+    def __init__(self, root, layout, items, wnids, labels_file, synsets_file, total, limit, unlabeled=None,
+                 labels_without_image=None, not_images=None):
         self.root = root
         self.layout = layout
         self.items = items  # list of (relpath, class_index), in evaluation order
@@ -45,6 +64,10 @@ class Dataset(object):
         self.synsets_file = synsets_file
         self.total = total  # images available before `limit`
         self.limit = limit
+        # Over the whole folder, not only the selection: images never evaluated, and why.
+        self.unlabeled = unlabeled or Tally()  # images with no label
+        self.labels_without_image = labels_without_image or Tally()
+        self.not_images = not_images or Tally()  # other files where only images belong
 
     def manifest_sha256(self):
         """Hash of what determines a result: the files (name and size) and their labels."""
@@ -65,6 +88,9 @@ class Dataset(object):
             "limit": self.limit,
             "selection": "all" if not self.limit else "first N by sha256(file name)",
             "manifest_sha256": self.manifest_sha256(),
+            "unlabeled_images": self.unlabeled.as_dict(),
+            "labels_without_image": self.labels_without_image.as_dict(),
+            "not_images": self.not_images.as_dict(),
         }
 
 
@@ -74,7 +100,7 @@ def open_dataset(root, labels_file=None, limit=0):
         raise DatasetError("ImageNet val set {!r}: not a directory".format(root))
     folders = sorted(d for d in os.listdir(root) if WNID.match(d) and os.path.isdir(os.path.join(root, d)))
     if folders and not labels_file:
-        pairs, layout = _folder_items(root, folders), "folder"
+        (pairs, tallies), layout = _folder_items(root, folders), "folder"
         label_names = folders
     else:
         labels_file = labels_file or _find_first(root, LABEL_FILES)
@@ -84,7 +110,7 @@ def open_dataset(root, labels_file=None, limit=0):
                 "give one folder per WordNet id, or a flat folder with a labels file".format(
                     root, " or ".join(LABEL_FILES)))
         labels = _read_labels(labels_file)
-        pairs, layout = _flat_items(root, labels), "flat"
+        (pairs, tallies), layout = _flat_items(root, labels), "flat"
         label_names = sorted(set(labels.values()))
     wnids = _class_order(root, label_names)
     index = {w: i for i, w in enumerate(wnids)}
@@ -94,13 +120,16 @@ def open_dataset(root, labels_file=None, limit=0):
             root, ", ".join(unknown[:5])))
     items = [(rel, index[w]) for rel, w in pairs]
     if not items:
-        raise DatasetError("ImageNet val set {!r}: no labelled images found".format(root))
+        unlabeled = tallies["unlabeled"]
+        why = " ({} without a label, e.g. {})".format(unlabeled.count, ", ".join(unlabeled.examples)) \
+            if unlabeled.count else ""
+        raise DatasetError("ImageNet val set {!r}: no labelled images found{}".format(root, why))
     total = len(items)
     if limit and limit < total:
         items = sorted(items, key=lambda it: hashlib.sha256(os.path.basename(it[0]).encode("utf-8")).hexdigest())[:limit]
         items.sort()
     synsets_file = _find_first(root, SYNSET_FILES)
-    return Dataset(root, layout, items, wnids, labels_file, synsets_file, total, limit)
+    return Dataset(root, layout, items, wnids, labels_file, synsets_file, total, limit, **tallies)
 
 
 def _find_first(root, names):
@@ -117,28 +146,48 @@ def _is_image(name):
 
 
 def _folder_items(root, folders):
-    pairs = []
+    """(wnid/name, wnid) pairs, and the tallies: images outside a <wnid>/ folder (at the top or in
+    another folder) have no label; an empty <wnid>/ folder is a label without an image."""
+    pairs, unlabeled, empty, not_images = [], [], [], []
     for wnid in folders:
-        for name in sorted(os.listdir(os.path.join(root, wnid))):
-            if _is_image(name):
-                pairs.append((wnid + "/" + name, wnid))
-    return pairs
+        names = sorted(os.listdir(os.path.join(root, wnid)))
+        images = [n for n in names if _is_image(n)]
+        pairs.extend((wnid + "/" + name, wnid) for name in images)
+        not_images.extend(wnid + "/" + n for n in names if not _is_image(n))
+        if not images:
+            empty.append(wnid + "/")
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name)
+        if os.path.isdir(path) and name not in folders:
+            unlabeled.extend(name + "/" + n for n in sorted(os.listdir(path)) if _is_image(n))
+        elif _is_image(name) and os.path.isfile(path):
+            unlabeled.append(name)
+    return pairs, dict(unlabeled=Tally(unlabeled), labels_without_image=Tally(empty), not_images=Tally(not_images))
 
 
 def _flat_items(root, labels):
+    """(path, wnid) pairs of the first image folder found, and the tallies: images the labels file
+    does not name, and labels (file name or stem, as the file gives it) naming no image there."""
     for sub in IMAGE_DIRS:
         folder = os.path.join(root, sub) if sub else root
         if not os.path.isdir(folder):
             continue
-        names = sorted(n for n in os.listdir(folder) if _is_image(n))
+        entries = sorted(os.listdir(folder))
+        names = [n for n in entries if _is_image(n)]
         if names:
             prefix = sub + "/" if sub else ""
-            pairs = []
+            pairs, unlabeled, named = [], [], set()
             for name in names:
-                wnid = labels.get(name) or labels.get(os.path.splitext(name)[0])
-                if wnid:
-                    pairs.append((prefix + name, wnid))
-            return pairs
+                key = name if name in labels else os.path.splitext(name)[0]
+                if key in labels:
+                    pairs.append((prefix + name, labels[key]))
+                    named.add(key)
+                else:
+                    unlabeled.append(prefix + name)
+            # At the top of the set the labels, synsets and README files belong; in images/ or val/ only images.
+            not_images = [prefix + n for n in entries if not _is_image(n)] if sub else []
+            return pairs, dict(unlabeled=Tally(unlabeled), labels_without_image=Tally(set(labels) - named),
+                               not_images=Tally(not_images))
     raise DatasetError("ImageNet val set {!r}: no images (.JPEG, .jpg, .png) in it or in images/ or val/".format(root))
 
 
