@@ -19,7 +19,7 @@ from .preprocess import preprocess_item
 
 
 def _decode(root, item, recipe, adapter):
-    """(array or None, mode, error, seconds) for one (relative path, label) item."""
+    """(array or None, mode, problem, seconds) for one (relative path, label) item."""
     tick = time.perf_counter()
     return preprocess_item(root, item[0], recipe, adapter) + (time.perf_counter() - tick,)
 
@@ -71,10 +71,10 @@ def run_error_suite(adapter, model, recipe, dataset, params, out_dir):
                                           prefetch):
         wait_s += time.perf_counter() - waiting
         arrays, kept = [], []
-        for item, (array, mode, error, seconds) in zip(batch, decoded):
+        for item, (array, mode, problem, seconds) in zip(batch, decoded):
             decode_s += seconds
-            if error is not None:
-                unreadable.append({"file": item[0], "error": error})
+            if problem is not None:
+                unreadable.append(dict(file=item[0], **problem))
                 continue
             modes[mode] = modes.get(mode, 0) + 1
             arrays.append(array)
@@ -98,16 +98,15 @@ def run_error_suite(adapter, model, recipe, dataset, params, out_dir):
         writer.writerow(["file", "label", "top1", "top2", "top3", "top4", "top5"])
         writer.writerows(rows)
     if not evaluated:
-        raise RuntimeError("no image of the {} selected could be decoded".format(len(dataset.items)))
-    return {
-        "images_selected": len(dataset.items),
-        "images_evaluated": evaluated,
+        kinds = unreadable_kinds(unreadable)
+        raise RuntimeError("no image of the {} selected could be decoded ({}); the first, {}: {}".format(
+            len(dataset.items), ", ".join("{} {}".format(n, kind) for kind, n in sorted(kinds.items())),
+            unreadable[0]["file"], unreadable[0]["error"]))
+    return dict(image_accounting(dataset, evaluated, unreadable), **{
         "top1_correct": top1,
         "top5_correct": top5,
         "top1_error": 100.0 * (evaluated - top1) / evaluated,
         "top5_error": 100.0 * (evaluated - top5) / evaluated,
-        "unreadable_count": len(unreadable),
-        "unreadable": unreadable,
         "image_modes": modes,
         "batch_size": batch_size,
         "input_workers": workers,
@@ -121,4 +120,30 @@ def run_error_suite(adapter, model, recipe, dataset, params, out_dir):
         "model_images_per_s": evaluated / model_s if model_s else None,
         "images_per_s": evaluated / wall_s if wall_s else None,
         "predictions_file": "predictions.csv",
+    })
+
+
+def unreadable_kinds(unreadable):
+    kinds = {}
+    for entry in unreadable:
+        kinds[entry["kind"]] = kinds.get(entry["kind"], 0) + 1
+    return kinds
+
+
+def image_accounting(dataset, evaluated, unreadable):
+    """Where every image went: selected = evaluated + unreadable (with each one's reason), and, over
+    the whole folder, images without a label, labels without an image and other files where only
+    images belong (from the dataset)."""
+    return {
+        "images_selected": len(dataset.items),
+        "images_evaluated": evaluated,
+        "unreadable_count": len(unreadable),
+        "unreadable_kinds": unreadable_kinds(unreadable),
+        "unreadable": unreadable,
+        "unlabeled_count": dataset.unlabeled.count,
+        "unlabeled_examples": dataset.unlabeled.examples,
+        "labels_without_image_count": dataset.labels_without_image.count,
+        "labels_without_image_examples": dataset.labels_without_image.examples,
+        "not_image_count": dataset.not_images.count,
+        "not_image_examples": dataset.not_images.examples,
     }
