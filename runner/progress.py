@@ -4,6 +4,8 @@ import sys
 import threading
 import time
 
+from .report.tables import image_counts_text
+
 
 def say(line):
     """Progress and notes go to stderr; stdout carries only each command's answer."""
@@ -43,5 +45,10 @@ class Progress:
 
     def done(self, cell, result, number):
         reason = " - {}".format(result["reason"]) if result.get("reason") else ""
+        metrics = result.get("metrics") or {}
+        if result.get("suite") == "error" and result["status"] == "ok" and "images_evaluated" in metrics:
+            # The error next to what it was measured on, so a shrinking image count cannot pass unseen.
+            reason += " - top-1 error {:.2f}%, top-5 {:.2f}%; {}".format(
+                metrics["top1_error"], metrics["top5_error"], image_counts_text(metrics))
         self.say("cell {}/{} {}: {} in {:.1f} s{}".format(
             number, self.total, cell.label, result["status"], result.get("duration_s") or 0.0, reason))

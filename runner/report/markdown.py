@@ -84,9 +84,13 @@ def render_markdown(run_name, matrix, rows, problems, generated_at, drift=(), ju
     w("Reproduced errors carry a 95% Wilson interval over the images evaluated; delta = reproduced - published. "
       "With random weights the reproduced error is that of an untrained network (about 99.9%): it tests the "
       "pipeline, not the published number.\n\n")
-    w("| Environment | Model | Weights | Images | Top-1 (95% CI) | Top-5 (95% CI) | Published top-1 / top-5 | "
+    w("Images evaluated / unreadable / unlabeled: the error is over the evaluated ones; an unreadable image "
+      "(corrupt, truncated, more than 8 bits per channel, over Pillow's decompression-bomb limit) is listed with "
+      "its reason in the result's `metrics.unreadable`, an unlabeled one (no label for it) in "
+      "`metrics.unlabeled_examples`.\n\n")
+    w("| Environment | Model | Weights | Images evaluated / unreadable / unlabeled | Top-1 (95% CI) | Top-5 (95% CI) | Published top-1 / top-5 | "
       "Delta top-1 / top-5 | Source |\n|---|---|---|---|---|---|---|---|---|\n")
-    sources = []
+    sources, not_evaluated = [], []
     for row in (r for r in rows if r["suite"] == "error"):
         ref = ""
         if row["published_source"]:
@@ -97,12 +101,14 @@ def render_markdown(run_name, matrix, rows, problems, generated_at, drift=(), ju
         if row["status"] == "ok":
             top1 = "{} ({}-{})".format(_fmt(row["top1_error"]), _fmt(row["top1_ci_low"], 1), _fmt(row["top1_ci_high"], 1))
             top5 = "{} ({}-{})".format(_fmt(row["top5_error"]), _fmt(row["top5_ci_low"], 1), _fmt(row["top5_ci_high"], 1))
+            not_evaluated.append((_not_evaluated(row), "{} {}".format(_env_label(row), row["model"])))
         else:
             top1, top5 = row["status"], "-"
         w("| {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} |\n".format(
-            _env_label(row), row["model"], row["weights"] or "-", _fmt(row["images"]), top1, top5,
+            _env_label(row), row["model"], row["weights"] or "-", _images(row), top1, top5,
             _fmt(row["published_top1_error"]), _fmt(row["published_top5_error"]),
             _signed(row["delta_top1"]), _signed(row["delta_top5"]), ref or "-"))
+    w(_render_not_evaluated(not_evaluated))
     if sources:
         w("\nPublished numbers:\n\n")
         for i, citation in enumerate(sources, 1):
@@ -149,6 +155,39 @@ def render_markdown(run_name, matrix, rows, problems, generated_at, drift=(), ju
         for problem in problems:
             w("- {}\n".format(problem))
     return out.getvalue()
+
+
+def _images(row):
+    if row["status"] != "ok":
+        return "-"
+    return "{} / {} / {}".format(_fmt(row["images"]), _fmt(row["unreadable_images"]), _fmt(row["unlabeled_images"]))
+
+
+def _not_evaluated(row):
+    """What of an ok error row's images was selected or found but not evaluated, or ''."""
+    parts = []
+    if row["unreadable_images"]:
+        reasons = row["unreadable_reasons"].replace(";", ",")
+        parts.append("{} unreadable{}".format(row["unreadable_images"], " ({})".format(reasons) if reasons else ""))
+    if row["unlabeled_images"]:
+        parts.append("{} unlabeled".format(row["unlabeled_images"]))
+    if row["labels_without_image"]:
+        parts.append("{} labels without an image".format(row["labels_without_image"]))
+    return ", ".join(parts)
+
+
+def _render_not_evaluated(notes):
+    """'Not evaluated' lines, one per distinct note (the same val set gives every cell the same one)."""
+    cells = {}
+    for note, cell in notes:
+        if note:
+            cells.setdefault(note, []).append(cell)
+    if not cells:
+        return ""
+    lines = ["\nNot evaluated:\n\n"]
+    for note, where in cells.items():
+        lines.append("- {}: {}\n".format("every cell" if len(where) == len(notes) else "; ".join(where), note))
+    return "".join(lines)
 
 
 def _peak(row):

@@ -6,12 +6,43 @@ from ..stats import wilson_interval
 
 COLUMNS = [
     "environment", "framework", "framework_version", "model", "suite", "status", "reason", "device", "weights",
-    "engine", "images", "top1_error", "top1_ci_low", "top1_ci_high", "top5_error", "top5_ci_low", "top5_ci_high",
+    "engine", "images", "images_selected", "unreadable_images", "unreadable_reasons", "unlabeled_images",
+    "labels_without_image", "top1_error", "top1_ci_low", "top1_ci_high", "top5_error", "top5_ci_low", "top5_ci_high",
     "published_top1_error", "published_top5_error", "delta_top1", "delta_top5", "published_source",
-    "published_revision", "unreadable_images", "batch_size", "images_per_s", "images_per_s_low", "images_per_s_high", "latency_p50_ms", "latency_p90_ms",
+    "published_revision", "batch_size", "images_per_s", "images_per_s_low", "images_per_s_high", "latency_p50_ms", "latency_p90_ms",
     "latency_p99_ms", "cold_start_s", "decode_images_per_s", "model_images_per_s", "gpu_util_mean_pct",
     "gpu_memory_peak_mib", "joules_per_image", "telemetry", "peak_fraction_fp32", "peak_fraction_tf32", "cell_id",
 ]
+
+
+def _reasons(metrics):
+    kinds = metrics.get("unreadable_kinds")
+    if kinds is None:  # results from before the reasons were counted
+        return ""
+    return "; ".join("{} {}".format(n, kind) for kind, n in sorted(kinds.items()))
+
+
+def image_accounting(metrics):
+    """Report fields saying where every image of an error result went ('' where the result predates a count)."""
+    return {"images": metrics["images_evaluated"], "images_selected": metrics.get("images_selected", ""),
+            "unreadable_images": metrics["unreadable_count"], "unreadable_reasons": _reasons(metrics),
+            "unlabeled_images": metrics.get("unlabeled_count", ""),
+            "labels_without_image": metrics.get("labels_without_image_count", "")}
+
+
+def image_counts_text(metrics):
+    """'28 of 30 images evaluated, 2 unreadable (1 OSError, 1 too large), 1 unlabeled', for the terminal and
+    the report; labels without an image are named only when there are some."""
+    fields = image_accounting(metrics)
+    parts = ["{} of {} images evaluated".format(fields["images"], fields["images_selected"])
+             if fields["images_selected"] != "" else "{} images evaluated".format(fields["images"])]
+    reasons = fields["unreadable_reasons"].replace(";", ",")
+    parts.append("{} unreadable{}".format(fields["unreadable_images"], " ({})".format(reasons) if reasons else ""))
+    parts.append("{} unlabeled".format(fields["unlabeled_images"]) if fields["unlabeled_images"] != ""
+                 else "unlabeled not recorded")
+    if fields["labels_without_image"]:
+        parts.append("{} labels without an image".format(fields["labels_without_image"]))
+    return ", ".join(parts)
 
 
 def _telemetry(summary):
@@ -68,9 +99,9 @@ def build_rows(matrix, results):
             n = metrics["images_evaluated"]
             low1, high1 = wilson_interval(n - metrics["top1_correct"], n)
             low5, high5 = wilson_interval(n - metrics["top5_correct"], n)
-            row.update(images=n, top1_error=metrics["top1_error"], top5_error=metrics["top5_error"],
+            row.update(image_accounting(metrics))
+            row.update(top1_error=metrics["top1_error"], top5_error=metrics["top5_error"],
                        top1_ci_low=low1, top1_ci_high=high1, top5_ci_low=low5, top5_ci_high=high5,
-                       unreadable_images=metrics["unreadable_count"],
                        decode_images_per_s=metrics.get("decode_images_per_s") or "",
                        model_images_per_s=metrics.get("model_images_per_s") or "")
             row.update(_telemetry(metrics.get("telemetry")))
