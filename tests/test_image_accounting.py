@@ -10,7 +10,6 @@ import types
 
 from runner.probe import RESULT_SCHEMA_VERSION
 from runner.matrix import load_matrix
-from runner.plan import Options, plan_cells
 from runner.probe.dataset import open_dataset
 from runner.probe.error_suite import run_error_suite
 from runner.progress import Progress
@@ -22,22 +21,20 @@ from .probe.badimages import make_bad_set
 from .probe.recipes import recipe
 from .probe.test_error_suite import PixelModel
 
+CELL = types.SimpleNamespace(id="0123456789abcdef", label="torch-current resnet50 error")
+
 
 def error_result(tmp_path):
-    """The cell the runner plans for the bad set, and the result the probe gives for it."""
-    folder = make_bad_set(tmp_path / "set")
-    matrix = load_matrix(REAL)
-    [cell] = plan_cells(matrix, Options(weights="random", imagenet=folder, environments=("torch-current",),
-                                        models=("resnet50",), suites=("error",)))
-    dataset = open_dataset(cell.dataset.root, cell.dataset.labels_file, cell.dataset.limit)
+    """The result the probe's error suite gives for the bad set, shaped as runner/probe/cell.py stores it."""
+    dataset = open_dataset(make_bad_set(tmp_path / "set"))
     out = tmp_path / "cell"
     out.mkdir()
     metrics = run_error_suite(PixelModel(), None, recipe("torchvision-224"), dataset, {"batch_size": 4}, str(out))
-    result = {"schema_version": RESULT_SCHEMA_VERSION, "cell_id": cell.id, "suite": "error",
+    result = {"schema_version": RESULT_SCHEMA_VERSION, "cell_id": CELL.id, "suite": "error",
               "environment": "torch-current", "framework": "torchvision", "model": "resnet50", "status": "ok",
               "reason": None, "metrics": metrics, "files": {"predictions": "predictions.csv"},
               "provenance": {"dataset": dataset.describe()}, "ended_at": "2026-11-22T00:00:00Z", "duration_s": 2.0}
-    return matrix, cell, result
+    return load_matrix(REAL), CELL, result
 
 
 def test_the_result_is_a_valid_stored_result(tmp_path):
