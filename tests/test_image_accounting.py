@@ -21,6 +21,7 @@ from .probe.badimages import make_bad_set
 from .probe.recipes import recipe
 from .probe.test_error_suite import PixelModel
 
+
 CELL = types.SimpleNamespace(id="0123456789abcdef", label="torch-current resnet50 error")
 
 
