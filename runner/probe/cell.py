@@ -71,7 +71,7 @@ def run_cell(spec):
         if spec["device"].startswith("cuda"):
             provenance["device"].update(nvidia_driver())
         result["status"], result["metrics"], provenance["weights"], provenance["dataset"], result["files"] = \
-            _run_suite(adapter, spec, timeline, load)
+            _run_suite(adapter, spec, timeline, load, provenance)
     except (Skip, Unsupported) as skip:
         result["status"], result["reason"] = "skipped", str(skip)
     except (WeightsError, DatasetError) as exc:
@@ -89,7 +89,7 @@ def run_cell(spec):
     return result
 
 
-def _run_suite(adapter, spec, timeline, load):
+def _run_suite(adapter, spec, timeline, load, provenance):
     model_spec = spec["model"]
     if not adapter.has_model(model_spec["name"]):
         versions = ", ".join("{} {}".format(k, v) for k, v in sorted(adapter.versions().items()))
@@ -117,6 +117,7 @@ def _run_suite(adapter, spec, timeline, load):
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     timeline["model_ready_at"] = time.time()
+    provenance["device_used"] = device_used(adapter.placement(model), spec["device"])
     params = spec["suite_params"]
     files = {}
     telemetry = open_telemetry(spec["device"])
@@ -140,6 +141,17 @@ def _run_suite(adapter, spec, timeline, load):
         write_series(os.path.join(spec["output_dir"], "telemetry.csv"), series)
         files["telemetry"] = "telemetry.csv"
     return "ok", metrics, weights, dataset.describe() if dataset else None, files
+
+
+def device_used(placement, asked):
+    """The placement with its kind (cpu or cuda), checked against the device asked for: a model on another
+    device than asked would be measured and stored as if it were on the asked one."""
+    text = placement["framework_device"].lower()
+    kind = "cuda" if ("gpu" in text or "cuda" in text) else "cpu"
+    if kind != asked.split(":")[0]:
+        raise RuntimeError("asked for device {}, but the model is on {} ({}); nothing was measured".format(
+            asked, placement["framework_device"], placement["from"]))
+    return dict(placement, kind=kind)
 
 
 def _cold_start(adapter, model, recipe, params, spec, timeline):

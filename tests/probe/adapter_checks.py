@@ -46,3 +46,14 @@ def run_with_engine(framework, name, shape, engine, tmp_path):
     if "unsupported" in answer:
         return answer["unsupported"]
     return answer["settings"], np.asarray(answer["outputs"], dtype=np.float32)
+
+
+def check_the_model_is_where_the_cell_asked(adapter, name, shape, tmp_path):
+    """A CPU build reports its model on the CPU; the same placement would fail a cell that asked for CUDA."""
+    from runner.probe.cell import device_used
+
+    model, _ = adapter.build(name, {}, {"source": "random", "seed": 1}, str(tmp_path), shape)
+    placement = adapter.placement(model)
+    assert device_used(placement, "cpu")["kind"] == "cpu", placement
+    with pytest.raises(RuntimeError, match="asked for device cuda, but the model is on"):
+        device_used(placement, "cuda")

@@ -14,8 +14,8 @@ from runner.probe.preprocess import Recipe, load_rgb, preprocess_file  # noqa: E
 from runner.probe.weights import WeightsError  # noqa: E402
 
 from .adapter_checks import (  # noqa: E402
-    check_random_weights_are_seeded_and_go_through_a_weight_file, check_weights_file_is_loaded_and_checked,
-    run_with_engine)
+    check_random_weights_are_seeded_and_go_through_a_weight_file, check_the_model_is_where_the_cell_asked,
+    check_weights_file_is_loaded_and_checked, run_with_engine)
 from .recipes import recipe, sample_images  # noqa: E402
 
 SMALL = "mobilenet0.25"
@@ -114,3 +114,7 @@ def test_autotune_and_determinism_reach_mxnets_environment(tmp_path):
 ])
 def test_settings_mxnet_cannot_honour_are_refused_with_the_reason(tmp_path, engine, reason):
     assert run_with_engine("gluoncv", SMALL, SHAPE, engine, tmp_path) == reason
+
+
+def test_the_model_is_where_the_cell_asked(adapter, tmp_path):
+    check_the_model_is_where_the_cell_asked(adapter, SMALL, SHAPE, tmp_path)

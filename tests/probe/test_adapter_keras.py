@@ -14,8 +14,8 @@ from runner.probe.preprocess import load_rgb, resize_and_crop, to_array  # noqa:
 from runner.probe.weights import WeightsError  # noqa: E402
 
 from .adapter_checks import (  # noqa: E402
-    check_random_weights_are_seeded_and_go_through_a_weight_file, check_weights_file_is_loaded_and_checked,
-    run_with_engine)
+    check_random_weights_are_seeded_and_go_through_a_weight_file, check_the_model_is_where_the_cell_asked,
+    check_weights_file_is_loaded_and_checked, run_with_engine)
 from .recipes import recipe, sample_images  # noqa: E402
 
 SMALL = "MobileNet"
@@ -128,3 +128,7 @@ def test_determinism_on_from_tf_2_1_and_refused_before(tmp_path, fp32):
     settings, outputs = answer
     assert settings["deterministic"] is True
     np.testing.assert_allclose(outputs, fp32[1], atol=1e-6)
+
+
+def test_the_model_is_where_the_cell_asked(adapter, tmp_path):
+    check_the_model_is_where_the_cell_asked(adapter, SMALL, SHAPE, tmp_path)

@@ -14,7 +14,8 @@ from runner.probe.adapters import load_adapter  # noqa: E402
 from runner.probe.preprocess import Recipe, preprocess_file  # noqa: E402
 from runner.probe.weights import WeightsError, sha256_file  # noqa: E402
 
-from .adapter_checks import check_random_weights_are_seeded_and_go_through_a_weight_file, run_with_engine  # noqa: E402
+from .adapter_checks import (  # noqa: E402
+    check_random_weights_are_seeded_and_go_through_a_weight_file, check_the_model_is_where_the_cell_asked, run_with_engine)
 
 SMALL = "resnet18"
 
@@ -137,3 +138,7 @@ def test_seeded_inception_is_the_same_across_processes(tmp_path):
     first = run_with_engine("torchvision", "inception_v3", (1, 3, 299, 299), {}, tmp_path / "a")
     second = run_with_engine("torchvision", "inception_v3", (1, 3, 299, 299), {}, tmp_path / "b")
     np.testing.assert_array_equal(first[1], second[1])
+
+
+def test_the_model_is_where_the_cell_asked(adapter, tmp_path):
+    check_the_model_is_where_the_cell_asked(adapter, SMALL, None, tmp_path)

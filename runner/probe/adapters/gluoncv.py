@@ -73,6 +73,11 @@ class Adapter(object):
                 "dtype": self.dtype + (" (net.cast: weights and activations)" if self.dtype == "float16" else ""),
                 "memory_format": "NCHW"}
 
+    def placement(self, model):
+        """Where the built network's parameters are: the context its cells actually run on."""
+        first = next(iter(model.collect_params().values()))
+        return {"framework_device": str(first.list_ctx()[0]), "from": "the parameters' context"}
+
     def device_info(self):
         info = {"framework_device": str(self.ctx)}
         features = getattr(getattr(self.mx, "runtime", None), "Features", None)

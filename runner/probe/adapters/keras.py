@@ -147,6 +147,15 @@ class Adapter(object):
         getter = getattr(mixed, "global_policy", None) or getattr(getattr(mixed, "experimental", None), "global_policy", None)
         return getattr(getter(), "name", None) if getter else "float32"
 
+    def placement(self, model):
+        """Where the built model's first variable lives. A TF 1.x graph variable may not say (placement happens
+        when the session runs): then the device the model was built under, and the record says so."""
+        variable = model.weights[0]
+        device = getattr(getattr(variable, "value", variable), "device", "") or ""  # Keras 3 wraps a tf.Variable
+        if device:
+            return {"framework_device": device, "from": "the first variable's device"}
+        return {"framework_device": self.device_name, "from": "tf.device the model was built under"}
+
     def device_info(self):
         tf = self.tf
         info = {"framework_device": self.device_name, "cuda_build": bool(tf.test.is_built_with_cuda())}

@@ -104,6 +104,10 @@ class Adapter(object):
             "memory_format": "channels_last" if self.memory_format is not None else "contiguous (NCHW)",
         }
 
+    def placement(self, model):
+        """Where the built model's parameters are: the device its cells actually run on."""
+        return {"framework_device": str(next(iter(model.parameters())).device), "from": "the parameters' device"}
+
     def device_info(self):
         torch = self.torch
         info = {"framework_device": str(self.device), "cuda_build": torch.version.cuda}
