@@ -183,7 +183,7 @@ def test_report_has_published_numbers_reproduced_errors_and_throughput(sample_ru
     assert {(r["environment"], r["batch_size"]) for r in throughput if r["model"] == "resnet50"} == {
         (env, batch) for env, _, _, _ in ROWS for batch in ("1", "2")}
     data = json.loads((sample_run["work"] / "reports" / "e2e" / "report.json").read_text())
-    assert data["schema_version"] == 5 and len(data["rows"]) == len(rows)
+    assert data["schema_version"] == 6 and len(data["rows"]) == len(rows)
     assert {r["telemetry"] for r in throughput} == {"unavailable: device is cpu: there is no GPU to read"}
     assert "GPU telemetry unavailable (-): device is cpu: there is no GPU to read." in report
 

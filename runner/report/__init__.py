@@ -16,7 +16,7 @@ from .findings import VERDICT_COLUMNS, verdict_rows
 from .markdown import DRIFT_COLUMNS, render_markdown
 from .tables import COLUMNS, build_rows
 
-REPORT_SCHEMA_VERSION = 5  # 2: drift; 3: GPU telemetry, decode/model images/s; 4: engine; 5: verdicts
+REPORT_SCHEMA_VERSION = 6  # 2: drift; 3: GPU telemetry, decode/model images/s; 4: engine; 5: verdicts; 6: image accounting
 
 
 def write_report(matrix, results, problems, drift, report_dir, run_name, judgement=None, results_dir=None):
