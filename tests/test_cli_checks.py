@@ -4,6 +4,7 @@ import pytest
 
 from runner.cli import main
 
+from .faults import fault_case
 from .matrices import REAL
 
 RUN = ["run", "--backend", "local", "--suite", "error", "--env", "torch-1.0", "--model", "resnet50",
@@ -46,6 +47,8 @@ def test_a_bad_flag_is_one_message_exit_2_and_nothing_written(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert err.startswith("error: " + message.format(tmp=tmp_path)) and "Traceback" not in err
     assert not (tmp_path / "results").exists() and not (tmp_path / "reports").exists()
+    fault_case("`{}`".format(" ".join(flags)), "exit 2 before anything is read, built or written",
+           err.splitlines()[0], group="flags")
 
 
 def test_the_same_checks_hold_for_plan_and_report(tmp_path, capsys):

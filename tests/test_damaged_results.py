@@ -9,6 +9,7 @@ from runner.matrix import load_matrix
 from runner.plan import Options, plan_cells
 from runner.results import ResultStore, result_problem
 
+from .faults import fault_case
 from .matrices import REAL
 
 SELECT = ["--matrix", str(REAL), "--suite", "error", "--env", "torch-1.0", "--model", "resnet50", "--weights", "random"]
@@ -53,6 +54,8 @@ def test_a_damaged_result_is_set_aside_named_and_its_cell_planned_again(tmp_path
     assert len(said) == 1 and str(store.path(cell_id)) in said[0] and why in said[0] and str(moved) in said[0]
     results, problems = store.load_all()
     assert results == [] and problems == said
+    fault_case("a result file: {}".format(case), "moved to `damaged/`, named on the terminal and in the report; its cell "
+           "runs again", said[0], group="results")
 
 
 def test_a_result_under_another_cells_name_is_damaged_too():

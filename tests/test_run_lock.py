@@ -13,6 +13,7 @@ import pytest
 from runner.cli import main
 from runner.storage import RunLocked, run_lock
 
+from .faults import fault_case
 from .matrices import REAL, ROOT
 
 HOLD = """
@@ -59,6 +60,8 @@ def test_a_second_runner_on_one_results_folder_stops_at_once_naming_the_holder(t
     assert "(test holder: `" in err and "pass another --run" in err and "Traceback" not in err
     assert sorted(p.name for p in (tmp_path / "results" / "r").iterdir()) == [".lock"]  # nothing stored
     assert not (tmp_path / "reports").exists()
+    fault_case("a second `run` into the same results folder", "exit 2 at once; the first run goes on untouched",
+           err.splitlines()[0], group="runs")
     with pytest.raises(RunLocked):
         with run_lock(tmp_path / "results" / "r", "run"):
             pass
@@ -75,6 +78,7 @@ def test_a_lock_left_by_a_killed_runner_is_taken_over_with_a_message(tmp_path, h
         assert record["pid"] == os.getpid()
         assert json.loads((folder / ".lock").read_text())["pid"] == os.getpid()
     assert len(said) == 1 and "taking over the lock left by pid {}".format(process.pid) in said[0]
+    fault_case("the lock of a killed runner", "taken over with a message; the run goes on", said[0], group="runs")
     assert (folder / ".lock").read_text() == ""  # released in order: the next runner has nothing to take over
     said.clear()
     with run_lock(folder, "run", said.append):

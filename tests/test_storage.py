@@ -16,6 +16,7 @@ from runner.progress import Progress
 from runner.results import ResultStore
 from runner.storage import StorageError, write_json, write_text
 
+from .faults import fault_case
 from .filesystems import full_fs, switchable  # noqa: F401,F811 - fixtures, used by name
 from .matrices import REAL
 
@@ -65,6 +66,8 @@ def test_a_read_only_folder_is_one_message_naming_the_path_and_the_remedy(tmp_pa
     message = str(caught.value)
     assert str(folder.folder / "run" / "abc.json") in message
     assert ("EROFS" in message or "EACCES" in message) and "writable or pass --results-dir" in message
+    fault_case("a read-only folder for any write", "exit 2, one line naming the path, the error and the remedy",
+           "error: " + message, group="storage")
 
 
 def test_a_full_filesystem_is_one_message_and_leaves_no_temporary_file(tmp_path, full_fs):
@@ -74,6 +77,8 @@ def test_a_full_filesystem_is_one_message_and_leaves_no_temporary_file(tmp_path,
     message = str(caught.value)
     assert "ENOSPC" in message and "free space on {}".format(tmp_path / "disk") in message
     assert _temp_files(tmp_path / "disk") == []
+    fault_case("a full disk for any write", "exit 2, one line naming the path, the error and the remedy; the old file "
+           "stays whole, no temporary file is left", "error: " + message, group="storage")
 
 
 class _NoBackend:
@@ -131,6 +136,9 @@ def test_a_result_that_meets_a_full_disk_is_kept_with_its_side_files(tmp_path, f
     executor, out = _executor(store)
     executor._store(result, work)
     assert "ENOSPC" in out.getvalue() and "free space on {}".format(tmp_path / "results") in out.getvalue()
+    fault_case("a full disk when a cell's result is stored", "the result and its side files are kept in the unsaved "
+           "folder, read from there (not computed again) and moved in later; the run goes on",
+           " ".join(line.split("] ", 1)[-1] for line in out.getvalue().splitlines()[-2:]), group="storage")
     ballast.unlink()
     back = store.get(cell.id)
     assert back["provenance"]["note"] == "x" * 20000
@@ -167,6 +175,7 @@ def test_a_run_into_a_read_only_results_folder_stops_before_any_cell_with_one_me
     assert "error: cannot create the folder {}".format(results.folder / "r") in err and "Traceback" not in err
     assert "make {} writable or pass --results-dir".format(results.folder) in err
     assert "cell 1/1" not in err and not (tmp_path / "reports").exists()
+    fault_case("a read-only results folder", "exit 2 before any cell", err.splitlines()[0], group="storage")
 
 
 def test_a_read_only_reports_folder_keeps_the_results_and_says_how_to_get_the_report(tmp_path, switchable, capsys):
@@ -176,3 +185,5 @@ def test_a_read_only_reports_folder_keeps_the_results_and_says_how_to_get_the_re
     err = capsys.readouterr().err
     assert "make {} writable or pass --reports-dir".format(reports.folder) in err and "Traceback" not in err
     assert len(list((tmp_path / "results" / "r").glob("*.json"))) == 1  # the cell's result is stored
+    fault_case("a read-only reports folder", "the results are stored; exit 2",
+           next(line for line in err.splitlines() if line.startswith("error:")), group="storage")
