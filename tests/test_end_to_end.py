@@ -18,6 +18,7 @@ import pytest
 
 from runner.cli import main
 
+from .faults import fault_case
 from .matrices import FAST_SUITES, write_matrix
 from .probe.imagesets import make_flat_set
 
@@ -235,8 +236,10 @@ def test_failures_are_recorded_and_the_rest_goes_on(tmp_path):
     broken = results[("broken", "resnet50", "throughput")]
     assert broken["status"] == "failed" and "building environment broken failed" in broken["reason"]
     assert "torch==0.0.1" in broken["reason"] or "No matching distribution" in broken["reason"]
+    fault_case("a row whose packages cannot be installed", "every cell of that row is `failed` with pip's own "
+               "error line and the log; the other rows go on", broken["reason"], group="environments")
     timed_out = results[("torch-current", "resnet50", "throughput")]
-    assert timed_out["status"] == "failed" and "timed out after 2 s" in timed_out["reason"]
+    assert timed_out["status"] == "timeout" and "timed out after 2 s" in timed_out["reason"]
     assert results[("torch-current", "resnet50", "error")]["status"] == "skipped"
     assert not list((tmp_path / "results" / "failing" / ".work").iterdir()), "scratch folders left behind"
     report = (tmp_path / "reports" / "failing" / "report.md").read_text()

@@ -185,6 +185,26 @@ def test_a_hung_cell_is_ended_at_its_timeout_with_its_whole_process_tree(referen
            "cells go on", result["reason"])
 
 
+def test_a_weights_file_whose_sha256_does_not_match_is_refused(reference, sample):
+    work = reference["work"]
+    (work / "weights").mkdir()
+    weights = work / "weights" / "mobilenet.params"
+    weights.write_bytes(os.urandom(4096))
+    entry = '[models.mobilenet.gluoncv]\nname = "mobilenet1.0"\n'
+    matrix = write_matrix(work / "weights", suites=FAST_SUITES, replace=[(entry, entry + 'weights_file = {{ path = '
+                          '"{}", sha256 = "{}" }}\n'.format(weights, "0" * 64))])
+    args = [sys.executable, "-m", "runner", "run", "--matrix", str(matrix), "--backend", "venv", "--env", "mxnet-1.5",
+            "--model", "mobilenet", "--suite", "throughput", "--weights", "file", "--results-dir",
+            str(work / "results"), "--reports-dir", str(work / "reports"), "--run", "weights"]
+    code, out = finish(subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    assert code == 1, out
+    (result,) = [json.loads(p.read_text()) for p in (work / "results" / "weights").glob("*.json")]
+    assert result["status"] == "failed" and "refusing to load" in result["reason"], result["reason"]
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() in result["reason"]
+    fault_case("a weights file whose sha256 does not match the matrix", "the cell fails with both hashes; nothing is "
+               "loaded from the file", result["reason"], group="processes")
+
+
 def test_a_cell_over_its_memory_limit_is_ended_and_recorded_out_of_memory(reference, sample):
     work = reference["work"]
     (work / "small").mkdir()

@@ -7,6 +7,8 @@ import pytest
 
 from runner.probe.telemetry import LOW_UTILISATION_PCT, open_telemetry, summarise, write_series
 
+from ..faults import fault_case
+
 
 def test_a_cpu_cell_has_no_telemetry_and_says_why():
     telemetry = open_telemetry("cpu")
@@ -28,6 +30,8 @@ def test_a_cuda_cell_without_nvml_says_why_and_invents_nothing():
     with telemetry.window() as window:
         pass
     assert set(window.summary(images=3)) == {"status", "reason"}
+    fault_case("a CUDA cell where NVML is missing or cannot start", "the cell runs; its GPU telemetry is "
+               "`unavailable` with the reason, and no figure is invented", described["reason"], group="processes")
 
 
 ROWS = [  # t_s, util %, memory MiB, power W, SM MHz, memory MHz, temperature C
