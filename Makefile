@@ -32,7 +32,7 @@ endif
 # The same selection for plan and run, so the ids `make matrix` prints are the ones it runs.
 CELL_ARGS = --device $(DEVICE) --weights $(WEIGHTS) $(if $(IMAGENET),--imagenet $(IMAGENET)) $(if $(LIMIT),--limit $(LIMIT))
 
-.PHONY: matrix plan report test bench bench-overhead bench-nvml bench-eval setup clean
+.PHONY: matrix plan report test failures-table bench bench-overhead bench-nvml bench-eval setup clean
 
 # BACKEND=docker first makes sure the CPU base image exists (debootstrap; no registry needed).
 matrix: $(VENV)/.ready
@@ -49,6 +49,10 @@ report: $(VENV)/.ready
 # The probe envs build each row through the host package (python -m runner env): DLMATRIX_HOST_PY.
 test: $(VENV)/.ready
 	DLMATRIX_HOST_PY=$(abspath $(PY)) DLMATRIX_SAMPLE=$${DLMATRIX_SAMPLE:-$(abspath ../shared/data/imagenet-val-sample)} $(VENV)/bin/tox $(ARGS)
+
+# README's "Failures and bad input" table, made from the fault tests (all of them, slow and docker ones too).
+failures-table: $(VENV)/.ready
+	DLMATRIX_SAMPLE=$${DLMATRIX_SAMPLE:-$(abspath ../shared/data/imagenet-val-sample)} $(PY) -m tests.failures_table $(ARGS)
 
 # Benchmarks (not tests), each output committed: runner vs bare loop, NVML sampler on vs off,
 # error-suite wall time vs pure model time. On a GPU host: make bench DEVICE=cuda BENCH_BACKEND=local
