@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from runner.backends import get_backend  # noqa: E402
+from runner.locks import locked  # noqa: E402
 from runner.matrix import load_matrix  # noqa: E402
 from runner.probe.provenance import cpu_model  # noqa: E402
 
@@ -47,6 +48,7 @@ def main():
         raise SystemExit("unknown environment {!r}; valid: {}".format(
             args.env, ", ".join(e.name for e in matrix.environments)))
     variant = matrix.model(args.model).variant(env.framework)
+    env = locked(matrix, env, args.device)  # the venv backend builds the row from its lock
     ready = get_backend(args.backend, ignore_pins=True).prepare(env, lambda line: print("  " + line))
     print("NVML sampler cost: {} {} on {}, {} warm-up, {} timed iterations per trial, median of {} alternating "
           "off/on trials".format(args.env, args.model, args.device, args.warmup, args.iterations, args.trials))

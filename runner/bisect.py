@@ -21,6 +21,7 @@ from .backends.base import EnvironmentBuildError
 from .drift_plan import load_cell
 from .errors import UserError
 from .executors.local import ensure_environment
+from .locks import derived, locked
 from .plan import plan_cells
 from .releases import between, derive_environment, differing_packages, index_releases, pin_of
 from .verdicts import decide
@@ -132,7 +133,8 @@ class Bisector:
 
 def run_bisect(matrix, request, options, executor, say):
     """The whole bisection; returns a dict (the committed output's content)."""
-    good_env, bad_env = _rows(matrix, request)
+    device = options.device or matrix.defaults.device
+    good_env, bad_env = (locked(matrix, env, device) for env in _rows(matrix, request))
     rule = matrix.bisect.get(request.framework)
     package = request.package or (rule.package if rule else None)
     if package is None:
@@ -149,8 +151,9 @@ def run_bisect(matrix, request, options, executor, say):
         package, request.good, good_v, request.bad, bad_v, len(candidates),
         math.ceil(math.log2(max(len(candidates) - 1, 1))) + 2))
     # Releases of a package bisected on its own hold everything else, even rules meant for the framework.
-    envs = {v: derive_environment(good_env, package, v, rule if package == (rule and rule.package) else None)
-            for v in candidates[1:]}
+    # Each derived environment's lock is resolved into the cache when it is first built (one that cannot be is unusable).
+    envs = {v: derived(derive_environment(good_env, package, v, rule if package == (rule and rule.package) else None),
+                       device) for v in candidates[1:]}
     bisector = Bisector(matrix, request, options, executor, say)
     reference_probe = Probe(version=good_v, environment=good_env.name, outcome=GOOD, summary="the reference")
     bisector.reference = bisector.measure(good_env, reference_probe)

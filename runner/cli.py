@@ -1,4 +1,4 @@
-"""python -m runner {plan,run,compare,report,env,docker-base,wheelhouse,requirements}: the command line.
+"""python -m runner {plan,run,compare,report,lock,env,docker-base,wheelhouse,requirements}: the command line.
 
 UserError is caught here, once.
 """
@@ -18,7 +18,7 @@ from .progress import say as _say
 from .plan import Options, plan_cells, resolve_auto_weights
 from .pipeline import RunSettings, run_matrix
 from .cli_judge import add_judge_parsers, cmd_bisect, cmd_compare, open_run
-from .cli_tools import add_tool_parsers, cmd_docker_base, cmd_env, cmd_requirements, cmd_wheelhouse
+from .cli_tools import add_tool_parsers, cmd_docker_base, cmd_env, cmd_lock, cmd_requirements, cmd_wheelhouse
 
 
 
@@ -176,7 +176,7 @@ def cmd_report(args, out):
 
 
 COMMANDS = {"plan": cmd_plan, "run": cmd_run, "report": cmd_report, "compare": cmd_compare, "bisect": cmd_bisect, "requirements": cmd_requirements,
-            "env": cmd_env, "docker-base": cmd_docker_base, "wheelhouse": cmd_wheelhouse}
+            "env": cmd_env, "docker-base": cmd_docker_base, "wheelhouse": cmd_wheelhouse, "lock": cmd_lock}
 
 
 def _terminate(signum, frame):

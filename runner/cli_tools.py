@@ -1,7 +1,8 @@
-"""The commands around the matrix rather than in it: requirements files, one environment, the docker
-base image, a wheelhouse for air-gapped hosts."""
+"""The commands around the matrix rather than in it: the rows' locks, requirements files, one environment,
+the docker base image, a wheelhouse for air-gapped hosts."""
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from .errors import UserError
@@ -12,6 +13,16 @@ from .storage import make_folder, write_text
 
 
 def add_tool_parsers(sub, common):
+    lock = sub.add_parser("lock", help="resolve each row's whole dependency set (every package, exact version, sha256 "
+                                       "of each file) with uv into locks/<row>-<device>.txt beside the matrix")
+    common(lock)
+    lock.add_argument("rows", nargs="*", metavar="ROW", help="only these environments (default: every row)")
+    lock.add_argument("--device", help="cpu or cuda: the build the lock is for (default: both)")
+    lock.add_argument("--upgrade", action="store_true", help="re-resolve even locks that match their row (newer "
+                                                              "releases of unpinned packages; changes cell ids)")
+    lock.add_argument("--check", action="store_true", help="resolve nothing: exit 2 naming every lock that is "
+                                                            "missing or does not match matrix.toml")
+
     reqs = sub.add_parser("requirements", help="write each environment's pins as a pip requirements file "
                                                "(to rebuild a row by hand: pip install -r)")
     common(reqs)
@@ -22,6 +33,7 @@ def add_tool_parsers(sub, common):
     common(env)
     env.add_argument("name", help="an environment of the matrix")
     env.add_argument("--env-dir", help="where the venv backend keeps environments (default: ~/.cache/dlmatrix/envs)")
+    env.add_argument("--device", default="cpu", help="whose lock to build it from: cpu or cuda (default: cpu)")
     env.add_argument("--overlay", metavar="PYTHON",
                      help="also let interpreter PYTHON (same minor version; e.g. a tox env with pytest) import the "
                           "environment's packages, ahead of its own")
@@ -40,6 +52,7 @@ def add_tool_parsers(sub, common):
     common(house)
     house.add_argument("out", help="the wheelhouse folder")
     house.add_argument("--env", action="append", default=[], dest="environments", help="only this environment")
+    house.add_argument("--device", default="cpu", help="whose locks to download: cpu or cuda (default: cpu)")
 
 
 def cmd_docker_base(args, out):
@@ -56,11 +69,52 @@ def cmd_docker_base(args, out):
     return 0
 
 
+def cmd_lock(args, out):
+    from .locks import DEVICES, device_kind, locked_matrix, shown
+    from .locks_resolve import ResolveFailed, make_lock
+
+    matrix = load_matrix(args.matrix)
+    known = [env.name for env in matrix.environments]
+    for name in args.rows:
+        if name not in known:
+            raise UserError("{}: no environment {!r}; valid: {}".format(args.matrix, name, ", ".join(known)))
+    devices = (device_kind(args.device),) if args.device else DEVICES
+    if args.check:
+        selected = replace(matrix, environments=tuple(e for e in matrix.environments if not args.rows or e.name in args.rows))
+        problems = []
+        for device in devices:
+            try:
+                locked_matrix(selected, device)
+            except UserError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise UserError("\n".join(problems))
+        out.write("{} locks of {} rows match {}\n".format("/".join(devices), len(selected.environments), args.matrix))
+        return 0
+    failed = []
+    for device in devices:
+        for env in matrix.environments:
+            if args.rows and env.name not in args.rows:
+                continue
+            try:
+                path, what = make_lock(matrix.path, env, device, upgrade=args.upgrade)
+            except ResolveFailed as exc:
+                _say("{} {}: cannot be resolved: {}".format(env.name, device, exc.reason))
+                failed.append((env.name, device))
+                continue
+            out.write("{}: {}\n".format(shown(path), what))
+    if failed:
+        raise UserError("no lock could be resolved for {}: their pins cannot be installed together (uv's reasons "
+                        "above); fix them in {} and run `python -m runner lock` again".format(
+                            ", ".join("{} ({})".format(name, device) for name, device in failed), args.matrix))
+    return 0
+
+
 def cmd_wheelhouse(args, out):
     from .wheelhouse import fill_wheelhouse
 
     matrix = load_matrix(args.matrix)
-    failures = fill_wheelhouse(matrix, Path(args.out), args.environments, _say)
+    failures = fill_wheelhouse(matrix, Path(args.out), args.environments, _say, device=args.device)
     out.write("{}: {} wheels{}\n".format(args.out, len(list(Path(args.out).glob("*.whl"))),
                                         "; failed: " + ", ".join(failures) if failures else ""))
     return 1 if failures else 0
@@ -83,12 +137,14 @@ def cmd_requirements(args, out):
 def cmd_env(args, out):
     from .backends.base import EnvironmentBuildError
     from .backends.venv import VenvBackend, overlay
+    from .locks import locked
 
     matrix = load_matrix(args.matrix)
     env = matrix.environment(args.name)
     if env is None:
         raise UserError("{}: no environment {!r}; valid: {}".format(
             args.matrix, args.name, ", ".join(sorted(e.name for e in matrix.environments))))
+    env = locked(matrix, env, args.device)
     try:
         ready = VenvBackend(args.env_dir).prepare(env, _say)
         if args.overlay:

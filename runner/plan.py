@@ -10,6 +10,7 @@ from .errors import UserError
 from packaging.version import Version
 
 from .frameworks import FRAMEWORKS
+from .locks import lock_of, locked_matrix
 from .matrix import SUITES
 from .probe import PROBE_VERSION
 from .probe.dataset import DatasetError, open_dataset
@@ -110,14 +111,17 @@ def cell_id(content):
 
 
 def environment_content(env):
-    """What determines an environment's installed state (not its name)."""
+    """What determines an environment's installed state (not its name): its row and its lock's packages and
+    file hashes (runner/locks.py), so re-making a lock that moved a transitive package re-runs its cells."""
     return {"framework": env.framework, "python": env.python, "packages": sorted(env.packages),
-            "index_url": env.index_url, "extra_index_urls": list(env.extra_index_urls)}
+            "index_url": env.index_url, "extra_index_urls": list(env.extra_index_urls),
+            "lock_sha256": lock_of(env).sha256}
 
 
 def plan_cells(matrix, options):
     defaults = matrix.defaults
     device = options.device or defaults.device
+    matrix = locked_matrix(matrix, device)  # a missing or stale lock stops here, before anything is built
     seed = defaults.seed if options.seed is None else options.seed
     threads = defaults.threads if options.threads is None else options.threads
     source = options.weights or defaults.weights
@@ -192,6 +196,7 @@ def drift_writer_cells(matrix, dataset, no_dataset_reason, common):
     """Each version writes its own seeded checkpoint: its id depends on nothing but its own content,
     so adding, removing or reordering other versions re-runs none of it. The loads of older
     versions' checkpoints are planned once those exist (drift_plan.plan_drift_loads)."""
+    matrix = locked_matrix(matrix, common["device"])
     params = {"images": matrix.drift.images, "batch_size": matrix.drift.batch_size}
     weights = {"source": "seeded checkpoint", "seed": common["seed"]}
     cells = {}

@@ -14,6 +14,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .errors import UserError
+from .locks import unlocked
 
 
 def index_releases(package, python, index_url=None, extra_index_urls=()):
@@ -69,7 +70,8 @@ def derive_environment(good, package, version, rule=None):
     for line in moves:
         pins[canonicalize_name(line.split("==")[0])] = line
     name = "bisect-{}-{}-from-{}".format(canonicalize_name(package), version, good.name)
-    return replace(good, name=name, python=python or good.python, packages=tuple(pins.values()))
+    # Never the good row's lock: a derived environment gets its own (runner.locks.derived, resolved on first use).
+    return replace(unlocked(good), name=name, python=python or good.python, packages=tuple(pins.values()))
 
 
 def differing_packages(good, bad):

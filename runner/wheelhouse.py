@@ -1,27 +1,33 @@
-"""`python -m runner wheelhouse DIR`: every wheel the matrix's rows install, for air-gapped builds.
+"""`python -m runner wheelhouse DIR`: every file the matrix's rows install, for air-gapped builds.
 
 Run on a connected machine; carry DIR to the air-gapped host and build there with
-`--wheelhouse DIR` (pip then reads only DIR). Each row's files are downloaded by that row's
-own Python, so pip resolves exactly as it will inside the image (same version, same platform).
+`--wheelhouse DIR` (pip then reads only DIR). Each row's lock (runner/locks.py) is downloaded
+exactly: `pip download --require-hashes --no-deps`, so DIR holds the locked releases and no
+others, every file checked against the lock's sha256. The row's own Python downloads them, so
+pip picks the files it will pick inside the image (same version, same platform).
 """
 
 import subprocess
+from dataclasses import replace
 
 from .backends.base import EnvironmentBuildError
 from .backends.process import tail
 from .backends.venv import find_python
 from .errors import UserError
+from .locks import lock_of, locked_matrix
 
 # What pip may need to build an sdist with --no-index (build isolation fetches these).
 BUILD_TOOLS = ("setuptools", "wheel")
 
 
-def fill_wheelhouse(matrix, out, only, log):
-    """Download into `out`; returns the names of the environments that failed (with the reason logged)."""
+def fill_wheelhouse(matrix, out, only, log, device="cpu"):
+    """Download into `out` the locks of `device`; returns the names of the environments that failed (reason logged)."""
     names = {env.name for env in matrix.environments}
     unknown = sorted(set(only) - names)
     if unknown:
         raise UserError("{}: no environment {!r}; valid: {}".format(matrix.path, unknown[0], ", ".join(sorted(names))))
+    chosen = replace(matrix, environments=tuple(env for env in matrix.environments if not only or env.name in only))
+    locks = {env.name: lock_of(env) for env in locked_matrix(chosen, device).environments}  # stale: stop before any download
     out.mkdir(parents=True, exist_ok=True)
     failed = []
     for env in matrix.environments:
@@ -40,11 +46,12 @@ def fill_wheelhouse(matrix, out, only, log):
             command += ["--index-url", env.index_url]
         for url in env.extra_index_urls:
             command += ["--extra-index-url", url]
-        log("{}: pip download {} packages with Python {} (log: {})".format(env.name, len(env.packages), env.python,
-                                                                         log_path))
+        lock = locks[env.name]
+        log("{}: pip download the {} packages of {} with Python {} (log: {})".format(
+            env.name, len(lock.packages), lock.path.name, env.python, log_path))
         with open(log_path, "w") as handle:
-            runs = [subprocess.run(command + list(packages), stdout=handle, stderr=subprocess.STDOUT)
-                    for packages in (env.packages, BUILD_TOOLS)]
+            runs = [subprocess.run(command + args, stdout=handle, stderr=subprocess.STDOUT)
+                    for args in (["--require-hashes", "--no-deps", "-r", str(lock.path)], list(BUILD_TOOLS))]
         if any(run.returncode != 0 for run in runs):
             log("{}: failed: {}".format(env.name, tail(log_path, 2)))
             failed.append(env.name)

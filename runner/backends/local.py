@@ -28,8 +28,11 @@ class LocalBackend(Backend):
                 "the current interpreter does not match environment {}: {}; use --backend venv to build it, "
                 "or --ignore-pins to run with what is installed (recorded in each result)".format(
                     env.name, "; ".join(mismatches)))
+        # No lock: this interpreter's own packages run, whatever else it holds; only the row's pins are checked.
         provenance = {"backend": self.name, "path": sys.prefix, "python": platform.python_version(),
-                      "pin_mismatches": mismatches, "ignore_pins": self.ignore_pins}
+                      "pin_mismatches": mismatches, "ignore_pins": self.ignore_pins,
+                      "lock": "none: the interpreter's own packages (--ignore-pins: not even the pins are held)"
+                      if self.ignore_pins else "none: the interpreter's own packages, the row's pins checked"}
         return ReadyEnvironment(env.name, sys.executable, provenance, reused=True)
 
 

@@ -1,8 +1,11 @@
 """`venv` backend: one virtualenv per environment, with the Python version the matrix asks for.
 
 A virtualenv lives in <env_dir>/<name>-<content hash>/ and is reused while its content
-(Python version, pins, index URLs) is unchanged; it counts as built only once the marker
-file `.complete` exists, so an interrupted install is redone, never half-used.
+(Python version, pins, index URLs, the packages and hashes of its lock) is unchanged; it counts as
+built only once the marker file `.complete` exists, so an interrupted install is redone, never
+half-used. It holds exactly its lock (runner/locks.py): pip installs the lock alone, every file
+checked against its sha256, and the installed set is compared with the lock after the build and
+at every reuse; any difference refuses the environment, with the difference listed.
 """
 
 import json
@@ -13,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..locks import installed_differences, lock_of, shown
 from ..plan import cell_id, environment_content
 from ..storage import write_json, write_text
 from .base import Backend, EnvironmentBuildError, ReadyEnvironment, default_cache_home
@@ -81,11 +85,15 @@ class VenvBackend(Backend):
         return self.env_dir / "{}-{}".format(env.name, cell_id(environment_content(env))[:12])
 
     def prepare(self, env, log):
+        """Build (or reuse) `env` (a LockedEnvironment) from its lock; refuse one whose packages differ from it."""
+        lock = lock_of(env)  # a bisect step's is resolved now; LockError (an EnvironmentBuildError) if it cannot be
         root = self.location(env)
         marker = root / ".complete"
         python = root / "bin" / "python"
         if marker.is_file() and _version_of(str(python)):
-            return ReadyEnvironment(env.name, str(python), self._provenance(root, marker), reused=True)
+            record = json.loads(marker.read_text())
+            self._check_against_lock(env, root, lock, record["seeded"])
+            return ReadyEnvironment(env.name, str(python), self._provenance(root, record, lock), reused=True)
         base_python = find_python(env.python)
         if root.exists():
             # An earlier build that did not finish, or one whose interpreter has gone.
@@ -93,22 +101,36 @@ class VenvBackend(Backend):
             shutil.rmtree(root)
         root.mkdir(parents=True)
         install_log = root / "install.log"
-        log("building environment {} (venv, Python {}) in {}; log: {}".format(env.name, env.python, root, install_log))
+        log("building environment {} (venv, Python {}) from {} in {}; log: {}".format(
+            env.name, env.python, shown(lock.path), root, install_log))
         tick = time.perf_counter()
         self._step([base_python, "-m", "venv", str(root)], install_log, env)
-        command = [str(python), "-m", "pip", "install", "--no-input", "--disable-pip-version-check"]
+        seeded = installed(str(python))  # pip and setuptools as the Python's own venv puts them there
+        # The environment keeps the very lock it was built from (a committed one may be re-made later).
+        write_text(root / "lock.txt", lock.text, flag="--env-dir")
+        command = [str(python), "-m", "pip", "install", "--no-input", "--disable-pip-version-check",
+                   "--require-hashes", "--no-deps"]
         if env.index_url:
             command += ["--index-url", env.index_url]
         for url in env.extra_index_urls:
             command += ["--extra-index-url", url]
-        self._step(command + list(env.packages), install_log, env)
+        self._step(command + ["-r", str(root / "lock.txt")], install_log, env)
+        self._check_against_lock(env, root, lock, seeded)
         freeze = subprocess.run([str(python), "-m", "pip", "freeze", "--all"], capture_output=True, text=True).stdout
         record = {"python": _version_of(str(python)), "base_python": base_python, "packages": list(env.packages),
                   "index_url": env.index_url, "extra_index_urls": list(env.extra_index_urls),
+                  "seeded": seeded, "lock": shown(lock.path), "lock_sha256": lock.sha256,
                   "freeze": freeze.splitlines(), "build_s": round(time.perf_counter() - tick, 1)}
         write_json(marker, record, flag="--env-dir")
         log("built {} in {:.0f} s".format(env.name, record["build_s"]))
-        return ReadyEnvironment(env.name, str(python), self._provenance(root, marker), reused=False)
+        return ReadyEnvironment(env.name, str(python), self._provenance(root, record, lock), reused=False)
+
+    def _check_against_lock(self, env, root, lock, seeded):
+        differences = installed_differences(lock, installed(str(root / "bin" / "python")), seeded)
+        if differences:
+            raise EnvironmentBuildError(
+                "environment {} in {} differs from its lock {}: {}; remove {} to rebuild it from the lock".format(
+                    env.name, root, shown(lock.path), "; ".join(differences), root), log_path=str(root / "install.log"))
 
     def _step(self, command, install_log, env):
         run = run_logged(command, install_log, INSTALL_TIMEOUT_S)
@@ -118,11 +140,22 @@ class VenvBackend(Backend):
                 env.name, " ".join(str(c) for c in command[:3]) + " ...", what, _last_error(install_log), install_log),
                 log_path=str(install_log))
 
-    def _provenance(self, root, marker):
-        record = json.loads(marker.read_text())
+    def _provenance(self, root, record, lock):
         return {"backend": self.name, "path": str(root), "install_log": str(root / "install.log"),
                 "python": record["python"], "base_python": record["base_python"], "freeze": record["freeze"],
-                "build_s": record["build_s"]}
+                "build_s": record["build_s"],
+                "lock": {"path": shown(lock.path), "sha256": lock.sha256, "packages": len(lock.packages),
+                         "seeded_by_venv": record["seeded"]}}
+
+
+def installed(python):
+    """{name: version} of every distribution `python` sees (pip's own view, on any Python the rows use)."""
+    run = subprocess.run([python, "-m", "pip", "list", "--format", "json", "--disable-pip-version-check"],
+                         capture_output=True, text=True, timeout=300)
+    if run.returncode != 0:
+        raise EnvironmentBuildError("cannot list the packages of {}: {}".format(
+            python, (run.stderr.strip().splitlines() or ["pip list failed"])[-1]))
+    return {entry["name"]: entry["version"] for entry in json.loads(run.stdout)}
 
 
 def _last_error(install_log):
