@@ -89,7 +89,7 @@ def processes_of(folder):
 def leftovers(folder):
     """Temporary files and scratch folders a run left in its results folder."""
     root = Path(folder)
-    temp = [str(p) for p in root.rglob("*.tmp")] + [str(p) for p in root.rglob("*.guard.*.json")]
+    temp = [str(p) for p in root.rglob("*.tmp")] + [str(p) for p in root.rglob(".guard-*.json")]
     work = [str(p) for p in (root / ".work").iterdir()] if (root / ".work").is_dir() else []
     return temp + work
 
@@ -116,7 +116,8 @@ def reference(tmp_path_factory, sample):
 
 def test_kill_9_at_random_points_resumes_to_the_uninterrupted_results(reference, sample):
     work, duration = reference["work"], reference["duration"]
-    points = sorted(random.Random(SEED).uniform(0.5, 0.95 * duration) for _ in range(KILL_POINTS))
+    draw = random.Random(SEED)
+    points = sorted(draw.uniform(0.5, 0.95 * duration) for _ in range(KILL_POINTS))
     failures = []
     for number, point in enumerate(points):
         run = "kill{:02d}".format(number)

@@ -118,7 +118,7 @@ def main(argv=None):
                 break
     # Also when the command ended by itself: whatever it left behind in the group goes with it.
     _stop_group(pgid, child)
-    if args.status and why is not None:
+    if args.status and why == "memory":  # after "runner gone" nobody is left to read it
         _write_status(args.status, {"ended_by_guard": why, "memory_limit": args.memory_limit, "peak_rss": peak})
     code = child.returncode
     return 128 - code if code < 0 else code

@@ -37,7 +37,10 @@ def run_logged(command, log_path, timeout_s, env=None, cwd=None, memory_limit=0,
     out of memory; `owner_lock` is a file the guard holds locked while any of it runs.
     """
     os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
-    status_path = "{}.guard.{}.json".format(log_path, os.getpid())
+    # In the attempt's work folder when there is one: a runner killed before reading it leaves it where the
+    # next run's sweep removes it.
+    status_path = os.path.join(os.path.dirname(str(owner_lock)) if owner_lock else os.path.dirname(
+        os.path.abspath(log_path)), ".guard-{}-{}.json".format(os.getpid(), time.monotonic_ns()))
     tick = time.perf_counter()
     read_end, write_end = os.pipe()  # both non-inheritable: only the guard gets the read end (pass_fds)
     guard = [sys.executable, "-I", str(GUARD), "--parent-fd", str(read_end), "--memory-limit", str(int(memory_limit)),
