@@ -91,7 +91,8 @@ def format_lock(env, device, body, resolved_with, made_by):
 def _uv_error(stderr):
     """uv's message on one line (its 'x No solution found ... because ...' block, box drawing dropped)."""
     lines = [line.strip(" ×╰─▶│").strip() for line in stderr.splitlines()]
-    lines = [line for line in lines if line and not line.startswith(("warning:", "Resolved"))]
+    lines = [line[len("error: "):] if line.startswith("error: ") else line for line in lines
+             if line and not line.startswith(("warning:", "Resolved"))]
     return " ".join(lines)[:1500] or "uv failed without a message"
 
 
