@@ -26,6 +26,8 @@ def check_args(args):
         if name is not None and (not RUN_NAME.fullmatch(name) or ".." in name):
             raise UserError("{} {}: expected a plain name (letters, digits, '.', '_', '-', not starting with '.'), "
                             "the folder in results/ and reports/".format(flag, name))
+    if getattr(args, "check", False) and getattr(args, "upgrade", False):
+        raise UserError("--check and --upgrade: --check resolves nothing, --upgrade re-resolves every lock; give one")
     if getattr(args, "matrix", None) is not None:
         check_text_file(args.matrix, "--matrix", "; pass --matrix PATH or run from the project root")
     if getattr(args, "labels_file", None) is not None:

@@ -138,6 +138,12 @@ def test_a_missing_lock_names_the_row_and_the_command(tmp_path, capsys):
         locked(load_matrix(matrix), load_matrix(matrix).environment("mxnet-1.5"), "cuda:1")
 
 
+def test_check_and_upgrade_together_are_refused_first(capsys):
+    assert run_cli(["lock", "--check", "--upgrade"])[0] == 2
+    assert capsys.readouterr().err == "error: --check and --upgrade: --check resolves nothing, --upgrade re-resolves " \
+                                      "every lock; give one\n"
+
+
 def test_the_committed_locks_match_the_matrix():
     code, out = run_cli(["lock", "--check"])
     assert code == 0 and out == "cpu/cuda locks of 8 rows match matrix.toml\n"
