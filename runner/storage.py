@@ -186,6 +186,31 @@ def lock_holder(path, wait_s=0.0):
         os.close(fd)
 
 
+@contextlib.contextmanager
+def waiting_lock(path, what, say=None, flag=None):
+    """Hold an exclusive flock on `path` for the block, waiting (and saying for whom) while another process
+    holds it: for work two runs may both need, such as building one environment, where the second should use
+    what the first builds rather than fail or destroy it."""
+    say = say or (lambda line: sys.stderr.write(line + "\n"))
+    make_folder(os.path.dirname(os.path.abspath(str(path))), flag=flag)
+    try:
+        fd = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise storage_error(exc, path, flag, doing="create the lock") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say("waiting for pid {} to finish {}".format(os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+                                                          or "?", what))
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, "{}\n".format(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
 class RunLocked(UserError):
     """Another live process holds the folder's run lock."""
 

@@ -33,6 +33,21 @@ CELLS = ["--env", "mxnet-1.5", "--env", "mxnet-1.9", "--model", "mobilenet", "--
 TIMINGS = {"telemetry.csv"}  # side files that hold times, which differ run to run by nature
 
 
+_STARTED = []  # runners these tests started: none may outlive a failed test (it would race the next one)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_runner_outlives_the_tests():
+    yield
+    for process in _STARTED:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)  # the runner's own clean-up ends its cells' processes
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
 @pytest.fixture(scope="module")
 def sample():
     from .conftest import sample_dir
@@ -47,7 +62,13 @@ def start_run(work, sample, run, extra=(), matrix=None):
     args = [sys.executable, "-m", "runner", "run", "--matrix", str(matrix or work / "matrix.toml"), "--backend", "venv",
             "--imagenet", str(sample), "--results-dir", str(work / "results"), "--reports-dir",
             str(work / "reports"), "--run", run] + CELLS + list(extra)
-    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return started(args)
+
+
+def started(args):
+    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _STARTED.append(process)
+    return process
 
 
 def finish(process, timeout_s=900):
@@ -105,6 +126,8 @@ def wait_until_gone(folder, timeout_s=10.0):
 def reference(tmp_path_factory, sample):
     work = tmp_path_factory.mktemp("faults")
     write_matrix(work, suites=FAST_SUITES)
+    code, out = finish(start_run(work, sample, "warm"))  # builds the environments, so the timed run is cells only
+    assert code == 0, out
     tick = time.monotonic()
     code, out = finish(start_run(work, sample, "reference"))
     duration = time.monotonic() - tick
@@ -177,7 +200,7 @@ def test_a_hung_cell_is_ended_at_its_timeout_with_its_whole_process_tree(referen
     args = [sys.executable, "-m", "runner", "run", "--matrix", str(matrix), "--backend", "venv", "--env", "mxnet-1.5",
             "--model", "mobilenet", "--suite", "throughput", "--weights", "random", "--results-dir",
             str(work / "results"), "--reports-dir", str(work / "reports"), "--run", "hung"]
-    code, out = finish(subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    code, out = finish(started(args))
     assert code == 1, out
     assert processes_of(folder) == [] and leftovers(folder) == []
     (result,) = [json.loads(p.read_text()) for p in folder.glob("*.json")]
@@ -197,7 +220,7 @@ def test_a_weights_file_whose_sha256_does_not_match_is_refused(reference, sample
     args = [sys.executable, "-m", "runner", "run", "--matrix", str(matrix), "--backend", "venv", "--env", "mxnet-1.5",
             "--model", "mobilenet", "--suite", "throughput", "--weights", "file", "--results-dir",
             str(work / "results"), "--reports-dir", str(work / "reports"), "--run", "weights"]
-    code, out = finish(subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    code, out = finish(started(args))
     assert code == 1, out
     (result,) = [json.loads(p.read_text()) for p in (work / "results" / "weights").glob("*.json")]
     assert result["status"] == "failed" and "refusing to load" in result["reason"], result["reason"]

@@ -3,8 +3,10 @@ real venvs. Stale and missing locks stop `plan` and `run` with exit 2; a re-made
 
 import hashlib
 import io
+import json
 import re
 import subprocess
+import sys
 
 import pytest
 from packaging.version import Version
@@ -22,7 +24,7 @@ from runner.plan import Options, plan_cells
 from runner.releases import derive_environment
 from runner.wheelhouse import fill_wheelhouse
 
-from .matrices import REAL, write_matrix
+from .matrices import REAL, ROOT, write_matrix
 
 
 def run_cli(args):
@@ -211,3 +213,25 @@ def test_the_wheelhouse_holds_exactly_the_locked_releases(tmp_path):
     lock = lock_of(locked(matrix, matrix.environment("mxnet-1.5"), "cpu"))
     build_tools = {"setuptools", "wheel"} - set(lock.versions())  # for sdists under --no-index, not installed
     assert {k: v for k, v in found.items() if k not in build_tools} == lock.versions()
+
+
+def test_two_processes_preparing_one_environment_build_it_once(tmp_path):
+    """The second waits for the first and reuses its build, instead of deleting it half-built (seen before
+    the build lock: the installed-set check then refused the environment)."""
+    python_or_skip("3.11")
+    lock = tmp_path / "tiny.txt"
+    lock.write_text(resolve(tiny("3.11"), "cpu"))
+    script = ("import sys, json\n"
+              "from runner.backends.venv import VenvBackend\n"
+              "from runner.locks import LockedEnvironment\n"
+              "from tests.test_locks import tiny\n"
+              "env = LockedEnvironment(**vars(tiny('3.11')), lock_device='cpu', lock_path=sys.argv[2])\n"
+              "ready = VenvBackend(sys.argv[1]).prepare(env, lambda line: print(line, flush=True))\n"
+              "print(json.dumps({'reused': ready.reused}))\n")
+    runs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "envs"), str(lock)], cwd=str(ROOT),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outs = [run.communicate(timeout=600)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outs
+    reused = sorted(json.loads(out.strip().splitlines()[-1])["reused"] for out in outs)
+    assert reused == [False, True], outs
+    assert any("waiting for pid" in out and "building environment tiny" in out for out in outs), outs

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..locks import installed_differences, lock_of, shown
 from ..plan import cell_id, environment_content
-from ..storage import write_json, write_text
+from ..storage import waiting_lock, write_json, write_text
 from .base import Backend, EnvironmentBuildError, ReadyEnvironment, default_cache_home
 from .process import run_logged, tail
 
@@ -85,9 +85,17 @@ class VenvBackend(Backend):
         return self.env_dir / "{}-{}".format(env.name, cell_id(environment_content(env))[:12])
 
     def prepare(self, env, log):
-        """Build (or reuse) `env` (a LockedEnvironment) from its lock; refuse one whose packages differ from it."""
+        """Build (or reuse) `env` (a LockedEnvironment) from its lock; refuse one whose packages differ from it.
+
+        One process at a time per environment folder (two runs, or a run and `make test`, may want the same
+        one): a second waits and then reuses what the first built, instead of deleting it half-built."""
         lock = lock_of(env)  # a bisect step's is resolved now; LockError (an EnvironmentBuildError) if it cannot be
         root = self.location(env)
+        with waiting_lock(root.parent / ".{}.lock".format(root.name), "building environment {}".format(env.name),
+                          log, flag="--env-dir"):
+            return self._prepare(env, lock, root, log)
+
+    def _prepare(self, env, lock, root, log):
         marker = root / ".complete"
         python = root / "bin" / "python"
         if marker.is_file() and _version_of(str(python)):
