@@ -7,17 +7,17 @@ others, every file checked against the lock's sha256. The row's own Python downl
 pip picks the files it will pick inside the image (same version, same platform).
 """
 
-import subprocess
 from dataclasses import replace
 
 from .backends.base import EnvironmentBuildError
-from .backends.process import tail
+from .backends.process import run_logged, tail
 from .backends.venv import find_python
 from .errors import UserError
 from .locks import lock_of, locked_matrix
 
 # What pip may need to build an sdist with --no-index (build isolation fetches these).
 BUILD_TOOLS = ("setuptools", "wheel")
+DOWNLOAD_TIMEOUT_S = 3600
 
 
 def fill_wheelhouse(matrix, out, only, log, device="cpu"):
@@ -49,9 +49,11 @@ def fill_wheelhouse(matrix, out, only, log, device="cpu"):
         lock = locks[env.name]
         log("{}: pip download the {} packages of {} with Python {} (log: {})".format(
             env.name, len(lock.packages), lock.path.name, env.python, log_path))
-        with open(log_path, "w") as handle:
-            runs = [subprocess.run(command + args, stdout=handle, stderr=subprocess.STDOUT)
-                    for args in (["--require-hashes", "--no-deps", "-r", str(lock.path)], list(BUILD_TOOLS))]
+        if log_path.exists():
+            log_path.unlink()
+        # Under the guard (runner/backends/process.py): a killed or interrupted runner takes pip down with it.
+        runs = [run_logged(command + args, log_path, DOWNLOAD_TIMEOUT_S)
+                for args in (["--require-hashes", "--no-deps", "-r", str(lock.path)], list(BUILD_TOOLS))]
         if any(run.returncode != 0 for run in runs):
             log("{}: failed: {}".format(env.name, tail(log_path, 2)))
             failed.append(env.name)
