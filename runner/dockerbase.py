@@ -13,7 +13,7 @@ import tempfile
 import time
 
 from .backends.base import default_cache_home
-from .backends.docker_image import first_line
+from .backends.docker_cell import first_line
 from .errors import UserError
 from .frameworks import FRAMEWORKS
 

@@ -6,8 +6,12 @@ Image:  runner/backends/docker_image.py: docker/Dockerfile.template rendered for
         ([docker] cpu_base, or the row's cuda_image for CUDA cells), tagged by a hash of its content.
 Cell:   a container from that image, running `python -m runner.probe spec.json` as a non-root
         user, with the probe (runner/) mounted read-only and every path the cell reads or writes
-        mounted at the same path it has on the host, the matrix's memory limit, the suite's
-        timeout, and the GPU the cell asks for. It is removed afterwards, also on Ctrl-C.
+        mounted at the same path it has on the host, the suite's timeout, the GPU the cell asks
+        for, and what runner/backends/docker_cell.py allows every container: no capabilities,
+        no-new-privileges, a pids limit, a read-only root filesystem, the matrix's memory limit,
+        no network. It is removed afterwards, also on Ctrl-C.
+Weights: a pretrained cell's weights are fetched first, into the host's weights cache, by a
+        container with the network (runner/backends/docker_fetch.py); the cell reads the cache.
 """
 
 import json
@@ -21,12 +25,11 @@ from typing import Optional
 
 from ..errors import UserError
 from ..storage import write_json
-from .base import PROJECT_ROOT, Backend, ProbeRun
-from .docker_image import CELL_LABEL, OWNER_LABEL, ImageBuilder, default_build_dir, first_line, owner
-
-CA_IN_CONTAINER = "/etc/dlmatrix/ca.pem"
-RUNNER_IN_CONTAINER = "/opt/dlmatrix"
-CA_VARIABLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")
+from .base import Backend, ProbeRun
+from .docker_cell import (CELL_LABEL, OWNER_LABEL, absolute_paths, cell_environment, cell_mounts, first_line,
+                          hardened, make_writable, owner, run_container)
+from .docker_fetch import WeightsFetcher
+from .docker_image import ImageBuilder, default_build_dir
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,9 @@ class DockerBackend(Backend):
         self._client = None
         self._engine = None
         self._images = None  # docker_image.ImageBuilder, once the engine answers
+        self._fetcher = None  # docker_fetch.WeightsFetcher, once the engine answers
         self._running = set()  # containers of cells in progress (stop_all)
+        self._stopped = False  # stop_all was called: a container that ends now was killed by it
 
     # -- start: the engine is there and can do what the run asks, before anything is built ----------
 
@@ -79,6 +84,7 @@ class DockerBackend(Backend):
             if (_owner_gone(owner_label) if owner_label else stale.status == "exited"):
                 stale.remove(force=True)
         self._images = ImageBuilder(self._client, self.settings, self.options, self._engine)
+        self._fetcher = WeightsFetcher(self._client, self.settings, self.options.ca_bundle, self._running)
         log("docker engine {} (API {}), runtimes: {}".format(
             self._engine["engine_version"], self._engine["api_version"], ", ".join(runtimes)))
 
@@ -89,9 +95,9 @@ class DockerBackend(Backend):
 
     # -- run_probe: one container per cell ---------------------------------------------------------
 
-    def run_probe(self, ready, spec_path, log_path, timeout_s, gpu=None):
+    def run_probe(self, ready, spec_path, log_path, timeout_s, gpu=None, owner_lock=None):
+        """`owner_lock` goes unused: a cell's processes live in its container, which the engine holds."""
         import docker
-        import requests
 
         spec_path = Path(spec_path).resolve()
         spec = absolute_paths(json.loads(spec_path.read_text()))  # the container's cwd is not the host's
@@ -105,56 +111,30 @@ class DockerBackend(Backend):
         write_json(spec_path, spec, flag="--results-dir")
         user = self._user()
         mounts = cell_mounts(spec, spec_path, self.options.ca_bundle)
-        home = "/tmp"
-        cache = (spec.get("weights") or {}).get("cache_dir")
-        if cache:  # older Keras caches in ~/.keras whatever KERAS_HOME says: a HOME inside the mounted cache
-            home = os.path.join(cache, "home")
-            os.makedirs(home, exist_ok=True)
-        _make_writable([m["Source"] for m in mounts if not m["ReadOnly"]], user)
-        environment = {"PYTHONPATH": RUNNER_IN_CONTAINER, "PYTHONUNBUFFERED": "1", "HOME": home}
-        if self.options.ca_bundle:
-            environment.update({name: CA_IN_CONTAINER for name in CA_VARIABLES})
-        requests_gpu = [docker.types.DeviceRequest(device_ids=[gpu], capabilities=[["gpu"]])] if gpu else None
-        tick = time.perf_counter()
-        container = None
-        returncode, timed_out, error = None, False, None
+        environment = cell_environment(spec, self.options.ca_bundle)
+        make_writable([m["Source"] for m in mounts if not m["ReadOnly"]], user)
+        settings = dict(hardened(self.settings.memory_limit), user=user, environment=environment, mounts=mounts,
+                        shm_size="1g", labels={CELL_LABEL: spec["cell_id"], OWNER_LABEL: owner()},
+                        working_dir="/tmp",
+                        device_requests=[docker.types.DeviceRequest(device_ids=[gpu], capabilities=[["gpu"]])]
+                        if gpu else None)
         os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
         with open(log_path, "ab") as log:
-            log.write("$ docker run --user {} --memory {} {} python -m runner.probe {}\n".format(
-                user, self.settings.memory_limit, ready.image, spec_path).encode())
-            try:
-                container = self._client.containers.create(
-                    ready.image, [ready.python, "-m", "runner.probe", str(spec_path)], user=user,
-                    environment=environment, mounts=mounts, mem_limit=self.settings.memory_limit,
-                    memswap_limit=self.settings.memory_limit, shm_size="1g", device_requests=requests_gpu,
-                    labels={CELL_LABEL: spec["cell_id"], OWNER_LABEL: owner()}, working_dir="/tmp")
-                self._running.add(container)
-                container.start()
-                try:
-                    returncode = container.wait(timeout=timeout_s)["StatusCode"]
-                except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-                    container.kill()
-                    timed_out = True
-                container.reload()
-                log.write(container.logs(stdout=True, stderr=True))
-                if container.attrs.get("State", {}).get("OOMKilled"):
-                    error = "the container was killed for memory: it exceeded [docker] memory_limit = {}".format(
-                        self.settings.memory_limit)
-            except docker.errors.DockerException as exc:
-                error = "docker: {}".format(first_line(exc))
-            finally:
-                if container is not None:
-                    self._running.discard(container)
-                    try:
-                        container.remove(force=True)
-                    except docker.errors.DockerException:
-                        pass
-            if error:
-                log.write((error + "\n").encode())
-        return ProbeRun(returncode=None if timed_out else returncode, timed_out=timed_out,
-                        duration_s=time.perf_counter() - tick, log_path=str(log_path), error=error)
+            if (spec.get("weights") or {}).get("source") == "pretrained":
+                failed = self._fetcher.ensure(ready.image, ready.python, spec, settings, log, timeout_s)
+                if failed:
+                    log.write((failed[0] + "\n").encode())
+                    return ProbeRun(returncode=failed[1], timed_out=False, duration_s=0.0, log_path=str(log_path),
+                                    error=failed[0], interrupted=self._stopped)
+            tick = time.perf_counter()
+            run = run_container(self._client, ready.image, [ready.python, "-m", "runner.probe", str(spec_path)],
+                                settings, log, timeout_s, self._running)
+        return ProbeRun(returncode=None if run.timed_out else run.returncode, timed_out=run.timed_out,
+                        duration_s=time.perf_counter() - tick, log_path=str(log_path), error=run.error,
+                        out_of_memory=run.out_of_memory, interrupted=self._stopped and not run.timed_out)
 
     def stop_all(self):
+        self._stopped = True
         for container in list(self._running):
             try:
                 container.kill()
@@ -179,60 +159,6 @@ def _owner_gone(label):
         return True
     except PermissionError:  # alive, another user's
         return False
-
-
-def absolute_paths(spec):
-    """The spec with every host path it names made absolute (mounts need absolute paths)."""
-    spec = json.loads(json.dumps(spec))
-    spec["output_dir"] = os.path.abspath(spec["output_dir"])
-    for section, keys in (("dataset", ("root", "labels_file")), ("weights", ("cache_dir", "path"))):
-        for key in keys:
-            if (spec.get(section) or {}).get(key):
-                spec[section][key] = os.path.abspath(spec[section][key])
-    for checkpoint in ((spec.get("drift") or {}).get("checkpoints") or []):
-        if checkpoint.get("path"):
-            checkpoint["path"] = os.path.abspath(checkpoint["path"])
-    return spec
-
-
-def cell_mounts(spec, spec_path, ca_bundle):
-    """Every host path the cell reads or writes, at the same path inside the container."""
-    from docker.types import Mount
-
-    paths = {str(Path(spec["output_dir"])): False, str(spec_path): True}
-    dataset = spec.get("dataset") or {}
-    for key in ("root", "labels_file"):
-        if dataset.get(key):
-            paths[os.path.abspath(dataset[key])] = True
-    weights = spec.get("weights") or {}
-    if weights.get("cache_dir"):
-        os.makedirs(weights["cache_dir"], exist_ok=True)
-        paths[weights["cache_dir"]] = False
-    if weights.get("path"):
-        paths[weights["path"]] = True
-    for checkpoint in ((spec.get("drift") or {}).get("checkpoints") or []):
-        if checkpoint.get("path"):
-            paths[checkpoint["path"]] = True
-    if str(spec_path).startswith(str(Path(spec["output_dir"])) + os.sep):
-        del paths[str(spec_path)]  # inside the output folder, which is mounted already
-    mounts = [Mount(target=path, source=path, type="bind", read_only=read_only) for path, read_only in paths.items()]
-    mounts.append(Mount(target=RUNNER_IN_CONTAINER + "/runner", source=str(PROJECT_ROOT / "runner"), type="bind",
-                        read_only=True))
-    if ca_bundle:
-        mounts.append(Mount(target=CA_IN_CONTAINER, source=os.path.abspath(ca_bundle), type="bind", read_only=True))
-    return mounts
-
-
-def _make_writable(paths, user):
-    """Folders the cell writes must admit its (non-root) user; the host's root owns them here."""
-    if os.getuid() != 0:
-        return
-    uid, gid = (int(part) for part in user.split(":"))
-    for path in paths:
-        os.chown(path, uid, gid)
-        for folder, dirs, files in os.walk(path):
-            for name in dirs + files:
-                os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
 
 
 def _nvidia_runtime_version():

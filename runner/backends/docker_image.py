@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import socketserver
 import subprocess
 import tempfile
@@ -23,12 +22,11 @@ from ..frameworks import FRAMEWORKS
 from ..plan import cell_id, environment_content
 from ..storage import write_json, write_text
 from .base import PROJECT_ROOT, EnvironmentBuildError, ReadyEnvironment, default_cache_home
+from .docker_cell import CELL_LABEL, OWNER_LABEL, first_line, hardened, owner
 from .venv import find_python
 
 TEMPLATE = PROJECT_ROOT / "docker" / "Dockerfile.template"
 REPOSITORY = "dlmatrix"
-CELL_LABEL = "dlmatrix.cell"
-OWNER_LABEL = "dlmatrix.owner"  # host:pid of the runner that made the container
 ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -129,8 +127,8 @@ class ImageBuilder:
             raise EnvironmentBuildError("building image {} for {} failed: {} (full log: {})".format(
                 tag, env.name, error, build_log), log_path=str(build_log))
         freeze = self._client.containers.run(tag, ["cat", "/opt/env/pip-freeze.txt"], remove=True,
-                                             labels={CELL_LABEL: "freeze", OWNER_LABEL: owner()}
-                                             ).decode().splitlines()
+                                             labels={CELL_LABEL: "freeze", OWNER_LABEL: owner()},
+                                             **hardened(self.settings.memory_limit)).decode().splitlines()
         record = {"tag": tag, "base": base, "python": python.identity, "pip_source": pip_source,
                   "ca_bundle": _file_identity(self.options.ca_bundle), "freeze": freeze,
                   "build_log": str(build_log), "build_s": round(time.perf_counter() - tick, 1)}
@@ -173,10 +171,6 @@ class ImageBuilder:
             "freeze": record["freeze"], "build_log": record["build_log"], "build_s": record["build_s"],
             "docker": self._engine, "user": self.settings.user, "memory_limit": self.settings.memory_limit,
         }
-
-
-def owner(pid=None):
-    return "{}:{}".format(socket.gethostname(), pid or os.getpid())
 
 
 def default_build_dir():
@@ -292,7 +286,3 @@ def _sha256_file(path):
 
 def _file_identity(path):
     return None if not path else {"path": os.path.abspath(path), "sha256": _sha256_file(path)}
-
-
-def first_line(exc):
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
