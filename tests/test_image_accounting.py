@@ -16,6 +16,7 @@ from runner.progress import Progress
 from runner.report import write_report
 from runner.results import result_problem
 
+from .faults import fault_case
 from .matrices import REAL
 from .probe.badimages import make_bad_set
 from .probe.recipes import recipe
@@ -53,6 +54,13 @@ def test_the_terminal_line_shows_the_counts_next_to_the_error(tmp_path):
     assert "torch-current resnet50 error: ok in 2.0 s - top-1 error {:.2f}%".format(error) in line
     assert line.rstrip().endswith("3 of 6 images evaluated, 3 unreadable (1 OSError, 1 more than 8 bits per channel, "
                                   "1 too large), 1 unlabeled, 1 labels without an image")
+    reasons = {entry["kind"]: entry["error"] for entry in result["metrics"]["unreadable"]}
+    for case, kind in (("a 16-bit image (Pillow mode `I;16`, or `I` on older Pillow)", "more than 8 bits per channel"),
+                       ("an image over 89,478,485 pixels (a decompression bomb)", "too large"),
+                       ("a truncated or undecodable image", "OSError")):
+        fault_case(case, "one unreadable image with its reason; the cell goes on", reasons[kind], group="images")
+    fault_case("images without a label, labels without an image", "counted, with example names, in the result, "
+               "on the terminal and in the report", line.rstrip().split("] ", 1)[-1], group="images")
 
 
 def test_the_report_shows_the_counts_next_to_the_error(tmp_path):

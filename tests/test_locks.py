@@ -24,6 +24,7 @@ from runner.plan import Options, plan_cells
 from runner.releases import derive_environment
 from runner.wheelhouse import fill_wheelhouse
 
+from .faults import fault_case
 from .matrices import REAL, ROOT, write_matrix
 
 
@@ -94,8 +95,10 @@ def test_a_venv_holds_exactly_its_lock_and_pip_refuses_a_tampered_hash(tmp_path)
     # Something installed by hand: the environment is refused, with the difference.
     subprocess.run([ready.python, "-m", "pip", "install", "-q", "--no-deps", "six==1.16.0"], check=True)
     with pytest.raises(EnvironmentBuildError, match=r"differs from its lock .*tiny-good.txt: six 1.16.0 is not in "
-                                                    r"the lock; remove .* to rebuild it from the lock"):
+                                                    r"the lock; remove .* to rebuild it from the lock") as refused:
         backend.prepare(env, print)
+    fault_case("a built environment whose packages differ from its lock (one installed by hand)", "refused; its "
+               "cells fail with the difference", refused.value.reason, group="environments")
 
     # Every hash of idna replaced: pip in hash-checking mode refuses the file it downloads.
     text = good.read_text()
@@ -106,18 +109,23 @@ def test_a_venv_holds_exactly_its_lock_and_pip_refuses_a_tampered_hash(tmp_path)
     tampered.write_text(text[:start] + block + text[end:])
     bad = LockedEnvironment(**vars(tiny("3.11")), lock_device="cpu", lock_path=str(tampered))
     assert backend.location(bad) != backend.location(env)  # another lock, another environment
-    with pytest.raises(EnvironmentBuildError, match=r"THESE PACKAGES DO NOT MATCH THE HASHES"):
+    with pytest.raises(EnvironmentBuildError, match=r"THESE PACKAGES DO NOT MATCH THE HASHES") as refused:
         backend.prepare(bad, print)
+    fault_case("a downloaded file whose sha256 is not the lock's", "pip refuses it; the row's cells fail with the "
+               "reason", refused.value.reason.split(" (full log:")[0], group="environments")
 
 
 def test_a_stale_lock_stops_plan_and_run_with_exit_2_before_anything_is_built(tmp_path, capsys):
     matrix = write_matrix(tmp_path, replace=(('"scipy==1.2.3"', '"scipy==1.2.2"'),))
     code, _ = run_cli(["plan", "--matrix", str(matrix), "--weights", "random"])
     assert code == 2
-    assert capsys.readouterr().err == (
+    err = capsys.readouterr().err
+    assert err == (
         "error: environment torch-1.0: locks/torch-1.0-cpu.txt stale: pin scipy==1.2.3 removed; pin scipy==1.2.2 "
         "added; it does not install the pin scipy==1.2.2 (has 1.2.3) (cpu lock must match matrix.toml before "
         "anything is built); make it with `python -m runner lock torch-1.0 --device cpu` and commit locks/\n")
+    fault_case("a row's pins edited in matrix.toml, its lock not re-made", "exit 2 before anything is built",
+               err.strip(), group="environments")
     code, _ = run_cli(["run", "--matrix", str(matrix), "--weights", "random", "--env", "torch-1.0",
                        "--env-dir", str(tmp_path / "envs"), "--results-dir", str(tmp_path / "results"),
                        "--reports-dir", str(tmp_path / "reports")])
@@ -133,9 +141,12 @@ def test_a_missing_lock_names_the_row_and_the_command(tmp_path, capsys):
     assert run_cli(["plan", "--matrix", str(matrix), "--weights", "random"])[0] == 0  # the cpu locks are all there
     code, _ = run_cli(["plan", "--matrix", str(matrix), "--weights", "random", "--device", "cuda"])
     assert code == 2
-    assert capsys.readouterr().err.endswith(
+    err = capsys.readouterr().err
+    assert err.endswith(
         "error: environment mxnet-1.5: locks/mxnet-1.5-cuda.txt not found (cuda lock must match matrix.toml before "
         "anything is built); make it with `python -m runner lock mxnet-1.5 --device cuda` and commit locks/\n")
+    fault_case("no lock for a row and the device being run", "exit 2 before anything is built",
+               err.strip().splitlines()[-1], group="environments")
     with pytest.raises(UserError, match="mxnet-1.5-cuda.txt not found"):
         locked(load_matrix(matrix), load_matrix(matrix).environment("mxnet-1.5"), "cuda:1")
 
@@ -182,6 +193,8 @@ def test_a_pin_that_does_not_exist_cannot_be_locked(tmp_path, capsys):
     code, _ = run_cli(["lock", "torch-1.0", "--device", "cpu", "--matrix", str(matrix)])
     err = capsys.readouterr().err
     assert code == 2 and "scipy==0.0.1" in err and "no lock could be resolved for torch-1.0 (cpu)" in err
+    fault_case("pins that cannot be installed together (or do not exist)", "`runner lock`: exit 2 with the "
+               "resolver's reason; the other locks are made", err.strip().splitlines()[-1], group="environments")
 
 
 def test_a_bisect_step_gets_its_lock_resolved_into_the_cache(tmp_path, monkeypatch):
