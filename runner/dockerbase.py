@@ -14,12 +14,15 @@ import time
 
 from .backends.base import default_cache_home
 from .backends.docker_cell import first_line
+from .backends.process import run_logged
 from .errors import UserError
 from .frameworks import FRAMEWORKS
 
 # Shared libraries a CPython build links (ssl, ctypes, bz2, lzma, sqlite3, expat, readline, curses).
 PYTHON_RUNTIME = ("ca-certificates", "libssl3", "libffi8", "libbz2-1.0", "liblzma5", "libsqlite3-0", "libexpat1",
                   "libreadline8", "libncursesw6")
+
+DEBOOTSTRAP_TIMEOUT_S = 3600
 
 
 def base_packages():
@@ -83,11 +86,15 @@ def build_base_image(tag, suite, mirror, force, log):
     with tempfile.TemporaryDirectory(prefix="dlmatrix-base-") as work:
         root = os.path.join(work, "root")
         log("debootstrap {} (minbase + {}) from {}; log: {}".format(suite, ", ".join(base_packages()), mirror, log_path))
-        with open(log_path, "w") as out:
-            run = subprocess.run([debootstrap, "--variant=minbase", "--include=" + ",".join(base_packages()), suite,
-                                  root, mirror], stdout=out, stderr=subprocess.STDOUT)
+        if os.path.exists(log_path):
+            os.unlink(log_path)
+        # Under the guard: a killed or interrupted command takes debootstrap (and its dpkg children) down too.
+        run = run_logged([debootstrap, "--variant=minbase", "--include=" + ",".join(base_packages()), suite, root,
+                          mirror], log_path, DEBOOTSTRAP_TIMEOUT_S)
         if run.returncode != 0:
-            raise UserError("debootstrap failed with exit code {}; see {}".format(run.returncode, log_path))
+            raise UserError("debootstrap {}; see {}".format("timed out after {} s".format(DEBOOTSTRAP_TIMEOUT_S) if
+                                                             run.timed_out else "failed with exit code {}".format(
+                                                                 run.returncode), log_path))
         shutil.rmtree(os.path.join(root, "var", "cache", "apt", "archives"), ignore_errors=True)
         tarball = os.path.join(work, "root.tar")
         subprocess.run(["tar", "-C", root, "--numeric-owner", "-cf", tarball, "."], check=True)

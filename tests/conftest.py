@@ -17,12 +17,22 @@ def sample_dir():
     return None
 
 
-@pytest.fixture
-def imagenet_sample():
+def _sample_or_skip():
     path = sample_dir()
     if path is None:
         pytest.skip("the ImageNet val sample (../shared/data/imagenet-val-sample) is not here")
     return path
+
+
+@pytest.fixture
+def imagenet_sample():
+    return _sample_or_skip()
+
+
+@pytest.fixture(scope="module")
+def sample():
+    """The val sample for module-scoped fixtures (one real run shared by a module's tests)."""
+    return _sample_or_skip()
 
 
 @pytest.fixture(autouse=True)

@@ -48,16 +48,6 @@ def no_runner_outlives_the_tests():
                 process.kill()
 
 
-@pytest.fixture(scope="module")
-def sample():
-    from .conftest import sample_dir
-
-    found = sample_dir()
-    if found is None:
-        pytest.skip("the ImageNet val sample (../shared/data/imagenet-val-sample) is not here")
-    return found
-
-
 def start_run(work, sample, run, extra=(), matrix=None):
     args = [sys.executable, "-m", "runner", "run", "--matrix", str(matrix or work / "matrix.toml"), "--backend", "venv",
             "--imagenet", str(sample), "--results-dir", str(work / "results"), "--reports-dir",

@@ -96,7 +96,7 @@ class DockerBackend(Backend):
     # -- run_probe: one container per cell ---------------------------------------------------------
 
     def run_probe(self, ready, spec_path, log_path, timeout_s, gpu=None, owner_lock=None):
-        """`owner_lock` goes unused: a cell's processes live in its container, which the engine holds."""
+        """`owner_lock` is held by the container's watcher until the container is gone."""
         import docker
 
         spec_path = Path(spec_path).resolve()
@@ -128,7 +128,7 @@ class DockerBackend(Backend):
                                     error=failed[0], interrupted=self._stopped)
             tick = time.perf_counter()
             run = run_container(self._client, ready.image, [ready.python, "-m", "runner.probe", str(spec_path)],
-                                settings, log, timeout_s, self._running)
+                                settings, log, timeout_s, self._running, owner_lock=owner_lock)
         return ProbeRun(returncode=None if run.timed_out else run.returncode, timed_out=run.timed_out,
                         duration_s=time.perf_counter() - tick, log_path=str(log_path), error=run.error,
                         out_of_memory=run.out_of_memory, interrupted=self._stopped and not run.timed_out)

@@ -11,12 +11,15 @@ weights cache; the val set, checkpoints and the probe are mounted read-only.
 import json
 import os
 import socket
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from .base import PROJECT_ROOT
 
+WATCH = Path(__file__).with_name("docker_watch.py")
 CELL_LABEL = "dlmatrix.cell"
 OWNER_LABEL = "dlmatrix.owner"  # host:pid of the runner that made the container
 CA_IN_CONTAINER = "/etc/dlmatrix/ca.pem"
@@ -126,20 +129,23 @@ class ContainerRun:
     out_of_memory: bool = False
 
 
-def run_container(client, image, command, settings, log, timeout_s, running):
-    """Run `command` in a container made with `settings` (containers.create keywords); always removed.
+def run_container(client, image, command, settings, log, timeout_s, running, owner_lock=None):
+    """Run `command` in a container made with `settings` (containers.create keywords); always removed,
+    by this process or, if it dies first, by the container's watcher (runner/backends/docker_watch.py).
 
     `log` (a binary file) gets the command line, the settings as the engine holds them, and the
-    container's output; `running` holds the container while it runs (for stop_all).
+    container's output; `running` holds the container while it runs (for stop_all); `owner_lock`
+    (the attempt's) is held by the watcher until the container is gone.
     """
     import docker
     import requests
 
     log.write("$ {}\n".format(command_line(image, command, settings)).encode())
-    container = None
+    container, watcher = None, None
     returncode, timed_out, error, stdout, output, out_of_memory = None, False, None, "", b"", False
     try:
         container = client.containers.create(image, command, **settings)
+        watcher = Watcher(container.id, owner_lock)
         log.write("container settings (from the engine): {}\n".format(json.dumps(
             engine_settings(container.attrs), sort_keys=True)).encode())
         running.add(container)
@@ -166,9 +172,38 @@ def run_container(client, image, command, settings, log, timeout_s, running):
                 container.remove(force=True)
             except docker.errors.DockerException:
                 pass
+        if watcher is not None:
+            watcher.release()
     if error:
         log.write((error + "\n").encode())
     return ContainerRun(returncode, timed_out, error, stdout, output.decode(errors="replace"), out_of_memory)
+
+
+class Watcher:
+    """The container's watcher process: it removes the container when this process lets go of it or dies."""
+
+    def __init__(self, container_id, owner_lock=None):
+        read_end, self.write_end = os.pipe()
+        command = [sys.executable, "-I", str(WATCH), "--parent-fd", str(read_end), container_id]
+        command += ["--owner-lock", str(owner_lock)] if owner_lock else []
+        try:
+            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                            pass_fds=(read_end,), start_new_session=True, text=True)
+        finally:
+            os.close(read_end)
+        if self.process.stdout.readline().strip() != "watching":  # it holds the owner lock from here on
+            self.release()
+            raise RuntimeError("the container watcher for {} did not start".format(container_id))
+
+    def release(self):
+        """Let go: the watcher removes the container if it still exists, then ends (and frees the owner lock)."""
+        os.close(self.write_end)
+        try:
+            self.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process.stdout.close()
 
 
 def engine_settings(attrs):

@@ -11,19 +11,18 @@ import os
 import re
 import shutil
 import socketserver
-import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..frameworks import FRAMEWORKS
+from ..locks import installed_differences, lock_of, shown
 from ..plan import cell_id, environment_content
 from ..storage import write_json, write_text
 from .base import PROJECT_ROOT, EnvironmentBuildError, ReadyEnvironment, default_cache_home
 from .docker_cell import CELL_LABEL, OWNER_LABEL, first_line, hardened, owner
-from .venv import find_python
+from .docker_python import python_for_image
 
 TEMPLATE = PROJECT_ROOT / "docker" / "Dockerfile.template"
 REPOSITORY = "dlmatrix"
@@ -115,7 +114,8 @@ class ImageBuilder:
             if self.options.ca_bundle:
                 shutil.copyfile(self.options.ca_bundle, context / "build" / "ca.pem")
                 pip_env = "PIP_CERT=/opt/dlmatrix-build/ca.pem "
-            write_text(context / "build" / "requirements.txt", "\n".join(env.packages) + "\n")
+            lock = lock_of(env, self.options.device)  # its sha256 is in environment_content(env), hence in the tag
+            write_text(context / "build" / "requirements.txt", lock.text)
             python_step = python.stage(context)
             dockerfile = render_dockerfile(
                 base=base, system_packages=" ".join(framework.system_packages),
@@ -126,9 +126,15 @@ class ImageBuilder:
         if error:
             raise EnvironmentBuildError("building image {} for {} failed: {} (full log: {})".format(
                 tag, env.name, error, build_log), log_path=str(build_log))
-        freeze = self._client.containers.run(tag, ["cat", "/opt/env/pip-freeze.txt"], remove=True,
-                                             labels={CELL_LABEL: "freeze", OWNER_LABEL: owner()},
-                                             **hardened(self.settings.memory_limit)).decode().splitlines()
+        listed = json.loads(self._client.containers.run(tag, ["python", "-c", LISTS], remove=True,
+                                                        labels={CELL_LABEL: "freeze", OWNER_LABEL: owner()},
+                                                        **hardened(self.settings.memory_limit)).decode())
+        freeze = listed["pip-freeze.txt"].splitlines()
+        differences = installed_differences(lock, _versions(listed["installed.json"]), _versions(listed["seeded.json"]))
+        if differences:
+            self._client.images.remove(tag, force=True)
+            raise EnvironmentBuildError("image {} for {} differs from its lock {}: {}; the image was removed".format(
+                tag, env.name, shown(lock.path), "; ".join(differences)), log_path=str(build_log))
         record = {"tag": tag, "base": base, "python": python.identity, "pip_source": pip_source,
                   "ca_bundle": _file_identity(self.options.ca_bundle), "freeze": freeze,
                   "build_log": str(build_log), "build_s": round(time.perf_counter() - tick, 1)}
@@ -173,6 +179,15 @@ class ImageBuilder:
         }
 
 
+# What the image's pip put there, read back in one container: the freeze for provenance, the lists for the lock check.
+LISTS = ("import json; print(json.dumps({name: open('/opt/env/' + name).read() for name in "
+         "('pip-freeze.txt', 'seeded.json', 'installed.json')}))")
+
+
+def _versions(listing):
+    return {entry["name"]: entry["version"] for entry in json.loads(listing)}
+
+
 def default_build_dir():
     return os.path.join(default_cache_home(), "docker")
 
@@ -184,71 +199,6 @@ def render_dockerfile(**values):
     if "{{" in text:
         raise EnvironmentBuildError("{}: placeholder {} has no value".format(TEMPLATE, text[text.index("{{"):][:40]))
     return text
-
-
-@dataclass(frozen=True)
-class ImagePython:
-    """The CPython that goes into an image: a relocatable installation (folder or tarball)."""
-
-    version: str  # full, e.g. 3.7.16
-    source: str  # the folder or tarball it comes from
-    kind: str  # "host interpreter" or "python-build-standalone"
-
-    @property
-    def minor(self):
-        return ".".join(self.version.split(".")[:2])
-
-    @property
-    def identity(self):
-        return "CPython {} ({}: {})".format(self.version, self.kind, self.source)
-
-    def stage(self, context):
-        """Put it into the build context; the Dockerfile step that installs it as /opt/python."""
-        if self.source.endswith((".tar.gz", ".tgz")):
-            shutil.copyfile(self.source, context / "python.tar.gz")
-            return "ADD python.tar.gz /opt/"  # python-build-standalone's install_only tarballs hold python/
-        minor = self.minor
-        skip = {os.path.join("lib", "python" + minor, name) for name in ("site-packages", "test")}
-
-        def ignore(folder, names):
-            relative = os.path.relpath(folder, self.source)
-            return [name for name in names if os.path.join(relative, name) in skip or name == "__pycache__"]
-
-        shutil.copytree(self.source, context / "python", symlinks=True, ignore=ignore)
-        (context / "python" / "lib" / ("python" + minor) / "site-packages").mkdir(parents=True, exist_ok=True)
-        return "COPY python /opt/python"
-
-
-def python_for_image(version, python_dist):
-    """The row's CPython for an image: from --python-dist, else the host's own (pyenv-style) installation.
-
-    The host's interpreter runs in the image only where the base image's C library is at least
-    the host's (a Debian bookworm base on this host); older CUDA bases (Ubuntu 18.04) need a
-    python-build-standalone build, which is made to run anywhere.
-    """
-    minor = ".".join(version.split(".")[:2])
-    if python_dist:
-        folder = Path(python_dist)
-        for candidate in sorted(folder.glob("cpython-{}.*install_only*.tar.gz".format(minor))):
-            full = candidate.name.split("-")[1].split("+")[0]
-            if full.startswith(version):
-                return ImagePython(full, str(candidate), "python-build-standalone")
-        for candidate in sorted(folder.glob("{}*".format(minor))):
-            if (candidate / "bin" / ("python" + minor)).is_file() and candidate.name.startswith(version):
-                return ImagePython(candidate.name, str(candidate), "python-dist folder")
-        raise EnvironmentBuildError(
-            "--python-dist {}: no CPython {} there; expected cpython-{}.*-x86_64-unknown-linux-gnu-install_only.tar.gz "
-            "(python-build-standalone) or a folder {}.N with bin/python{}".format(folder, version, minor, minor, minor))
-    python = find_python(version)
-    probe = subprocess.run([python, "-c", "import sys, platform; print(sys.base_prefix); print(platform.python_version())"],
-                           capture_output=True, text=True, timeout=60).stdout.split()
-    prefix, full = probe[0], probe[1]
-    if prefix in ("/usr", "/usr/local", "/") or not os.path.isfile(os.path.join(prefix, "bin", "python" + minor)):
-        raise EnvironmentBuildError(
-            "Python {} for the image: the host's {} lives in {}, which is not a self-contained installation to copy; "
-            "pass --python-dist DIR with a python-build-standalone build (cpython-{}.*-install_only.tar.gz)".format(
-                version, python, prefix, minor))
-    return ImagePython(full, prefix, "host interpreter")
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
