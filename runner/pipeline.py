@@ -17,7 +17,7 @@ from .drift_plan import plan_drift_loads
 from .executors.local import LocalExecutor, make_slots
 from .matrix import load_matrix
 from .plan import plan_cells, resolve_auto_weights
-from .progress import Progress
+from .progress import Progress, past_durations
 from .report import write_report
 from .results import FAILED, ResultStore
 from .storage import run_lock
@@ -70,20 +70,23 @@ def run_matrix(settings, options, out):
     # One runner per results folder: a second one would delete this one's work folders and replace its results.
     with run_lock(store.root, "run", say):
         store.sweep_work()  # scratch folders of earlier attempts whose processes are provably gone
-        progress = Progress(len(cells), out)
-        executor = LocalExecutor(backend, store, progress, slots)
         todo = [cell for cell in cells if _needs_run(store.get(cell.id), settings)]
-        progress.say("{} cells planned; {} already have results in {}; backend {}".format(
-            len(cells), len(cells) - len(todo), store.root, backend.name))
-        executor.run(todo)
-        # Then each version loads the checkpoints its older versions wrote (known only now).
-        loads = plan_drift_loads(matrix, cells, store)
-        load_todo = [cell for cell in loads if _needs_run(store.get(cell.id), settings)]
-        if loads:
-            progress.add(len(loads))
-            progress.say("{} drift loads planned; {} already have results".format(
-                len(loads), len(loads) - len(load_todo)))
-        executor.run(load_todo)
+        estimates = past_durations(settings.results_dir, [cell.id for cell in cells])
+        with Progress(len(todo), out, estimates, slots=len(slots) or 1) as progress:
+            executor = LocalExecutor(backend, store, progress, slots)
+            progress.say("{} cells planned; {} already have results in {}; backend {}".format(
+                len(cells), len(cells) - len(todo), store.root, backend.name))
+            progress.plan(todo)
+            executor.run(todo)
+            # Then each version loads the checkpoints its older versions wrote (known only now).
+            loads = plan_drift_loads(matrix, cells, store)
+            load_todo = [cell for cell in loads if _needs_run(store.get(cell.id), settings)]
+            if loads:
+                progress.add(len(load_todo))
+                progress.plan(load_todo)
+                progress.say("{} drift loads planned; {} already have results".format(
+                    len(loads), len(loads) - len(load_todo)))
+            executor.run(load_todo)
         cells += loads
         ran = len(todo) + len(load_todo)
 
@@ -97,7 +100,7 @@ def run_matrix(settings, options, out):
     for cell in cells:
         status = statuses.get(cell.id, "missing")
         counts[status] = counts.get(status, 0) + 1
-    progress.say("report: {}".format(report_dir / "report.md"))
+    say("report: {}".format(report_dir / "report.md"))
     return RunSummary(total=len(cells), ran=ran, reused=len(cells) - ran, counts=counts,
                       report_dir=report_dir)
 

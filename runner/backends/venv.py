@@ -112,6 +112,8 @@ class VenvBackend(Backend):
         log("building environment {} (venv, Python {}) from {} in {}; log: {}".format(
             env.name, env.python, shown(lock.path), root, install_log))
         tick = time.perf_counter()
+        if hasattr(log, "follow"):  # runner/progress.py: pip's current step, live on a terminal
+            log.follow("building {}".format(env.name), install_log)
         self._step([base_python, "-m", "venv", str(root)], install_log, env)
         seeded = installed(str(python))  # pip and setuptools as the Python's own venv puts them there
         # The environment keeps the very lock it was built from (a committed one may be re-made later).

@@ -147,7 +147,7 @@ def ensure_environment(backend, env, ready_envs, progress):
     """Build (or reuse) each environment once per run; a failed build is remembered, not retried per cell."""
     if env.name not in ready_envs:
         try:
-            ready_envs[env.name] = backend.prepare(env, progress.say)
+            ready_envs[env.name] = backend.prepare(env, progress)
         except EnvironmentBuildError as exc:
             progress.say("environment {} failed: {}".format(env.name, exc.reason))
             ready_envs[env.name] = exc
