@@ -1,4 +1,4 @@
-"""reports/<run>/report.md, report.csv and report.json from the results of a run.
+"""reports/<run>/report.md, report.html, report.csv and report.json from the results of a run.
 
 Published numbers come from the matrix, matched to each environment's pinned framework
 version (the revision of the published table that applies to it). For each position
@@ -9,10 +9,12 @@ import csv
 import datetime
 import io
 import os
+from pathlib import Path
 
 from ..results import latest_results
 from ..storage import make_folder, write_json, write_text
 from .findings import VERDICT_COLUMNS, verdict_rows
+from .html import render_html
 from .markdown import DRIFT_COLUMNS, render_markdown
 from .tables import COLUMNS, build_rows
 
@@ -20,18 +22,23 @@ REPORT_SCHEMA_VERSION = 6  # 2: drift; 3: GPU telemetry, decode/model images/s; 
 
 
 def write_report(matrix, results, problems, drift, report_dir, run_name, judgement=None, results_dir=None):
-    """report.md, report.csv (one row per cell and batch size), drift.csv, verdicts.csv and report.json (all).
+    """report.md, report.html (the same with plots, one self-contained page), report.csv (one row per cell and
+    batch size), drift.csv, verdicts.csv and report.json (all).
 
     `results, problems` as ResultStore.load_all() gives them; `drift` from verdicts.drift.compare_versions;
     `judgement` from verdicts.judge.judge; `results_dir` is where the findings link to.
     """
-    rows = build_rows(matrix, latest_results(results))
+    latest = latest_results(results)
+    rows = build_rows(matrix, latest)
     generated_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     report_dir = make_folder(report_dir, flag="--reports-dir")
     link = os.path.relpath(str(results_dir), str(report_dir)) if results_dir else "."
     flag = "--reports-dir"
     write_text(report_dir / "report.md", render_markdown(run_name, matrix, rows, problems, generated_at, drift,
                                                          judgement, link), flag)
+    write_text(report_dir / "report.html", render_html(run_name, matrix, rows, list(latest.values()), problems,
+                                                      generated_at, drift, judgement, link,
+                                                      Path(results_dir) if results_dir else None), flag)
     write_text(report_dir / "verdicts.csv", _csv(VERDICT_COLUMNS, verdict_rows(judgement)), flag)
     write_text(report_dir / "report.csv", _csv(COLUMNS, rows), flag)
     write_text(report_dir / "drift.csv", _csv(DRIFT_COLUMNS, drift), flag)

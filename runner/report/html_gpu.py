@@ -1,0 +1,110 @@
+"""report.html's GPU part of a framework: utilisation and power over each cell's timed windows (the
+probe's telemetry.csv beside the result), with the NVML summary and the fraction of peak per cell."""
+
+import csv
+
+from . import plots
+from .html_table import esc, number, percent, result_links, table, version_of
+
+NO_TELEMETRY = "no GPU telemetry in this run"
+
+
+def _windows(result):
+    """(label, telemetry summary, fraction of peak) per timed window of a result, in the probe's window names."""
+    metrics = result.get("metrics") or {}
+    if result["suite"] == "error":
+        return [("error", metrics.get("telemetry"), None)]
+    return [("batch {}".format(b["batch_size"]), b.get("telemetry"), b.get("fraction_of_peak"))
+            for b in metrics.get("batches") or []]
+
+
+def _has_telemetry(result):
+    return result["status"] == "ok" and any((summary or {}).get("status") == "ok"
+                                             for _, summary, _ in _windows(result))
+
+
+def read_series(path):
+    """{window: (t_s, gpu util %, power W)} from a telemetry.csv (runner/probe/telemetry.py write_series)."""
+    series = {}
+    with open(str(path), newline="") as handle:
+        for row in csv.DictReader(handle):
+            times, util, power = series.setdefault(row["window"], ([], [], []))
+            times.append(_float(row["t_s"]))
+            util.append(_float(row["gpu_util_pct"]))
+            power.append(_float(row["power_w"]))
+    return series
+
+
+def _float(text):
+    return float(text) if text not in ("", None) else None
+
+
+def _peak_text(peak):
+    if not peak or peak.get("status") != "ok":
+        return ""
+    return ", ".join("{:.0%} of {} peak".format(value, name.upper())
+                     for name, value in sorted(peak["fraction"].items()))
+
+
+def gpu_part(framework_results, results_dir, results_link):
+    """(plots html, table html) for one framework's results (newest per position)."""
+    cells = sorted((r for r in framework_results if _has_telemetry(r)),
+                   key=lambda r: (version_of(r).key, r["model"], r["suite"]))
+    if not cells:
+        reasons = sorted({summary.get("reason") for r in framework_results if r["status"] == "ok"
+                          for _, summary, _ in _windows(r) if summary and summary.get("status") != "ok"} - {None})
+        because = " ({})".format("; ".join(esc(reason) for reason in reasons)) if reasons else ""
+        return '<p class="no-telemetry">{}{}.</p>'.format(NO_TELEMETRY, because), ""
+    figures, rows = [], []
+    for result in cells:
+        title = "{} {} {}".format(version_of(result).text, result["model"], result["suite"])
+        windows = _windows(result)
+        name = (result.get("files") or {}).get("telemetry")
+        series = {}
+        problem = "no telemetry series was stored with this result"
+        if name and results_dir is None:
+            problem = "the results folder was not given to the report"
+        elif name:
+            try:
+                series = read_series(results_dir / name)
+            except (OSError, KeyError, ValueError) as exc:
+                problem = "telemetry series {} unreadable: {}".format(name, exc)
+        drawn = [("{}{}".format(label, " ({})".format(_peak_text(peak)) if _peak_text(peak) else ""),) + series[label]
+                 for label, _, peak in windows if label in series]
+        if drawn:
+            figures.append('<figure><img alt="GPU utilisation and power of {0}" src="{1}"><figcaption>{0}: NVML, '
+                           'sampled every {2} s over each timed window</figcaption></figure>'.format(
+                               esc(title), plots.gpu_plot(title, drawn), esc(_interval(windows))))
+        else:
+            figures.append('<p>{}: {}.</p>'.format(esc(title), esc(problem)))
+        for label, summary, peak in windows:
+            rows.append(_row(result, label, summary or {}, peak or {}, results_link))
+    columns = [("Version", "text"), ("Model", "text"), ("Window", "text"), ("GPU util mean %", "number"),
+               ("GPU util max %", "number"), ("Power mean W", "number"), ("Peak memory MiB", "number"),
+               ("J/image", "number"), ("% of FP32 peak", "number"), ("% of TF32 peak", "number"),
+               ("Result", "text")]
+    caption = "GPU over the timed windows (NVML). Fraction of peak: images/s x 2 x GMACs against the GPU's " \
+              "nominal peak (runner/gpus.py)."
+    return '<div class="gpu-cells">{}</div>'.format("\n".join(figures)), table(
+        "{}-gpu-table".format(cells[0]["framework"]), columns, rows, caption)
+
+
+def _interval(windows):
+    for _, summary, _ in windows:
+        if summary and summary.get("interval_s"):
+            return summary["interval_s"]
+    return "?"
+
+
+def _row(result, label, summary, peak, results_link):
+    fraction = peak.get("fraction") or {} if peak.get("status") == "ok" else {}
+    if summary.get("status") != "ok":
+        unavailable = "unavailable: {}".format(esc(summary.get("reason") or "not recorded"))
+        return [esc(version_of(result).text), esc(result["model"]), esc(label), (unavailable, "")] + [("-", "")] * 6 + \
+            [result_links(results_link, result["cell_id"])]
+    util, power = summary.get("gpu_utilization_pct") or {}, summary.get("power_w") or {}
+    return [esc(version_of(result).text), esc(result["model"]), esc(label), number(util.get("mean"), 0),
+            number(util.get("max"), 0), number(power.get("mean"), 1),
+            number((summary.get("memory_used_mib") or {}).get("peak"), 0), number(summary.get("joules_per_image"), 3),
+            percent(fraction.get("fp32"), 1), percent(fraction.get("tf32"), 1),
+            result_links(results_link, result["cell_id"])]
