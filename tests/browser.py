@@ -36,7 +36,7 @@ class Browser:
         os.close(to_browser), os.close(from_browser)
         args = [executable, "--headless", "--remote-debugging-pipe", "--no-first-run", "--no-default-browser-check",
                 "--disable-gpu", "--disable-extensions", "--disable-background-networking", "--disable-sync",
-                "--disable-component-update", "--hide-scrollbars", "--mute-audio",
+                "--disable-component-update", "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
                 "--user-data-dir={}".format(profile_dir)]
         if os.geteuid() == 0:
             args.append("--no-sandbox")  # Chromium refuses to run as root with its sandbox
