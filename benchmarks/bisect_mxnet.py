@@ -40,7 +40,7 @@ def main_(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--imagenet", required=True)
     parser.add_argument("--results-dir", default="results")
-    parser.add_argument("--reports-dir", default="reports")
+    parser.add_argument("--reports-dir", default="reports/reference")
     args = parser.parse_args(argv)
     os.chdir(str(ROOT))  # the paths printed are the repository's own
     common = ["--results-dir", args.results_dir, "--reports-dir", args.reports_dir]
