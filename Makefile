@@ -32,7 +32,7 @@ endif
 # The same selection for plan and run, so the ids `make matrix` prints are the ones it runs.
 CELL_ARGS = --device $(DEVICE) --weights $(WEIGHTS) $(if $(IMAGENET),--imagenet $(IMAGENET)) $(if $(LIMIT),--limit $(LIMIT))
 
-.PHONY: matrix plan report test failures-table bench bench-overhead bench-nvml bench-eval setup clean
+.PHONY: matrix plan report test failures-table host-lock bench bench-overhead bench-nvml bench-eval setup clean
 
 # BACKEND=docker first makes sure the CPU base image exists (debootstrap; no registry needed).
 matrix: $(VENV)/.ready
@@ -71,12 +71,19 @@ bench-eval: $(VENV)/.ready
 
 setup: $(VENV)/.ready
 
-# virtualenv 20.27 dropped creating Python 3.7 environments; these are the last that do.
-$(VENV)/.ready: pyproject.toml
+# The host's own packages come from locks/host.txt: every package at an exact version, every file
+# checked against its sha256 (`make host-lock` re-makes it from pyproject.toml and locks/host-tools.in,
+# keeping the versions it has where they still fit). The package itself is then installed in place.
+$(VENV)/.ready: pyproject.toml locks/host.txt
 	$(HOST_PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "the host needs Python >= 3.11 (HOST_PYTHON=...)")'
 	$(HOST_PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' 'tox==4.23.2' 'virtualenv==20.26.6'
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r locks/host.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
+
+host-lock:
+	$(VENV)/bin/uv pip compile pyproject.toml locks/host-tools.in --extra test --universal --python-version 3.11 \
+	    --generate-hashes --index-strategy unsafe-best-match --custom-compile-command "make host-lock" -o locks/host.txt
 
 clean:
 	rm -rf $(VENV) .tox
