@@ -16,8 +16,8 @@ from .load_bisect import read_bisect
 from .load_environments import pinned_image, read_environments
 from .load_models import read_models, read_preprocess
 from .schema import (FDR_METHODS, SCHEMA, WEIGHT_SOURCES, CompareSettings, Defaults, DockerSettings, DriftSuite, Engine,
-                     ErrorSuite, Matrix, ThroughputSuite)
-from .table import Table, is_kind, positive
+                     ErrorSuite, Matrix, SlurmSettings, ThroughputSuite, sbatch_arg_problem)
+from .table import Table, is_kind, positive, string_list
 
 
 def load_matrix(path):
@@ -43,9 +43,10 @@ def load_matrix(path):
     engine = _engine(top.table("engine", {}))
     compare = _compare(top.table("compare", {}))
     bisect = read_bisect(top.table("bisect", {}), environments)
+    slurm = _slurm(top.table("slurm", {}))
     top.done()
     return Matrix(path=path, defaults=defaults, docker=docker, error=error, throughput=throughput, drift=drift,
-                  engine=engine, environments=environments, models=models, compare=compare, bisect=bisect)
+                  engine=engine, environments=environments, models=models, compare=compare, slurm=slurm, bisect=bisect)
 
 
 def _defaults(table):
@@ -105,6 +106,28 @@ def _compare(table):
         cold_start_factor=number("cold_start_factor", lambda v: v >= 1, factor),
         drift_rtol=number("drift_rtol", lambda v: v >= 0, "0 or a positive number (relative to max |reference output|)"),
         busy_share=number("busy_share", lambda v: 0 < v <= 1, "a share of the machine above 0 and at most 1"),
+    )
+    table.done()
+    return settings
+
+
+def _slurm(table):
+    """[slurm], every key optional (SlurmSettings' defaults): read by `run --executor slurm` only."""
+    defaults = SlurmSettings()
+    name = dict(check=lambda v: v.strip() and not any(c.isspace() for c in v), expected="a name without spaces")
+    args = string_list(table, "sbatch_args", ())
+    for i, arg in enumerate(args):
+        if sbatch_arg_problem(arg):
+            table.fail("sbatch_args[{}]".format(i), "{!r}: {}".format(arg, sbatch_arg_problem(arg)))
+    settings = SlurmSettings(
+        partition=table.get("partition", str, None, **name), account=table.get("account", str, None, **name),
+        qos=table.get("qos", str, None, **name), sbatch_args=args,
+        cpus_per_task=positive(table, "cpus_per_task", defaults.cpus_per_task),
+        time_margin_s=table.get("time_margin_s", int, defaults.time_margin_s, check=lambda v: v >= 0,
+                                expected="0 or more seconds"),
+        poll_s=positive(table, "poll_s", defaults.poll_s),
+        max_running=table.get("max_running", int, defaults.max_running, check=lambda v: v >= 0,
+                              expected="0 (as many as Slurm gives) or more"),
     )
     table.done()
     return settings
