@@ -53,42 +53,65 @@ class LocalExecutor:
 
     def _one(self, cell, slot, results):
         number = self.progress.start(cell, "" if slot is None else " on {}".format(slot.label))
-        tick, work = time.perf_counter(), None
-        if cell.skip_reason:
-            result = host_result(cell, "skipped", cell.skip_reason, tick)
+        ready, result = prepared(self.backend, cell, self.ready_envs, self.progress)
+        if result is not None:
+            store_result(self.store, result, None, self.progress.say)
         else:
-            ready = ensure_environment(self.backend, cell.environment, self.ready_envs, self.progress)
-            if isinstance(ready, EnvironmentBuildError):
-                result = host_result(cell, "failed", ready.reason, tick)
-            else:
-                work = self.store.new_attempt(cell.id)
-                try:
-                    result = run_cell(self.backend, ready, cell, self.store, work, slot)
-                except KeyboardInterrupt:
-                    # Ctrl-C or SIGTERM with one cell at a time: its processes are gone (run_logged killed them)
-                    result = host_result(cell, "interrupted", INTERRUPTED, tick)
-                    self._store(result, work)
-                    self.progress.done(cell, result, number)
-                    raise
-        self._store(result, work)
+            result = attempt(self.backend, self.store, ready, cell, slot, self.progress.say,
+                             on_interrupt=lambda stored: self.progress.done(cell, stored, number))
         results[cell.id] = result
         self.progress.done(cell, result, number)
 
     def _store(self, result, work):
-        """Store a computed result; where the run folder cannot take it, keep it in the unsaved folder instead of
-        losing it (hours of evaluation), say where, and go on: the next `get` reads it from there."""
+        store_result(self.store, result, work, self.progress.say)
+
+
+def prepared(backend, cell, ready_envs, progress):
+    """(its ready environment, None) for a cell that can run; (None, the host's result) for one that cannot:
+    skipped by the plan, or its environment failed to build."""
+    tick = time.perf_counter()
+    if cell.skip_reason:
+        return None, host_result(cell, "skipped", cell.skip_reason, tick)
+    ready = ensure_environment(backend, cell.environment, ready_envs, progress)
+    if isinstance(ready, EnvironmentBuildError):
+        return None, host_result(cell, "failed", ready.reason, tick)
+    return ready, None
+
+
+def attempt(backend, store, ready, cell, slot, say, on_interrupt=None):
+    """One attempt at `cell` in a scratch folder of its own, its result stored; returns the result.
+
+    Ctrl-C or SIGTERM (its processes are gone: run_logged killed them) stores it as interrupted, tells
+    `on_interrupt`, and goes on up. Used by the local executor and by each Slurm job (runner/executors/slurm_cells.py)."""
+    tick = time.perf_counter()
+    work = store.new_attempt(cell.id)
+    try:
+        result = run_cell(backend, ready, cell, store, work, slot)
+    except KeyboardInterrupt:
+        result = host_result(cell, "interrupted", INTERRUPTED, tick)
+        store_result(store, result, work, say)
+        if on_interrupt is not None:
+            on_interrupt(result)
+        raise
+    store_result(store, result, work, say)
+    return result
+
+
+def store_result(store, result, work, say):
+    """Store a computed result; where the run folder cannot take it, keep it in the unsaved folder instead of
+    losing it (hours of evaluation), say where, and go on: the next `get` reads it from there."""
+    try:
+        if work is not None:
+            store.adopt_outputs(result, work)
+        store.put(result, replace=store.path(result["cell_id"]).exists())
+    except StorageError as exc:
         try:
-            if work is not None:
-                self.store.adopt_outputs(result, work)
-            self.store.put(result, replace=self.store.path(result["cell_id"]).exists())
-        except StorageError as exc:
-            try:
-                kept = self.store.put_unsaved(result, work)
-            except StorageError as second:
-                raise StorageError("{}; keeping it elsewhere failed too: {}; the result of {} is lost".format(
-                    exc, second, result["cell_id"])) from second
-            self.progress.say("{}\n  the result is kept in {}; it is read from there (not computed again) and moved "
-                              "into {} once that can be written".format(exc, kept, self.store.root))
+            kept = store.put_unsaved(result, work)
+        except StorageError as second:
+            raise StorageError("{}; keeping it elsewhere failed too: {}; the result of {} is lost".format(
+                exc, second, result["cell_id"])) from second
+        say("{}\n  the result is kept in {}; it is read from there (not computed again) and moved "
+            "into {} once that can be written".format(exc, kept, store.root))
 
 
 @dataclass(frozen=True)
