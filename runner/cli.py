@@ -1,4 +1,4 @@
-"""python -m runner {plan,run,compare,report,lock,env,docker-base,wheelhouse,requirements}: the command line.
+"""python -m runner {plan,run,status,compare,report,lock,env,docker-base,wheelhouse,requirements,cell}: the command line.
 
 UserError is caught here, once.
 """
@@ -17,6 +17,7 @@ from .matrix import load_matrix
 from .progress import say as _say
 from .plan import Options, plan_cells, resolve_auto_weights
 from .pipeline import RunSettings, run_matrix
+from .cli_slurm import add_run_flags, add_slurm_parsers, cmd_cell, cmd_status, slurm_overrides
 from .cli_judge import add_judge_parsers, cmd_bisect, cmd_compare, open_run
 from .cli_tools import add_tool_parsers, cmd_docker_base, cmd_env, cmd_lock, cmd_requirements, cmd_wheelhouse
 
@@ -70,6 +71,7 @@ def build_parser():
     run.add_argument("--retry-failed", action="store_true", help="re-run cells whose result is 'failed'")
     run.add_argument("--ignore-pins", action="store_true",
                      help="local backend: run even if the interpreter's packages differ from the pins (recorded)")
+    add_run_flags(run)
     docker = run.add_argument_group("docker backend")
     docker.add_argument("--base-image", help="build every image on this base (pinned by tag), instead of [docker] "
                                              "cpu_base / the rows' cuda_image; e.g. one loaded with `docker load`")
@@ -81,6 +83,7 @@ def build_parser():
                                               "install_only tarballs) for the images; default: the host's own")
     docker.add_argument("--build-dir", help="image build logs and records (default: ~/.cache/dlmatrix/docker)")
 
+    add_slurm_parsers(sub)
     add_tool_parsers(sub, _common)
     add_judge_parsers(sub, _common)
 
@@ -129,8 +132,14 @@ def cmd_run(args, out):
         matrix_path=Path(args.matrix), backend=args.backend, run_name=args.run_name,
         results_dir=Path(args.results_dir), reports_dir=Path(args.reports_dir), force=args.force,
         retry_failed=args.retry_failed, env_dir=args.env_dir, ignore_pins=args.ignore_pins, docker=docker,
-        gpus=_gpus(args.gpus), jobs=args.jobs)
+        gpus=_gpus(args.gpus), jobs=args.jobs, executor=args.executor, no_wait=args.no_wait,
+        slurm=slurm_overrides(args))
     summary = run_matrix(settings, options, sys.stderr)
+    if summary.submitted:
+        out.write("{} cells: {} left running in Slurm, the other {} have results; `python -m runner status --run {}` "
+                  "shows them, and the same command again, once they have ended, collects them and writes the "
+                  "report\n".format(summary.total, summary.submitted, summary.reused, summary.report_dir.name))
+        return 0
     out.write("{} cells: {} run now, {} reused; {}; report: {}\n".format(
         summary.total, summary.ran, summary.reused,
         ", ".join("{} {}".format(v, k) for k, v in sorted(summary.counts.items())), summary.report_dir / "report.md"))
@@ -175,7 +184,7 @@ def cmd_report(args, out):
     return 0
 
 
-COMMANDS = {"plan": cmd_plan, "run": cmd_run, "report": cmd_report, "compare": cmd_compare, "bisect": cmd_bisect, "requirements": cmd_requirements,
+COMMANDS = {"plan": cmd_plan, "run": cmd_run, "status": cmd_status, "cell": cmd_cell, "report": cmd_report, "compare": cmd_compare, "bisect": cmd_bisect, "requirements": cmd_requirements,
             "env": cmd_env, "docker-base": cmd_docker_base, "wheelhouse": cmd_wheelhouse, "lock": cmd_lock}
 
 

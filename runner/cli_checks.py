@@ -7,6 +7,7 @@ checks go by attribute, so every subcommand that has a flag gets the same check.
 import re
 from pathlib import Path
 
+from .cli_slurm import check_slurm_args
 from .errors import UserError
 
 DEVICE = re.compile(r"cpu|cuda(:\d+)?")
@@ -26,6 +27,8 @@ def check_args(args):
         if name is not None and (not RUN_NAME.fullmatch(name) or ".." in name):
             raise UserError("{} {}: expected a plain name (letters, digits, '.', '_', '-', not starting with '.'), "
                             "the folder in results/ and reports/".format(flag, name))
+    _at_least(args, "index", "--index", 0, "an array index, 0 or more")
+    check_slurm_args(args)
     if getattr(args, "check", False) and getattr(args, "upgrade", False):
         raise UserError("--check and --upgrade: --check resolves nothing, --upgrade re-resolves every lock; give one")
     if getattr(args, "matrix", None) is not None:

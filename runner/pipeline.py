@@ -14,7 +14,8 @@ from pathlib import Path
 from .backends import get_backend
 from .backends.base import default_cache_home
 from .drift_plan import plan_drift_loads
-from .executors.local import LocalExecutor, make_slots
+from .executors import open_executor
+from .executors.local import make_slots
 from .matrix import load_matrix
 from .plan import plan_cells, resolve_auto_weights
 from .progress import Progress, past_durations
@@ -39,6 +40,9 @@ class RunSettings:
     docker: dict = None  # DockerOptions fields from the command line (ca_bundle, wheelhouse, ...)
     gpus: tuple = ()  # host GPU indices given to the matrix (--gpus): one cell at a time on each
     jobs: int = 1  # CPU cells at once (--jobs)
+    executor: str = "local"  # where cells run: runner/executors/__init__.py EXECUTORS (--executor)
+    no_wait: bool = False  # slurm: return once the cells are submitted (--no-wait)
+    slurm: dict = None  # [slurm] settings from the command line (partition, account, qos, sbatch_args)
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,8 @@ class RunSummary:
     ran: int
     reused: int
     counts: dict
-    report_dir: Path
+    report_dir: Path  # with --no-wait and cells left running: where the report will be, not yet written
+    submitted: int = 0  # --no-wait: cells left running in Slurm
 
     @property
     def failed(self):
@@ -62,22 +67,28 @@ def run_matrix(settings, options, out):
         # A container's own cache would vanish with it: downloads happen once per host instead.
         options = replace(options, weights_cache=os.path.join(default_cache_home(), "weights"))
     cells = plan_cells(matrix, options)
-    slots = make_slots(settings, cells[0].device if cells else "cpu")
+    device = cells[0].device if cells else "cpu"
+    slots = make_slots(settings, device)
     backend = get_backend(settings.backend, matrix=matrix, env_dir=settings.env_dir, ignore_pins=settings.ignore_pins,
                           docker=_docker_options(settings, cells))
     run_name = settings.run_name or "{}-{}".format(backend.name, cells[0].device.replace(":", ""))
     store = ResultStore(Path(settings.results_dir) / run_name, say)
     # One runner per results folder: a second one would delete this one's work folders and replace its results.
     with run_lock(store.root, "run", say):
+        # Slurm: how the jobs of an earlier --no-wait run ended is recorded first, and none may still be running.
+        make_executor = open_executor(settings.executor, settings=settings, matrix=matrix, backend=backend,
+                                      store=store, slots=slots, device=device, say=say)
         store.sweep_work()  # scratch folders of earlier attempts whose processes are provably gone
         todo = [cell for cell in cells if _needs_run(store.get(cell.id), settings)]
         estimates = past_durations(settings.results_dir, [cell.id for cell in cells])
         with Progress(len(todo), out, estimates, slots=len(slots) or 1) as progress:
-            executor = LocalExecutor(backend, store, progress, slots)
+            executor = make_executor(progress)
             progress.say("{} cells planned; {} already have results in {}; backend {}".format(
                 len(cells), len(cells) - len(todo), store.root, backend.name))
             progress.plan(todo)
-            executor.run(todo)
+            left = len(todo) - len(executor.run(todo))  # cells without a result yet: --no-wait leaves them in Slurm
+            if settings.no_wait and left:
+                return _left_running(cells, left, Path(settings.reports_dir) / run_name)
             # Then each version loads the checkpoints its older versions wrote (known only now).
             loads = plan_drift_loads(matrix, cells, store)
             load_todo = [cell for cell in loads if _needs_run(store.get(cell.id), settings)]
@@ -86,7 +97,9 @@ def run_matrix(settings, options, out):
                 progress.plan(load_todo)
                 progress.say("{} drift loads planned; {} already have results".format(
                     len(loads), len(loads) - len(load_todo)))
-            executor.run(load_todo)
+            left = len(load_todo) - len(executor.run(load_todo))
+            if settings.no_wait and left:
+                return _left_running(cells + loads, left, Path(settings.reports_dir) / run_name)
         cells += loads
         ran = len(todo) + len(load_todo)
 
@@ -103,6 +116,12 @@ def run_matrix(settings, options, out):
     say("report: {}".format(report_dir / "report.md"))
     return RunSummary(total=len(cells), ran=ran, reused=len(cells) - ran, counts=counts,
                       report_dir=report_dir)
+
+
+def _left_running(cells, left, report_dir):
+    """--no-wait: `left` cells run on in Slurm; every other cell has a result (earlier, or made here)."""
+    return RunSummary(total=len(cells), ran=0, reused=len(cells) - left, counts={}, report_dir=report_dir,
+                      submitted=left)
 
 
 def _docker_options(settings, cells):
