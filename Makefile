@@ -11,7 +11,7 @@ PY          := $(VENV)/bin/python
 
 BACKEND  ?= venv
 DEVICE   ?= cpu
-WEIGHTS  ?= auto
+WEIGHTS  ?=
 IMAGENET ?=
 LIMIT    ?=
 RUN      ?= $(BACKEND)-$(subst :,,$(DEVICE))
@@ -30,7 +30,7 @@ export DLMATRIX_PY39 ?= $(PYENV_39)/bin/python3.9
 endif
 
 # The same selection for plan and run, so the ids `make matrix` prints are the ones it runs.
-CELL_ARGS = --device $(DEVICE) --weights $(WEIGHTS) $(if $(IMAGENET),--imagenet $(IMAGENET)) $(if $(LIMIT),--limit $(LIMIT))
+CELL_ARGS = --device $(DEVICE) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(IMAGENET),--imagenet $(IMAGENET)) $(if $(LIMIT),--limit $(LIMIT))
 
 .PHONY: matrix plan report test failures-table host-lock bench bench-overhead bench-nvml bench-eval setup clean
 

@@ -247,6 +247,8 @@ def _suite_params(matrix, suite):
 
 
 def _weights(source, seed, cache, variant, env, model, matrix_path):
+    if source == "auto":
+        raise ValueError("weights 'auto' must be resolved (resolve_auto_weights) before planning")
     if source == "random":
         return {"source": "random", "seed": seed}
     if source == "pretrained":
