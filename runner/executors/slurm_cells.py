@@ -115,7 +115,7 @@ def ended_result(store, cell, element, say, now=None):
         if element.state == "COMPLETED" or existing["status"] in ("ok", "skipped"):
             return existing
     now = time.time() if now is None else now
-    if element.state == "COMPLETED" and (element.ended_at is None or now - element.ended_at < RESULT_GRACE_S):
+    if element.state == "COMPLETED" and element.ended_at is not None and now - element.ended_at < RESULT_GRACE_S:
         return None
     status = STATUS_OF.get(element.state, "failed")
     result = host_result(cell, status, slurm_reason(store, element), time.perf_counter() - element.elapsed_s)
