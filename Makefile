@@ -29,7 +29,8 @@ ifneq ($(PYENV_39),)
 export DLMATRIX_PY39 ?= $(PYENV_39)/bin/python3.9
 endif
 
-# The same selection for plan and run, so the ids `make matrix` prints are the ones it runs.
+# One selection for everything `make matrix` does: run --show-plan prints the plan of exactly the cells it runs,
+# ARGS included.
 CELL_ARGS = --device $(DEVICE) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(IMAGENET),--imagenet $(IMAGENET)) $(if $(LIMIT),--limit $(LIMIT))
 
 .PHONY: matrix plan report test failures-table host-lock bench bench-overhead bench-nvml bench-eval setup clean
@@ -37,8 +38,7 @@ CELL_ARGS = --device $(DEVICE) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(IMAG
 # BACKEND=docker first makes sure the CPU base image exists (debootstrap; no registry needed).
 matrix: $(VENV)/.ready
 	$(if $(filter docker,$(BACKEND)),$(if $(filter cpu,$(DEVICE)),$(PY) -m runner docker-base))
-	$(PY) -m runner plan $(CELL_ARGS)
-	$(PY) -m runner run $(CELL_ARGS) --backend $(BACKEND) --run $(RUN) $(if $(GPUS),--gpus $(GPUS)) $(ARGS)
+	$(PY) -m runner run --show-plan $(CELL_ARGS) --backend $(BACKEND) --run $(RUN) $(if $(GPUS),--gpus $(GPUS)) $(ARGS)
 
 plan: $(VENV)/.ready
 	$(PY) -m runner plan $(CELL_ARGS) $(ARGS)

@@ -14,12 +14,13 @@ from pathlib import Path
 from .cli_checks import check_args
 from .errors import UserError
 from .matrix import load_matrix
-from .progress import say as _say
+from .progress import plan_table, say as _say
 from .plan import Options, plan_cells, resolve_auto_weights
 from .pipeline import RunSettings, run_matrix
 from .cli_slurm import add_run_flags, add_slurm_parsers, cmd_cell, cmd_status, slurm_overrides
 from .cli_judge import add_judge_parsers, cmd_bisect, cmd_compare, open_run
-from .cli_tools import add_tool_parsers, cmd_docker_base, cmd_env, cmd_lock, cmd_requirements, cmd_wheelhouse
+from .cli_tools import (add_tool_parsers, cmd_docker_base, cmd_env, cmd_lock, cmd_prune, cmd_requirements,
+                        cmd_wheelhouse)
 
 
 
@@ -46,8 +47,10 @@ def _selection(parser):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m runner", description=(
-        "Reproduce published ImageNet errors and throughput across deep-learning framework versions."))
+    parser = argparse.ArgumentParser(prog="dlmatrix", description=(
+        "Reproduce published ImageNet errors and throughput across deep-learning framework versions "
+        "(also `python -m runner`)."))
+    parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="command", required=True)
 
     plan = sub.add_parser("plan", help="print the cells the matrix expands to, with their ids")
@@ -67,8 +70,10 @@ def build_parser():
                                     "at once, each on its own GPU")
     run.add_argument("--jobs", type=int, default=1, help="CPU cells at once (default 1; they share the CPU, so "
                                                          "throughput is best measured with 1)")
+    run.add_argument("--show-plan", action="store_true", help="print the plan (as `plan` does) before running it")
     run.add_argument("--force", action="store_true", help="re-run cells that already have results")
-    run.add_argument("--retry-failed", action="store_true", help="re-run cells whose result is 'failed'")
+    run.add_argument("--retry-failed", action="store_true", help="re-run cells whose result is failed, timeout or "
+                                                                  "out_of_memory")
     run.add_argument("--ignore-pins", action="store_true",
                      help="local backend: run even if the interpreter's packages differ from the pins (recorded)")
     add_run_flags(run)
@@ -117,11 +122,7 @@ def cmd_plan(args, out):
     if args.format == "json":
         out.write(json.dumps([cell.as_dict() for cell in cells], indent=2) + "\n")
         return 0
-    for cell in cells:
-        note = "  (skipped: {})".format(cell.skip_reason) if cell.skip_reason else ""
-        out.write("{}  {:<16} {:<14} {:<10} {}{}\n".format(
-            cell.id, cell.environment.name, cell.model.key, cell.suite, cell.device, note))
-    out.write("{} cells\n".format(len(cells)))
+    out.write("".join(line + "\n" for line in plan_table(cells)))
     return 0
 
 
@@ -133,7 +134,7 @@ def cmd_run(args, out):
         results_dir=Path(args.results_dir), reports_dir=Path(args.reports_dir), force=args.force,
         retry_failed=args.retry_failed, env_dir=args.env_dir, ignore_pins=args.ignore_pins, docker=docker,
         gpus=_gpus(args.gpus), jobs=args.jobs, executor=args.executor, no_wait=args.no_wait,
-        slurm=slurm_overrides(args))
+        slurm=slurm_overrides(args), show_plan=args.show_plan)
     summary = run_matrix(settings, options, sys.stderr)
     if summary.submitted:
         out.write("{} cells: {} left running in Slurm, the other {} have results; `python -m runner status --run {}` "
@@ -185,7 +186,27 @@ def cmd_report(args, out):
 
 
 COMMANDS = {"plan": cmd_plan, "run": cmd_run, "status": cmd_status, "cell": cmd_cell, "report": cmd_report, "compare": cmd_compare, "bisect": cmd_bisect, "requirements": cmd_requirements,
-            "env": cmd_env, "docker-base": cmd_docker_base, "wheelhouse": cmd_wheelhouse, "lock": cmd_lock}
+            "env": cmd_env, "docker-base": cmd_docker_base, "wheelhouse": cmd_wheelhouse, "lock": cmd_lock,
+            "prune": cmd_prune}
+
+
+def version_line():
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .matrix import SCHEMA
+    from .probe import PROBE_VERSION, RESULT_SCHEMA_VERSION
+
+    try:
+        installed = version("dlmatrix")
+    except PackageNotFoundError:
+        installed = "(not installed: `make setup` installs it)"
+    return "dlmatrix {}: reads matrix.toml schema {}, writes results schema {} (probe {})".format(
+        installed, SCHEMA, RESULT_SCHEMA_VERSION, PROBE_VERSION)
+
+
+def entry():
+    """The `dlmatrix` command (pyproject.toml [project.scripts])."""
+    sys.exit(main())
 
 
 def _terminate(signum, frame):

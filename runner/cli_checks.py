@@ -24,6 +24,9 @@ def check_args(args):
         raise UserError("--device {}: expected cpu, cuda or cuda:N (e.g. cuda:1)".format(device))
     for attr, flag in (("run_name", "--run"), ("baseline", "--baseline")):
         name = getattr(args, attr, None)
+        if name == "reference" and attr == "run_name" and getattr(args, "command", None) != "report":
+            raise UserError("--run reference: reports/reference/ holds the project's own reference reports, which a "
+                            "run must not overwrite; choose another name")
         if name is not None and (not RUN_NAME.fullmatch(name) or ".." in name):
             raise UserError("{} {}: expected a plain name (letters, digits, '.', '_', '-', not starting with '.'), "
                             "the folder in results/ and reports/".format(flag, name))

@@ -47,6 +47,13 @@ def add_tool_parsers(sub, common):
     base.add_argument("--from-tarball", metavar="FILE", help="no debootstrap: `docker load` FILE (from `docker save` "
                                                              "on another host) and tag it as [docker] cpu_base")
 
+    prune = sub.add_parser("prune", help="remove the venv environments no row of the matrix uses any more (an "
+                                         "edited pin or a re-made lock leaves the old one behind)")
+    common(prune)
+    prune.add_argument("--env-dir", help="where the venv backend keeps environments (default: ~/.cache/dlmatrix/envs)")
+    prune.add_argument("--bisect", action="store_true", help="also remove the environments bisect derived")
+    prune.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+
     house = sub.add_parser("wheelhouse", help="download every wheel the matrix's environments install into DIR "
                                               "(on a connected machine), for air-gapped docker builds")
     common(house)
@@ -157,3 +164,45 @@ def cmd_env(args, out):
     return 0
 
 
+def cmd_prune(args, out):
+    """Environments are content-addressed (<row>-<hash of its content and lock>), so one no row names is garbage;
+    one that another process is building right now (its build lock held) is left alone."""
+    import shutil
+
+    from .backends.venv import VenvBackend
+    from .locks import DEVICES, locked
+    from .storage import lock_holder
+
+    matrix = load_matrix(args.matrix)
+    backend = VenvBackend(args.env_dir)
+    keep = set()
+    for device in DEVICES:
+        for env in matrix.environments:
+            try:
+                keep.add(backend.location(locked(matrix, env, device)).name)
+            except UserError:
+                continue  # no current lock for this device: nothing of it to keep
+    if not backend.env_dir.is_dir():
+        out.write("{}: no environments\n".format(backend.env_dir))
+        return 0
+    freed, removed = 0, []
+    for folder in sorted(p for p in backend.env_dir.iterdir() if p.is_dir()):
+        if folder.name in keep or (folder.name.startswith("bisect-") and not args.bisect):
+            continue
+        build_lock = backend.env_dir / ".{}.lock".format(folder.name)
+        holder = lock_holder(build_lock)
+        if holder is not None:
+            _say("{}: left in place, pid {} is building it".format(folder, holder))
+            continue
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+        removed.append(folder)
+        freed += size
+        if not args.dry_run:
+            shutil.rmtree(folder)
+            if build_lock.exists():
+                build_lock.unlink()
+        out.write("{}{} ({:.1f} GB)\n".format("would remove " if args.dry_run else "removed ", folder, size / 1e9))
+    out.write("{} environments, {:.1f} GB{}; kept the {} environments the matrix's rows use{}\n".format(
+        len(removed), freed / 1e9, " would be freed" if args.dry_run else " freed", len(keep),
+        "" if args.bisect else " and bisect's (--bisect removes those too)"))
+    return 0

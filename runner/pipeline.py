@@ -18,7 +18,7 @@ from .executors import open_executor
 from .executors.local import make_slots
 from .matrix import load_matrix
 from .plan import plan_cells, resolve_auto_weights
-from .progress import Progress, past_durations
+from .progress import Progress, past_durations, plan_table
 from .report import write_report
 from .results import FAILED, ResultStore
 from .storage import run_lock
@@ -43,6 +43,7 @@ class RunSettings:
     executor: str = "local"  # where cells run: runner/executors/__init__.py EXECUTORS (--executor)
     no_wait: bool = False  # slurm: return once the cells are submitted (--no-wait)
     slurm: dict = None  # [slurm] settings from the command line (partition, account, qos, sbatch_args)
+    show_plan: bool = False  # print the plan before running it (make matrix: the plan shown is the plan run)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ def run_matrix(settings, options, out):
         # A container's own cache would vanish with it: downloads happen once per host instead.
         options = replace(options, weights_cache=os.path.join(default_cache_home(), "weights"))
     cells = plan_cells(matrix, options)
+    if settings.show_plan:
+        for line in plan_table(cells):
+            say(line)
     device = cells[0].device if cells else "cpu"
     slots = make_slots(settings, device)
     backend = get_backend(settings.backend, matrix=matrix, env_dir=settings.env_dir, ignore_pins=settings.ignore_pins,

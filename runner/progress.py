@@ -31,6 +31,16 @@ def clock(seconds):
     return "{:d}:{:02d}:{:02d}".format(seconds // 3600, seconds // 60 % 60, seconds % 60)
 
 
+def plan_table(cells):
+    """The plan as lines: each cell's id, row, model, suite, device, and why it will be skipped."""
+    lines = []
+    for cell in cells:
+        note = "  (skipped: {})".format(cell.skip_reason) if cell.skip_reason else ""
+        lines.append("{}  {:<16} {:<14} {:<10} {}{}".format(cell.id, cell.environment.name, cell.model.key,
+                                                            cell.suite, cell.device, note))
+    return lines + ["{} cells".format(len(cells))]
+
+
 def past_durations(results_dir, cell_ids):
     """{cell id: seconds} from earlier results of the same cells in any run folder under `results_dir`
     (the same id is the same work: environment, model, suite, settings, data)."""

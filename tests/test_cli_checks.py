@@ -28,6 +28,7 @@ CASES = [
     (["--run", "a/b"], "--run a/b: expected a plain name"),
     (["--run", ".hidden"], "--run .hidden: expected a plain name"),
     (["--run", "a..b"], "--run a..b: expected a plain name"),
+    (["--run", "reference"], "--run reference: reports/reference/ holds the project's own reference reports"),
     (["--matrix", "{tmp}/a-folder"], "--matrix {tmp}/a-folder: is a folder, expected a file"),
     (["--matrix", "{tmp}/missing.toml"], "--matrix {tmp}/missing.toml: file not found; pass --matrix PATH"),
     (["--matrix", "{tmp}/latin1.toml"], "--matrix {tmp}/latin1.toml: not UTF-8 text (byte 0xe9 on line 1)"),
