@@ -124,7 +124,8 @@ def _run_suite(adapter, spec, timeline, load, provenance):
     series = []  # (window, row) pairs for telemetry.csv
     if spec["suite"] == "error":
         with telemetry.window() as window:
-            metrics = run_error_suite(adapter, model, recipe, dataset, params, spec["output_dir"])
+            metrics = run_error_suite(adapter, model, recipe, dataset, params, spec["output_dir"],
+                                      spec.get("crop_cache"))
         metrics["telemetry"] = window.summary(images=metrics["images_evaluated"])
         series += [("error", row) for row in window.series()]
         files["predictions"] = metrics["predictions_file"]

@@ -1,95 +1,72 @@
 """Error suite: top-1 / top-5 error on an ImageNet val set, with per-image predictions.
 
-Input pipeline: JPEG decoding and preprocessing run in `workers` threads (Pillow releases the
-GIL while it decodes and resizes), up to `prefetch` batches ahead of the model, in the val
-set's order, so the model does not wait for the decoder and the predictions are exactly those
-of one decoder. What limited the run is recorded: decode capacity, model speed, and how long
-the model waited for input.
+Input pipeline: JPEG decoding and the recipe's resize and crop run in `workers` worker processes
+(runner/probe/decode_pool.py), up to `prefetch` batches ahead of the model, into uint8 crops that are
+read back in the val set's order, so the predictions are exactly those of one decoder. With a crop
+cache (runner/probe/crop_cache.py) a val set is decoded once per recipe and library versions, and
+every later cell reads the checked crops instead. The float conversion and normalisation
+(preprocess.to_batch, a table lookup) runs here, in the model loop. What limited the run is recorded:
+decode capacity, model speed, how long the model waited for input, and the cache's part.
 """
 
-import collections
 import csv
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .preprocess import preprocess_item
+from .crop_source import input_batches
+from .preprocess import normalising_table, to_batch
 
 
-def _decode(root, item, recipe, adapter):
-    """(array or None, mode, problem, seconds) for one (relative path, label) item."""
-    tick = time.perf_counter()
-    return preprocess_item(root, item[0], recipe, adapter) + (time.perf_counter() - tick,)
+def input_workers(params):
+    """Decoder processes for this cell (0 = one per core, up to 8; 1 = decode in this process)."""
+    return int(params.get("workers", 1)) or min(8, os.cpu_count() or 1)
 
 
-def decoded_batches(root, items, recipe, adapter, batch_size, workers, prefetch):
-    """Yield (batch items, their decodes) in order, decoding up to `prefetch` batches ahead."""
-    batches = [items[start:start + batch_size] for start in range(0, len(items), batch_size)]
-    if workers <= 1:
-        for batch in batches:
-            yield batch, [_decode(root, item, recipe, adapter) for item in batch]
-        return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = collections.deque()
-        upcoming = iter(batches)
-        for batch in upcoming:
-            pending.append((batch, [pool.submit(_decode, root, item, recipe, adapter) for item in batch]))
-            if len(pending) > prefetch:
-                break
-        while pending:
-            batch, futures = pending.popleft()
-            following = next(upcoming, None)
-            if following is not None:
-                pending.append((following, [pool.submit(_decode, root, item, recipe, adapter) for item in following]))
-            yield batch, [future.result() for future in futures]
+def batch_ranges(count, batch_size):
+    return [(start, min(start + batch_size, count)) for start in range(0, count, batch_size)]
 
 
-def input_workers(params, adapter, recipe):
-    """Decoder threads for this cell (0 = one per core, up to 8), and why fewer than asked.
-
-    A recipe that resizes with the framework's own op (GluonCV: mx.image.imresize) gets one
-    decoder unless the adapter declares that op thread-safe: MXNet's Python front end is not.
-    """
-    asked = int(params.get("workers", 1)) or min(8, os.cpu_count() or 1)
-    if asked > 1 and recipe.resize_with == "framework" and not getattr(adapter, "resize_thread_safe", False):
-        return 1, "the framework's own resize is not thread-safe: one decoder"
-    return asked, None
-
-
-def run_error_suite(adapter, model, recipe, dataset, params, out_dir):
+def run_error_suite(adapter, model, recipe, dataset, params, out_dir, crop_cache=None):
+    """crop_cache: {"dir", "limit_bytes"} from the cell's spec, or None."""
     batch_size = int(params["batch_size"])
-    workers, workers_note = input_workers(params, adapter, recipe)
+    workers = input_workers(params)
     prefetch = int(params.get("prefetch", 2))
-    rows, unreadable, modes = [], [], {}
+    table = normalising_table(recipe)
+    rows, unreadable, modes, cache = [], [], {}, {}
     top1 = top5 = 0
     decode_s = model_s = wait_s = 0.0
     wall = time.perf_counter()
     waiting = time.perf_counter()
-    for batch, decoded in decoded_batches(dataset.root, dataset.items, recipe, adapter, batch_size, workers,
-                                          prefetch):
-        wait_s += time.perf_counter() - waiting
-        arrays, kept = [], []
-        for item, (array, mode, problem, seconds) in zip(batch, decoded):
-            decode_s += seconds
-            if problem is not None:
-                unreadable.append(dict(file=item[0], **problem))
-                continue
-            modes[mode] = modes.get(mode, 0) + 1
-            arrays.append(array)
-            kept.append(item)
-        if arrays:
-            tick = time.perf_counter()
-            logits = adapter.predict(model, np.stack(arrays))
-            model_s += time.perf_counter() - tick
-            # mergesort: the stable sort numpy had before kind="stable" (1.15); the MXNet 1.4 row has 1.14
-            best = np.argsort(-logits, axis=1, kind="mergesort")[:, :5]
-            for (name, label), top in zip(kept, best):
-                top1 += int(top[0] == label)
-                top5 += int(label in top)
-                rows.append([name, label] + [int(k) for k in top])
-        waiting = time.perf_counter()
+    batches = input_batches(dataset, recipe, adapter, batch_ranges(len(dataset.items), batch_size), workers,
+                            prefetch, crop_cache, out_dir, cache)
+    try:
+        for batch in batches:
+            wait_s += time.perf_counter() - waiting
+            kept = []
+            for offset, (mode, problem, seconds, _) in enumerate(batch.infos):
+                decode_s += seconds
+                if problem is not None:
+                    unreadable.append(dict(file=dataset.items[batch.start + offset][0], **problem))
+                    continue
+                modes[mode] = modes.get(mode, 0) + 1
+                kept.append(offset)
+            if kept:
+                crops = batch.crops if len(kept) == len(batch.infos) else batch.crops[kept]
+                tick = time.perf_counter()
+                logits = adapter.predict(model, to_batch(crops, recipe, table))
+                model_s += time.perf_counter() - tick
+                # mergesort: the stable sort numpy had before kind="stable" (1.15); the MXNet 1.4 row has 1.14
+                best = np.argsort(-logits, axis=1, kind="mergesort")[:, :5]
+                for offset, top in zip(kept, best):
+                    name, label = dataset.items[batch.start + offset]
+                    top1 += int(top[0] == label)
+                    top5 += int(label in top)
+                    rows.append([name, label] + [int(k) for k in top])
+            waiting = time.perf_counter()
+    finally:
+        batches.close()  # ends the decoder processes and lets go of the cache's lock now, not at collection
     wall_s = time.perf_counter() - wall
     evaluated = len(rows)
     predictions = os.path.join(out_dir, "predictions.csv")
@@ -110,9 +87,10 @@ def run_error_suite(adapter, model, recipe, dataset, params, out_dir):
         "image_modes": modes,
         "batch_size": batch_size,
         "input_workers": workers,
-        "input_workers_note": workers_note,
+        "input_pipeline": "worker processes" if workers > 1 else "this process",
         "prefetch_batches": prefetch,
-        "decode_s": decode_s,  # summed over the decoder threads
+        "crop_cache": cache,
+        "decode_s": decode_s,  # summed over the decoders; 0 when every crop came from the cache
         "model_s": model_s,
         "input_wait_s": wait_s,  # the model loop waiting for decoded batches
         "wall_s": wall_s,

@@ -1,0 +1,289 @@
+"""The decode-once crop cache: each val set's uint8 crops under each recipe, stored once for every cell.
+
+    FOLDER/entries/KEY/manifest.json      what the entry holds (written last: an entry without it is partial)
+    FOLDER/entries/KEY/crops-TOKEN.npy    (N, crop, crop, 3) uint8, a .npy file (np.load(mmap_mode="r") reads it)
+    FOLDER/locks/KEY.lock                 flock held by the one cell that builds KEY; the others wait, then read
+    FOLDER/digests/ROOT.json              the val set's file digests, by (size, mtime, inode): hashed once
+
+KEY is a hash of everything that determines the pixels: the images' sha256 digests in order, the recipe's
+resize and crop fields (not its normalisation, which runs after the cache), Pillow and its libjpeg and
+zlib, the framework's version where its own resize is used, and the machine architecture (libjpeg-turbo
+has SIMD code per architecture). Cells of other models, re-runs and other rows with the same key read
+the crops instead of decoding. The manifest holds each crop's sha256: a reader checks every crop before
+it is used, and a damaged entry is rebuilt (runner/probe/crop_source.py).
+
+A committed crops file is never written again: a rebuild writes a new one and renames it in, so a
+reader that has the old one open keeps reading consistent bytes. Past the size limit the least
+recently used entries that no cell is building are removed.
+"""
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .decode_pool import CropFile
+from .jsonio import read_json, write_json_atomic
+
+FORMAT = 1
+PIXEL_FIELDS = ("resize", "crop", "interpolation", "resize_mode", "crop_offset", "resize_with")
+
+
+def pixel_libraries(recipe, adapter):
+    """What decodes and resizes: the libraries and versions whose output the crops are."""
+    from PIL import Image
+    import PIL
+
+    libraries = {"pillow": PIL.__version__, "libjpeg": getattr(Image.core, "jpeglib_version", None),
+                 "zlib": getattr(Image.core, "zlib_version", None), "machine": platform.machine()}
+    if recipe.resize_with == "framework":
+        libraries["resize"] = {"framework": adapter.name, "versions": adapter.versions()}
+    return libraries
+
+
+def key_content(rels, digests, recipe, adapter):
+    listing = "".join("{}\t{}\n".format(rel, digest) for rel, digest in zip(rels, digests))
+    return {"format": FORMAT, "count": len(rels), "images_sha256": hashlib.sha256(listing.encode("utf-8")).hexdigest(),
+            "recipe": {field: getattr(recipe, field) for field in PIXEL_FIELDS},
+            "libraries": pixel_libraries(recipe, adapter)}
+
+
+def content_key(content):
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class CropCache(object):
+    def __init__(self, folder, limit_bytes):
+        self.folder, self.limit_bytes = os.path.abspath(folder), int(limit_bytes)
+        for sub in ("entries", "locks", "digests"):
+            _make_folder(os.path.join(self.folder, sub))
+
+    def entry_folder(self, key):
+        return os.path.join(self.folder, "entries", key)
+
+    # -- the key ------------------------------------------------------------------------------
+    def file_digests(self, root, rels, threads):
+        """sha256 of each file; a file whose size, mtime and inode are those recorded is not read again."""
+        root = os.path.abspath(root)
+        memo_name = hashlib.sha256(root.encode("utf-8")).hexdigest()[:32] + ".json"
+        memo_path = os.path.join(self.folder, "digests", memo_name)
+        memo = _read_or_none(memo_path) or {}
+        memo = memo.get("files", {}) if memo.get("root") == root else {}
+        stats = [os.stat(os.path.join(root, rel)) for rel in rels]
+        marks = [[st.st_size, st.st_mtime_ns, st.st_ino] for st in stats]
+        missing = [i for i, rel in enumerate(rels) if (memo.get(rel) or [None])[:3] != marks[i]]
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:  # hashlib lets go of the GIL
+            for i, digest in zip(missing, pool.map(lambda i: sha256_file(os.path.join(root, rels[i])), missing)):
+                memo[rels[i]] = marks[i] + [digest]
+        if missing:
+            write_json_atomic(memo_path, {"root": root, "files": memo})
+        return [memo[rel][3] for rel in rels]
+
+    # -- reading -------------------------------------------------------------------------------
+    def complete_entry(self, key, rels, crop):
+        """The committed entry for `key` (its crops file open), or None when there is none or it is partial."""
+        folder = self.entry_folder(key)
+        manifest = _read_or_none(os.path.join(folder, "manifest.json"))
+        if not manifest or manifest.get("format") != FORMAT or manifest.get("key") != key:
+            return None
+        try:
+            fd = os.open(os.path.join(folder, manifest["data"]), os.O_RDONLY)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return None  # removed since the manifest was read (evicted or rebuilt)
+            raise
+        entry = Entry(manifest, CropFile(fd, crop, offset=manifest["offset"]))
+        expected = manifest["offset"] + len(rels) * entry.store.slot_bytes
+        if [item[0] for item in manifest["items"]] != list(rels) or os.fstat(fd).st_size < expected:
+            entry.close()
+            return None
+        try:
+            os.utime(os.path.join(folder, "manifest.json"))  # last used: the size limit removes the oldest first
+        except OSError:
+            pass
+        return entry
+
+    # -- building ------------------------------------------------------------------------------
+    def lock(self, key):
+        """An open file holding the exclusive lock of `key` (close it to let go), and the seconds waited."""
+        tick = time.time()
+        handle = open(os.path.join(self.folder, "locks", key + ".lock"), "a")
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        return handle, time.time() - tick
+
+    def new_entry(self, key, content, rels, crop):
+        """A Builder writing a fresh crops file for `key` (the caller holds its lock), or (None, why not)."""
+        folder = self.entry_folder(key)
+        _make_folder(folder)
+        for name in os.listdir(folder):
+            if name.endswith(".partial"):
+                os.remove(os.path.join(folder, name))  # a builder that died: only the lock holder gets here
+        header = _npy_header((len(rels), crop, crop, 3))
+        size = len(header) + len(rels) * crop * crop * 3
+        if size > self.limit_bytes:
+            return None, "the entry would take {} bytes, over the cache's limit of {}".format(size, self.limit_bytes)
+        with open(os.path.join(self.folder, "locks", "evict.lock"), "a") as guard:
+            fcntl.flock(guard.fileno(), fcntl.LOCK_EX)  # room made and taken by one builder at a time
+            evicted = self._make_room(size, keep=key)
+            used, free = self.usage(), _free_bytes(folder)
+            if used + size > self.limit_bytes:
+                return None, "entries being built or read hold {} bytes of the cache's limit of {}, this one " \
+                             "needs {}".format(used, self.limit_bytes, size)
+            if free < size:
+                return None, "{} bytes free in {}, the entry needs {}".format(free, folder, size)
+            name = "crops-{}.npy".format(uuid.uuid4().hex[:12])
+            fd = os.open(os.path.join(folder, name + ".partial"), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            os.write(fd, header)
+            os.ftruncate(fd, size)  # sparse: its size reserves the room for the next builder's sums
+        return Builder(self, key, content, rels, name, CropFile(fd, crop, offset=len(header)), evicted), None
+
+    def usage(self):
+        return sum(_folder_bytes(self.entry_folder(key)) for key in self._keys())
+
+    def _make_room(self, size, keep):
+        """Remove least recently used entries until `size` more bytes fit; those being built stay. Their keys."""
+        evicted = []
+        used = self.usage()
+        for _, key in sorted((self._last_used(key), key) for key in self._keys() if key != keep):
+            if used + size <= self.limit_bytes:
+                break
+            freed = self._remove_unless_busy(key)
+            if freed is not None:
+                used -= freed
+                evicted.append(key)
+        return evicted
+
+    def remove(self, key):
+        """Drop `key`'s entry (the caller holds its lock): the manifest first, so no reader takes it up."""
+        folder = self.entry_folder(key)
+        for name in ["manifest.json"] + sorted(os.listdir(folder) if os.path.isdir(folder) else []):
+            try:
+                os.remove(os.path.join(folder, name))
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    raise
+
+    def _remove_unless_busy(self, key):
+        with open(os.path.join(self.folder, "locks", key + ".lock"), "a") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return None  # a cell is building it
+            size = _folder_bytes(self.entry_folder(key))
+            self.remove(key)
+            try:
+                os.rmdir(self.entry_folder(key))
+            except OSError:
+                pass
+            return size
+
+    def _keys(self):
+        return sorted(os.listdir(os.path.join(self.folder, "entries")))
+
+    def _last_used(self, key):
+        try:
+            return os.stat(os.path.join(self.entry_folder(key), "manifest.json")).st_mtime
+        except OSError:
+            return 0.0  # partial or half removed: first to go
+
+
+class Entry(object):
+    """A committed entry: its manifest and its crops file (open, read-only)."""
+
+    def __init__(self, manifest, store):
+        self.manifest, self.store = manifest, store
+        self.data = manifest["data"]
+        self.items = manifest["items"]  # [rel, Pillow mode, problem, sha256 of the crop]
+
+    def close(self):
+        self.store.close()
+
+
+class Builder(object):
+    """A crops file being written for one key; commit() makes it the entry."""
+
+    def __init__(self, cache, key, content, rels, name, store, evicted):
+        self.cache, self.key, self.content, self.rels, self.name = cache, key, content, rels, name
+        self.store, self.evicted = store, evicted
+        self.infos = [None] * len(rels)
+        self.decode_s = 0.0
+
+    def add(self, batch):
+        for index, info in zip(range(batch.start, batch.stop), batch.infos):
+            self.infos[index] = info
+            self.decode_s += info[2]
+
+    def commit(self):
+        folder = self.cache.entry_folder(self.key)
+        os.fsync(self.store.fd)
+        os.rename(os.path.join(folder, self.name + ".partial"), os.path.join(folder, self.name))
+        manifest = {"format": FORMAT, "key": self.key, "content": self.content, "data": self.name,
+                    "offset": self.store.offset, "shape": [len(self.rels), self.store.crop, self.store.crop, 3],
+                    "decode_s": self.decode_s,
+                    "items": [[rel, info[0], info[1], info[3]] for rel, info in zip(self.rels, self.infos)]}
+        write_json_atomic(os.path.join(folder, "manifest.json"), manifest)
+        self.store.close()
+        for name in os.listdir(folder):
+            if name.startswith("crops-") and name != self.name:
+                os.remove(os.path.join(folder, name))  # the crops files it replaces; open readers keep theirs
+
+    def abandon(self):
+        self.store.close()
+        try:
+            os.remove(os.path.join(self.cache.entry_folder(self.key), self.name + ".partial"))
+        except OSError:
+            pass
+
+
+def _npy_header(shape):
+    import io
+
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(out, {"descr": "|u1", "fortran_order": False, "shape": tuple(shape)})
+    return out.getvalue()
+
+
+def _make_folder(path):
+    try:
+        os.makedirs(path)
+    except OSError as exc:
+        if exc.errno != errno.EEXIST:
+            raise
+
+
+def _read_or_none(path):
+    try:
+        return read_json(path)
+    except (OSError, ValueError):
+        return None  # absent, or cut short by a writer that died: as good as absent
+
+
+def _free_bytes(folder):
+    stats = os.statvfs(folder)
+    return stats.f_bavail * stats.f_frsize
+
+
+def _folder_bytes(folder):
+    total = 0
+    for name in (os.listdir(folder) if os.path.isdir(folder) else []):
+        try:
+            total += os.stat(os.path.join(folder, name)).st_size
+        except OSError:
+            pass
+    return total

@@ -1,0 +1,144 @@
+"""Where the error suite's crops come from: the crop cache when it holds them, else the decoders.
+
+input_batches() yields decode_pool.Batch per range of the val set, in order, and fills `record` (the
+result's "crop_cache"): status "off" (no cache), "hit", "built" (decoded and stored), "rebuilt" (an
+entry was damaged: the crops before the damage were checked and used, the rest come from the rebuilt
+entry), or "not stored" (with the reason: the limit, the free space); the key, the seconds spent making
+the key and waiting for another cell that was building the same entry.
+"""
+
+import collections
+import hashlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from .crop_cache import CropCache, content_key, key_content
+from .decode_pool import Batch, CropFile, crop_batches
+
+
+class EntryDamaged(Exception):
+    pass
+
+
+def input_batches(dataset, recipe, adapter, ranges, workers, window, settings, scratch_dir, record):
+    """Batches for `ranges` of dataset.items; settings {"dir", "limit_bytes"} or None (no cache)."""
+    if not settings:
+        record.update(status="off", reason="no crop cache given to this cell")
+        for batch in decoded(dataset.root, dataset.items, recipe, adapter, ranges, workers, window, scratch_dir):
+            yield batch
+        return
+    try:
+        cache = CropCache(settings["dir"], settings["limit_bytes"])
+    except OSError as exc:
+        raise RuntimeError("crop cache {}: cannot be used ({}); make it writable, or choose another folder or "
+                           "\"off\" with DLMATRIX_CACHE or [suites.error] crop_cache".format(settings["dir"], exc))
+    rels = [rel for rel, _ in dataset.items]
+    tick = time.perf_counter()
+    content = key_content(rels, cache.file_digests(dataset.root, rels, workers), recipe, adapter)
+    key = content_key(content)
+    record.update(key=key, folder=cache.folder, limit_bytes=cache.limit_bytes, key_s=time.perf_counter() - tick,
+                  lock_wait_s=0.0, damaged=None)
+    delivered, damaged = 0, None
+    entry = cache.complete_entry(key, rels, recipe.crop)
+    while True:
+        if entry is None:
+            lock, waited = cache.lock(key)
+            record["lock_wait_s"] += waited
+            try:
+                entry = cache.complete_entry(key, rels, recipe.crop)  # built while this cell waited?
+                if entry is not None and entry.data == damaged:
+                    entry.close()
+                    entry = None
+                if entry is None:
+                    if damaged:
+                        cache.remove(key)
+                    build = _build(cache, key, content, dataset, recipe, adapter, ranges, delivered, workers, window,
+                                   scratch_dir, record, rebuild=damaged is not None)
+                    for batch in build:
+                        yield batch
+                    return
+            finally:
+                lock.close()
+        record["status"] = "rebuilt" if damaged else "hit"
+        try:
+            for batch in _read(entry, ranges[delivered:], workers, window):
+                delivered += 1
+                yield batch
+            return
+        except EntryDamaged as exc:
+            record["damaged"] = "{}; the entry was removed and rebuilt".format(exc)
+            damaged = entry.data
+        finally:
+            entry.close()
+        entry = None
+
+
+def decoded(root, items, recipe, adapter, ranges, workers, window, scratch_dir):
+    """Batches from the decoders, without the cache: the worker processes write into a ring of slots."""
+    if workers <= 1:
+        for batch in crop_batches(root, items, recipe, adapter, ranges, workers, window, None):
+            yield batch
+        return
+    size = max(stop - start for start, stop in ranges)
+    ring = CropFile.scratch(recipe.crop, (window + 1) * size, scratch_dir)  # window + 1: the batch being read too
+    try:
+        for batch in crop_batches(root, items, recipe, adapter, ranges, workers, window, ring):
+            yield batch
+    finally:
+        ring.close()
+
+
+def _build(cache, key, content, dataset, recipe, adapter, ranges, delivered, workers, window, scratch_dir, record,
+           rebuild):
+    """Decode every range into a new entry, delivering ranges[delivered:] first (a rebuild after damage:
+    the ones before were delivered from the old entry), then commit it."""
+    rels = [rel for rel, _ in dataset.items]
+    builder, why = cache.new_entry(key, content, rels, recipe.crop)
+    if builder is None:
+        record.update(status="not stored", reason=why)
+        for batch in decoded(dataset.root, dataset.items, recipe, adapter, ranges[delivered:], workers, window,
+                             scratch_dir):
+            yield batch
+        return
+    record.update(status="rebuilt" if rebuild else "built", evicted=builder.evicted)
+    order = ranges[delivered:] + ranges[:delivered]
+    committed = False
+    try:
+        batches = crop_batches(dataset.root, dataset.items, recipe, adapter, order, workers, window, builder.store)
+        for count, batch in enumerate(batches):
+            builder.add(batch)
+            if count < len(ranges) - delivered:
+                yield batch
+        builder.commit()
+        committed = True
+    finally:
+        if not committed:
+            builder.abandon()
+
+
+def _read(entry, ranges, threads, window):
+    """The entry's batches, each crop checked against its sha256 in threads up to `window` batches ahead."""
+
+    def load(start, stop):
+        crops = entry.store.read(start, stop - start)
+        infos = []
+        for index in range(start, stop):
+            rel, mode, problem, digest = entry.items[index]
+            if digest is not None and hashlib.sha256(crops[index - start].tobytes()).hexdigest() != digest:
+                raise EntryDamaged("crop {} ({}) of entry {} differs from its sha256".format(index, rel, entry.data))
+            infos.append([mode, problem, 0.0, digest])
+        return Batch(start, stop, crops, infos)
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        pending = collections.deque()
+        upcoming = iter(ranges)
+        for start, stop in upcoming:
+            pending.append(pool.submit(load, start, stop))
+            if len(pending) > window:
+                break
+        while pending:
+            future = pending.popleft()
+            following = next(upcoming, None)
+            if following is not None:
+                pending.append(pool.submit(load, *following))
+            yield future.result()

@@ -1,0 +1,69 @@
+"""One decoder process of the error suite's pool (runner/probe/decode_pool.py).
+
+    python -m runner.probe.decode_worker RESULT_FD DATA_FD
+
+Reads one header line (JSON: the val set's root and items, the recipe, the framework whose resize the
+recipe uses, where crops go in the data file), then one task per line, "index position". For each it
+decodes and crops the image exactly as the in-process path does (preprocess.crop_item), writes the
+uint8 crop at `position` of the data file (pwrite: the pages stay in the page cache or /dev/shm and
+count in no process's resident memory) and answers one JSON line on RESULT_FD:
+[index, Pillow mode, problem, seconds, sha256 of the crop].
+
+It ends when its task pipe closes, which the kernel does when the parent ends in any way (kill -9
+included): an idle worker then reads end-of-file, a busy one fails its next answer (broken pipe).
+It stays in the parent's process group, so the guard that ends a cell ends it too.
+"""
+
+import hashlib
+import json
+import os
+import sys
+import time
+
+
+def open_resizer(framework):
+    """The framework's own resize (the recipe's resize_with = "framework"), on the CPU, one thread."""
+    from .adapters import load_adapter
+
+    return load_adapter(framework, "cpu", 1)
+
+
+def serve(tasks, answers, data_fd):
+    header = json.loads(tasks.readline())  # first: the parent writes it to every worker in turn
+    from .preprocess import Recipe, crop_item
+
+    recipe = Recipe.from_dict(header["recipe"])
+    adapter = open_resizer(header["framework"]) if recipe.resize_with == "framework" else None
+    root, items = header["root"], header["items"]
+    offset, slot_bytes = int(header["data_offset"]), int(header["slot_bytes"])
+    answers.write("ready\n")
+    answers.flush()
+    for line in tasks:
+        index, position = (int(word) for word in line.split())
+        tick = time.perf_counter()
+        crop, mode, problem = crop_item(root, items[index], recipe, adapter)
+        digest = None
+        if crop is not None:
+            data = crop.tobytes()
+            if len(data) != slot_bytes:
+                raise RuntimeError("crop of {} is {} bytes, the slot {}".format(items[index], len(data), slot_bytes))
+            os.pwrite(data_fd, data, offset + position * slot_bytes)
+            digest = hashlib.sha256(data).hexdigest()
+        answers.write(json.dumps([index, mode, problem, time.perf_counter() - tick, digest]) + "\n")
+        answers.flush()
+
+
+def main(argv):
+    result_fd, data_fd = int(argv[0]), int(argv[1])
+    answers = os.fdopen(result_fd, "w", encoding="ascii")  # json.dumps escapes the rest
+    # Whatever a library prints goes to stderr (the cell's log), never into the answers.
+    os.dup2(2, 1)
+    try:
+        serve(sys.stdin, answers, data_fd)
+    except BrokenPipeError:
+        return 0  # the parent is gone: nothing to answer to
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

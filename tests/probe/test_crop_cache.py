@@ -1,0 +1,190 @@
+"""The decode-once crop cache on the real sample images: built once, then read with the same predictions;
+keyed by what determines the pixels; a damaged or partial entry is never used but rebuilt; two cells on
+one key: one builds, the other waits and reads; past the size limit, the oldest entry goes."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from runner.probe.crop_cache import CropCache, content_key, key_content
+from runner.probe.dataset import open_dataset
+from runner.probe.preprocess import Recipe, crop_file
+
+from .recipes import recipe
+from .test_decode_pool import ROOT, Recording, assert_same_tensors, evaluate, reference_batches
+
+LIMIT = 1 << 30
+
+
+def settings(tmp_path, limit=LIMIT):
+    return {"dir": str(tmp_path / "crops"), "limit_bytes": limit}
+
+
+def run(sample, tmp_path, name, chosen, cache, workers=2):
+    model = Recording()
+    metrics, rows = evaluate(sample, tmp_path, name, chosen, model, cache, workers=workers, prefetch=1)
+    return metrics, rows, model.inputs
+
+
+def entry_files(cache, key):
+    folder = os.path.join(cache["dir"], "entries", key)
+    with open(os.path.join(folder, "manifest.json")) as handle:
+        manifest = json.load(handle)
+    return folder, manifest
+
+
+def test_built_once_then_read_with_the_same_tensors_and_predictions(imagenet_sample, tmp_path):
+    chosen, cache = recipe("torchvision-224"), settings(tmp_path)
+    dataset = open_dataset(str(imagenet_sample))
+    expected = reference_batches(dataset.root, dataset.items, chosen, None, 4)
+    built, built_rows, built_inputs = run(imagenet_sample, tmp_path, "built", chosen, cache)
+    hit, hit_rows, hit_inputs = run(imagenet_sample, tmp_path, "hit", chosen, cache, workers=1)
+    assert built["crop_cache"]["status"] == "built" and hit["crop_cache"]["status"] == "hit"
+    assert hit["crop_cache"]["key"] == built["crop_cache"]["key"] and len(hit["crop_cache"]["key"]) == 32
+    assert hit_rows == built_rows and hit["image_modes"] == built["image_modes"]
+    assert_same_tensors(built_inputs, expected)
+    assert_same_tensors(hit_inputs, expected)
+    assert hit["decode_s"] == 0 and built["decode_s"] > 0
+    # The entry is an ordinary .npy array: numpy maps it, and its crops are the recipe's.
+    folder, manifest = entry_files(cache, hit["crop_cache"]["key"])
+    crops = np.load(os.path.join(folder, manifest["data"]), mmap_mode="r")
+    assert crops.shape == (30, 224, 224, 3)
+    first = os.path.join(dataset.root, dataset.items[0][0])
+    assert np.array_equal(crops[0], crop_file(first, chosen)[0])
+
+
+def test_a_damaged_entry_is_detected_never_used_and_rebuilt(imagenet_sample, tmp_path):
+    chosen, cache = recipe("torchvision-224"), settings(tmp_path)
+    dataset = open_dataset(str(imagenet_sample))
+    expected = reference_batches(dataset.root, dataset.items, chosen, None, 4)
+    built, rows, _ = run(imagenet_sample, tmp_path, "built", chosen, cache)
+    key = built["crop_cache"]["key"]
+    folder, manifest = entry_files(cache, key)
+    damaged_file = os.path.join(folder, manifest["data"])
+    with open(damaged_file, "r+b") as handle:  # one pixel of crop 17 (the fifth batch of four)
+        handle.seek(manifest["offset"] + 17 * 224 * 224 * 3 + 5000)
+        value = handle.read(1)
+        handle.seek(-1, os.SEEK_CUR)
+        handle.write(bytes([value[0] ^ 0xFF]))
+    rebuilt, rebuilt_rows, inputs = run(imagenet_sample, tmp_path, "rebuilt", chosen, cache)
+    assert rebuilt["crop_cache"]["status"] == "rebuilt"
+    assert "crop 17 (" in rebuilt["crop_cache"]["damaged"]
+    assert rebuilt_rows == rows
+    assert_same_tensors(inputs, expected)  # the damaged crop never reached the model
+    _, fresh = entry_files(cache, key)
+    assert fresh["data"] != manifest["data"] and not os.path.exists(damaged_file)
+    again, again_rows, _ = run(imagenet_sample, tmp_path, "again", chosen, cache)
+    assert again["crop_cache"]["status"] == "hit" and again_rows == rows
+
+
+@pytest.mark.parametrize("damage", ["no manifest", "cut manifest", "short crops file"])
+def test_a_partial_entry_is_not_used_but_built_again(imagenet_sample, tmp_path, damage):
+    chosen, cache = recipe("torchvision-224"), settings(tmp_path)
+    built, rows, _ = run(imagenet_sample, tmp_path, "built", chosen, cache)
+    folder, manifest = entry_files(cache, built["crop_cache"]["key"])
+    if damage == "no manifest":  # the builder died before it committed
+        os.remove(os.path.join(folder, "manifest.json"))
+    elif damage == "cut manifest":
+        with open(os.path.join(folder, "manifest.json"), "r+") as handle:
+            handle.truncate(100)
+    else:
+        with open(os.path.join(folder, manifest["data"]), "r+b") as handle:
+            handle.truncate(manifest["offset"] + 10 * 224 * 224 * 3)
+    again, again_rows, _ = run(imagenet_sample, tmp_path, "again", chosen, cache)
+    assert again["crop_cache"]["status"] == "built" and again_rows == rows
+
+
+def test_the_key_follows_the_pixels_and_nothing_else(imagenet_sample, tmp_path):
+    """Same key: another normalisation (it runs after the cache). Another key: a resize or crop field, a changed
+    image file, the libraries' versions."""
+    dataset = open_dataset(str(imagenet_sample))
+    cache = CropCache(str(tmp_path / "crops"), LIMIT)
+    rels = [rel for rel, _ in dataset.items]
+    digests = cache.file_digests(dataset.root, rels, 2)
+    base = Recipe(256, 224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+
+    def key(chosen, files=digests):
+        return content_key(key_content(rels, files, chosen, None))
+
+    assert key(Recipe(256, 224, scale=1.0, channel_order="BGR", layout="NHWC")) == key(base)
+    for changed in (Recipe(257, 224), Recipe(256, 225), Recipe(256, 224, interpolation="bicubic"),
+                    Recipe(256, 224, crop_offset="floor"), Recipe(256, 224, resize_mode="square")):
+        assert key(changed) != key(base)
+    assert key(base, digests[:3] + ["0" * 64] + digests[4:]) != key(base)
+    content = key_content(rels, digests, base, None)
+    assert content["libraries"]["pillow"] and content["libraries"]["machine"]
+    # A file rewritten with other bytes gets a new digest, though its name stays (the memo checks mtime and size).
+    copy = tmp_path / "copy"
+    os.makedirs(str(copy / "images"))
+    for rel in rels[:3]:
+        with open(os.path.join(dataset.root, rel), "rb") as source, open(str(copy / rel), "wb") as target:
+            target.write(source.read())
+    first = cache.file_digests(str(copy), rels[:3], 1)
+    time.sleep(0.01)
+    with open(str(copy / rels[1]), "ab") as handle:
+        handle.write(b"\0")
+    second = cache.file_digests(str(copy), rels[:3], 1)
+    assert first[0] == second[0] and first[2] == second[2] and first[1] != second[1]
+
+
+BUILD = """
+import json, sys
+sys.path.insert(0, {root!r})
+from runner.probe.dataset import open_dataset
+from runner.probe.error_suite import run_error_suite
+from tests.probe.recipes import recipe
+from tests.probe.test_decode_pool import Recording
+metrics = run_error_suite(Recording(sleep_s={sleep}), None, recipe("torchvision-224"), open_dataset({sample!r}),
+                          {{"batch_size": 4, "workers": 1}}, {out!r}, {cache!r})
+print(json.dumps(metrics["crop_cache"]))
+"""
+
+
+def test_two_cells_on_one_key_one_builds_the_other_waits_then_reads(imagenet_sample, tmp_path):
+    cache = settings(tmp_path)
+
+    def start(name, sleep):
+        out = tmp_path / name
+        out.mkdir()
+        script = BUILD.format(root=ROOT, sleep=sleep, sample=str(imagenet_sample), out=str(out), cache=cache)
+        return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, universal_newlines=True)
+
+    first = start("first", 0.3)  # 8 batches: about 2.5 s holding the key's lock
+    locks = tmp_path / "crops" / "locks"
+    deadline = time.time() + 60
+    while time.time() < deadline and not [n for n in (os.listdir(str(locks)) if locks.is_dir() else [])
+                                          if n != "evict.lock"]:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    second = start("second", 0.0)
+    results = [json.loads(process.communicate()[0].strip().splitlines()[-1]) for process in (first, second)]
+    assert [r["status"] for r in results] == ["built", "hit"]
+    assert results[1]["lock_wait_s"] > 0.5 and results[0]["key"] == results[1]["key"]
+
+
+def test_past_the_size_limit_the_least_recently_used_entry_goes(imagenet_sample, tmp_path):
+    one_entry = 30 * 224 * 224 * 3 + 4096
+    cache = settings(tmp_path, limit=int(one_entry * 1.5))
+    first, _, _ = run(imagenet_sample, tmp_path, "first", recipe("torchvision-224"), cache)
+    second, _, _ = run(imagenet_sample, tmp_path, "second", recipe("keras-caffe-224"), cache)  # bicubic: another key
+    assert first["crop_cache"]["status"] == second["crop_cache"]["status"] == "built"
+    assert second["crop_cache"]["evicted"] == [first["crop_cache"]["key"]]
+    assert not os.path.exists(os.path.join(cache["dir"], "entries", first["crop_cache"]["key"]))
+    small = settings(tmp_path, limit=one_entry // 2)
+    refused, rows, _ = run(imagenet_sample, tmp_path, "refused", recipe("torchvision-224"), small)
+    assert refused["crop_cache"]["status"] == "not stored" and "limit" in refused["crop_cache"]["reason"]
+    assert rows == evaluate(imagenet_sample, tmp_path, "plain", recipe("torchvision-224"), Recording(), None,
+                            workers=1)[1]
+
+
+def test_a_cache_folder_that_cannot_be_made_fails_the_cell_saying_how_to_fix_it(imagenet_sample, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(RuntimeError, match="crop cache .*a-file/crops: cannot be used .*DLMATRIX_CACHE"):
+        run(imagenet_sample, tmp_path, "blocked", recipe("torchvision-224"), {"dir": str(blocker / "crops"),
+                                                                           "limit_bytes": LIMIT})
