@@ -14,6 +14,7 @@ from .locks import lock_of, locked_matrix
 from .matrix import SUITES
 from .probe import PROBE_VERSION
 from .probe.dataset import DatasetError, open_dataset
+from .storage import cache_home
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class Cell:
     # A drift cell either writes its own seeded checkpoint (None here) or loads the one an older
     # version wrote: {"origin": environment, "cell_id": the writer's id, "sha256", "path"}.
     checkpoint: Optional[dict] = None
+    # Where an error cell reads and stores decoded crops ({"dir", "limit_bytes"}; None: no cache). Not part of
+    # the id: the cache changes how fast a cell runs, never its result.
+    crop_cache: Optional[dict] = None
 
     @property
     def label(self):
@@ -89,6 +93,7 @@ class Cell:
             "drift": None if self.suite != "drift" else {
                 "self": self.environment.name, "cell_id": self.id, "write": self.checkpoint is None,
                 "checkpoints": [self.checkpoint] if self.checkpoint else []},
+            "crop_cache": self.crop_cache,
             "output_dir": output_dir,
             "launched_at": launched_at,
         }
@@ -134,6 +139,7 @@ def plan_cells(matrix, options):
     engine = matrix.engine.replaced(dict(options.engine), "--engine").as_dict()
     common = {"device": device, "threads": threads, "seed": seed, "engine": engine}
     drift_cells = drift_writer_cells(matrix, drift_dataset, no_dataset_reason, common)
+    crops = crop_cache_settings(matrix)
 
     cells = []
     for env in matrix.environments:
@@ -167,10 +173,22 @@ def plan_cells(matrix, options):
                     id=cell_id(content), environment=env, model=model, variant=variant, suite=suite,
                     params=params, timeout_s=timeout, weights=weights, device=device, threads=threads,
                     seed=seed, engine=engine, dataset=cell_dataset, skip_reason=skip,
+                    crop_cache=crops if suite == "error" else None,
                 ))
     if not cells:
         raise UserError("no cells selected: the filters (--env/--model/--suite) leave nothing to run")
     return cells
+
+
+def crop_cache_settings(matrix):
+    """{"dir", "limit_bytes"} of the crop cache error cells share, or None: $DLMATRIX_CACHE, else [suites.error]
+    crop_cache (relative to matrix.toml), else ~/.cache/dlmatrix/crops; "off" in either turns it off."""
+    chosen = (os.environ.get("DLMATRIX_CACHE", "").strip() or matrix.error.crop_cache
+              or os.path.join(cache_home(), "crops"))
+    if chosen.strip().lower() == "off":
+        return None
+    folder = os.path.join(os.path.dirname(os.path.abspath(matrix.path)), os.path.expanduser(chosen))
+    return {"dir": os.path.abspath(folder), "limit_bytes": matrix.error.crop_cache_limit_bytes}
 
 
 def version_order(matrix, framework):

@@ -5,7 +5,8 @@ freeze after a build) is `hardened`: no Linux capabilities, no-new-privileges (a
 cannot raise its user), a pids limit, a read-only root filesystem with a tmpfs /tmp, the
 matrix's memory limit, and no network; only the weights fetch (runner/backends/docker_fetch.py)
 gets one. A cell writes nothing but its output folder and, with pretrained weights, the
-weights cache; the val set, checkpoints and the probe are mounted read-only.
+weights cache, and, in the error suite, the crop cache; the val set, checkpoints and the probe are mounted
+read-only.
 """
 
 import json
@@ -74,6 +75,10 @@ def cell_mounts(spec, spec_path, ca_bundle):
         paths[weights["cache_dir"]] = False
     if weights.get("path"):
         paths[weights["path"]] = True
+    crops = (spec.get("crop_cache") or {}).get("dir")
+    if crops:  # shared by every cell of the host, like the weights cache: the crops are decoded once
+        os.makedirs(crops, exist_ok=True)
+        paths[os.path.abspath(crops)] = False
     for checkpoint in ((spec.get("drift") or {}).get("checkpoints") or []):
         if checkpoint.get("path"):
             paths[checkpoint["path"]] = True

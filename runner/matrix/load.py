@@ -140,6 +140,10 @@ def _error_suite(table):
         timeout_s=positive(table, "timeout_s"),
         workers=table.get("workers", int, 4, check=lambda v: v >= 0, expected="0 (one per core) or more"),
         prefetch=table.get("prefetch", int, 2, check=lambda v: v >= 0, expected="0 or more batches"),
+        crop_cache=table.get("crop_cache", str, None, check=lambda v: v.strip() != "",
+                             expected="a folder for the decoded crops, or \"off\""),
+        crop_cache_limit=table.get("crop_cache_limit", str, "50g", check=lambda v: re.match(r"^[1-9]\d*[bkmg]?$", v),
+                                   expected="a size in Docker's notation, e.g. '50g' or '512m'"),
     )
     table.done()
     return suite

@@ -136,8 +136,16 @@ class ErrorSuite:
     batch_size: int
     limit: int
     timeout_s: int
-    workers: int  # JPEG decoder threads (0 = one per core, up to 8)
+    workers: int  # JPEG decoder processes (0 = one per core, up to 8; 1 = in the probe's own process)
     prefetch: int  # batches decoded ahead of the model
+    # The decode-once crop cache (runner/probe/crop_cache.py): its folder ("off": none; None: the default,
+    # ~/.cache/dlmatrix/crops; DLMATRIX_CACHE overrides both) and its size limit in Docker's notation.
+    crop_cache: Optional[str] = None
+    crop_cache_limit: str = "50g"
+
+    @property
+    def crop_cache_limit_bytes(self):
+        return size_bytes(self.crop_cache_limit)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,77 @@
+"""The host's side of the crop cache: where error cells find it (DLMATRIX_CACHE, [suites.error] crop_cache,
+the default), its limit, the docker mount, and cell ids that do not depend on any of it."""
+
+import os
+
+import pytest
+
+from runner.errors import UserError
+from runner.matrix import load_matrix
+from runner.plan import Options, plan_cells
+from runner.storage import cache_home
+
+from .matrices import REAL, write_matrix
+
+PREFETCH = "\nprefetch = "  # a line of [suites.error]: the settings under test go just before it
+
+
+def planned(path, monkeypatch, env=None):
+    if env is None:
+        monkeypatch.delenv("DLMATRIX_CACHE", raising=False)
+    else:
+        monkeypatch.setenv("DLMATRIX_CACHE", env)
+    cells = plan_cells(load_matrix(path), Options(weights="random"))
+    return {(c.environment.name, c.model.key, c.suite): c for c in cells}
+
+
+def specs(cells, suite):
+    return [cell.spec("/out", None)["crop_cache"] for key, cell in cells.items() if key[2] == suite]
+
+
+def test_the_cache_reaches_error_cells_and_leaves_their_ids_alone(tmp_path, monkeypatch):
+    default = planned(REAL, monkeypatch)
+    chosen = planned(REAL, monkeypatch, env=str(tmp_path / "crops"))
+    off = planned(REAL, monkeypatch, env="off")
+    assert {k: c.id for k, c in default.items()} == {k: c.id for k, c in chosen.items()} == \
+        {k: c.id for k, c in off.items()}
+    assert set(map(str, (s["dir"] for s in specs(default, "error")))) == {os.path.join(cache_home(), "crops")}
+    assert specs(chosen, "error")[0] == {"dir": str(tmp_path / "crops"), "limit_bytes": 50 * 1024 ** 3}
+    assert set(map(str, specs(chosen, "throughput") + specs(chosen, "drift") + specs(off, "error"))) == {"None"}
+
+
+def test_the_matrix_sets_folder_and_limit_and_the_variable_wins(tmp_path, monkeypatch):
+    path = write_matrix(tmp_path, replace=((PREFETCH, "\ncrop_cache = \"crops-here\"\ncrop_cache_limit = \"512m\""
+                                                      + PREFETCH),))
+    from_matrix = specs(planned(path, monkeypatch), "error")[0]
+    assert from_matrix == {"dir": str(tmp_path / "crops-here"), "limit_bytes": 512 * 1024 ** 2}  # beside matrix.toml
+    assert specs(planned(path, monkeypatch, env=str(tmp_path / "x")), "error")[0]["dir"] == str(tmp_path / "x")
+    (tmp_path / "off").mkdir()
+    off = write_matrix(tmp_path / "off", replace=((PREFETCH, "\ncrop_cache = \"off\"" + PREFETCH),))
+    assert specs(planned(off, monkeypatch), "error")[0] is None
+
+
+@pytest.mark.parametrize("line, message", [
+    ("crop_cache_limit = \"lots\"", "suites.error.crop_cache_limit: expected a size in Docker's notation"),
+    ("crop_cache_limit = 5", "suites.error.crop_cache_limit: expected a size in Docker's notation"),
+    ("crop_cache = \" \"", "suites.error.crop_cache: expected a folder for the decoded crops"),
+])
+def test_a_bad_setting_is_refused_by_name(tmp_path, line, message):
+    path = write_matrix(tmp_path, replace=((PREFETCH, "\n" + line + PREFETCH),))
+    with pytest.raises(UserError, match=message.replace(".", r"\.")):
+        load_matrix(path)
+
+
+def test_a_docker_cell_gets_the_cache_mounted_writable(tmp_path):
+    pytest.importorskip("docker")
+    from runner.backends.docker_cell import cell_mounts
+
+    out = tmp_path / "out"
+    out.mkdir()
+    spec = {"output_dir": str(out), "weights": {"source": "random"},
+            "crop_cache": {"dir": str(tmp_path / "crops"), "limit_bytes": 1 << 30}}
+    mounts = {m["Target"]: m for m in cell_mounts(spec, out / "spec.json", None)}
+    crops = mounts[str(tmp_path / "crops")]
+    assert crops["Source"] == str(tmp_path / "crops") and crops["ReadOnly"] is False
+    assert (tmp_path / "crops").is_dir()
+    del spec["crop_cache"]
+    assert str(tmp_path / "crops") not in {m["Target"] for m in cell_mounts(spec, out / "spec.json", None)}
