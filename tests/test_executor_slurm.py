@@ -81,7 +81,8 @@ def cluster():
         check_slurm()
     except UserError as exc:
         if os.environ.get("DLMATRIX_REQUIRE_SLURM") == "1":
-            pytest.fail("DLMATRIX_REQUIRE_SLURM=1 but Slurm does not answer (slurm/cluster-up.sh starts it): {}".format(exc))
+            pytest.fail("DLMATRIX_REQUIRE_SLURM=1 but Slurm does not answer (slurm/cluster-up.sh starts it): {}".format(
+                exc))
         pytest.skip("no Slurm cluster here ({}); slurm/cluster-up.sh starts one".format(exc))
 
 

@@ -82,7 +82,7 @@ def attempt(backend, store, ready, cell, slot, say, on_interrupt=None):
     """One attempt at `cell` in a scratch folder of its own, its result stored; returns the result.
 
     Ctrl-C or SIGTERM (its processes are gone: run_logged killed them) stores it as interrupted, tells
-    `on_interrupt`, and goes on up. Used by the local executor and by each Slurm job (runner/executors/slurm_cells.py)."""
+    `on_interrupt`, and goes on up. Used by the local executor and by each Slurm job (slurm_cells.py)."""
     tick = time.perf_counter()
     work = store.new_attempt(cell.id)
     try:

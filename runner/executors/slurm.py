@@ -151,7 +151,8 @@ class SlurmExecutor:
     def _submit_array(self, chunk, timeout_s):
         records = read_jobs(self.store)
         cells_file = write_cells(self.store, len(records) + 1, chunk, self.packed_backend)
-        memory_mb = math.ceil(self.backend.memory_limit / 2 ** 20) + RUNNER_MEMORY_MB if self.backend.memory_limit else 0
+        limit = self.backend.memory_limit
+        memory_mb = math.ceil(limit / 2 ** 20) + RUNNER_MEMORY_MB if limit else 0
         command = sbatch_command(
             job_command(cells_file), job_name="dlmatrix-{}".format(self.store.root.name),
             array=array_spec(len(chunk), self.options.max_running),
@@ -164,11 +165,13 @@ class SlurmExecutor:
                         "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "submitted_epoch": time.time(),
                         "command": command, "collected": False})
         write_jobs(self.store, records)
-        self.progress.say("submitted {} cell{} as Slurm job array {} (time limit {}, {} CPU{}{}{}{}); output in {}".format(
-            len(chunk), "s" if len(chunk) > 1 else "", job_id, slurm_time(timeout_s + self.options.time_margin_s),
-            self.options.cpus_per_task, "s" if self.options.cpus_per_task > 1 else "",
-            ", {} MB".format(memory_mb) if memory_mb else "", ", a GPU" if self.device.startswith("cuda") else "",
-            "; then {}".format(" ".join(self.options.sbatch_args)) if self.options.sbatch_args else "", folder(self.store)))
+        asked = ["time limit {}".format(slurm_time(timeout_s + self.options.time_margin_s)),
+                 "{} CPU{}".format(self.options.cpus_per_task, "s" if self.options.cpus_per_task > 1 else "")]
+        asked += ["{} MB".format(memory_mb)] if memory_mb else []
+        asked += ["a GPU"] if self.device.startswith("cuda") else []
+        asked += ["then {}".format(" ".join(self.options.sbatch_args))] if self.options.sbatch_args else []
+        self.progress.say("submitted {} cell{} as Slurm job array {} ({}); output in {}".format(
+            len(chunk), "s" if len(chunk) > 1 else "", job_id, ", ".join(asked), folder(self.store)))
         return [(job_id, index) for index in range(len(chunk))]
 
     def _wait(self, tracked):

@@ -86,7 +86,8 @@ def submit(command):
     out = _run(command, "sbatch", "")
     job_id = out.strip().split(";")[0]  # --parsable: "id" or "id;cluster"
     if not job_id.isdigit():
-        raise UserError("sbatch answered {!r}, not a job id; the command was: {}".format(out.strip(), shlex.join(command)))
+        raise UserError("sbatch answered {!r}, not a job id; the command was: {}".format(
+            out.strip(), shlex.join(command)))
     return job_id
 
 
