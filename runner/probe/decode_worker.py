@@ -17,6 +17,7 @@ It stays in the parent's process group, so the guard that ends a cell ends it to
 import hashlib
 import json
 import os
+import signal
 import sys
 import time
 
@@ -55,6 +56,8 @@ def serve(tasks, answers, data_fd):
 
 def main(argv):
     result_fd, data_fd = int(argv[0]), int(argv[1])
+    # Ctrl-C reaches the whole process group: the probe decides what happens (closing the pipe ends this).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     answers = os.fdopen(result_fd, "w", encoding="ascii")  # json.dumps escapes the rest
     # Whatever a library prints goes to stderr (the cell's log), never into the answers.
     os.dup2(2, 1)

@@ -5,7 +5,7 @@ Input pipeline: JPEG decoding and the recipe's resize and crop run in `workers` 
 read back in the val set's order, so the predictions are exactly those of one decoder. With a crop
 cache (runner/probe/crop_cache.py) a val set is decoded once per recipe and library versions, and
 every later cell reads the checked crops instead. The float conversion and normalisation
-(preprocess.to_batch, a table lookup) runs here, in the model loop. What limited the run is recorded:
+(preprocess.to_batch) runs here, in the model loop. What limited the run is recorded:
 decode capacity, model speed, how long the model waited for input, and the cache's part.
 """
 
@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from .crop_source import input_batches
-from .preprocess import normalising_table, to_batch
+from .preprocess import to_batch
 
 
 def input_workers(params):
@@ -33,7 +33,6 @@ def run_error_suite(adapter, model, recipe, dataset, params, out_dir, crop_cache
     batch_size = int(params["batch_size"])
     workers = input_workers(params)
     prefetch = int(params.get("prefetch", 2))
-    table = normalising_table(recipe)
     rows, unreadable, modes, cache = [], [], {}, {}
     top1 = top5 = 0
     decode_s = model_s = wait_s = 0.0
@@ -55,7 +54,7 @@ def run_error_suite(adapter, model, recipe, dataset, params, out_dir, crop_cache
             if kept:
                 crops = batch.crops if len(kept) == len(batch.infos) else batch.crops[kept]
                 tick = time.perf_counter()
-                logits = adapter.predict(model, to_batch(crops, recipe, table))
+                logits = adapter.predict(model, to_batch(crops, recipe))
                 model_s += time.perf_counter() - tick
                 # mergesort: the stable sort numpy had before kind="stable" (1.15); the MXNet 1.4 row has 1.14
                 best = np.argsort(-logits, axis=1, kind="mergesort")[:, :5]

@@ -170,31 +170,23 @@ def to_array(image, recipe):
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-def normalising_table(recipe):
-    """(256, 3) float32: to_array's value for each uint8 level of each input (RGB) channel.
+def to_batch(crops, recipe):
+    """(N, crop, crop, 3) uint8 RGB crops -> the float32 batch np.stack([to_array(c) for c in crops]) gives.
 
-    Computed by to_array itself on every level, so a lookup gives the very bits the per-pixel
-    arithmetic gives, at a fraction of its cost (the error suite's model loop converts every crop).
+    The same operations on the same values, so the same bits (tested on every recipe), but in place and
+    with the layout and channel order taken while converting to float: several times faster than one
+    to_array per image, and numpy lets go of the GIL for them.
     """
-    levels = np.repeat(np.arange(256, dtype=np.uint8)[:, None, None], 3, axis=2)  # a 256 x 1 "image"
-    table = to_array(levels, recipe)
-    if recipe.layout == "NCHW":
-        table = table.transpose(1, 2, 0)
-    table = table[:, 0, :]
+    mean, std = recipe.mean, recipe.std
     if recipe.channel_order == "BGR":
-        table = table[:, ::-1]  # back to the input's RGB order: to_batch places the channels itself
-    return np.ascontiguousarray(table)
-
-
-def to_batch(crops, recipe, table=None):
-    """(N, crop, crop, 3) uint8 RGB crops -> the float32 batch np.stack([to_array(c) for c in crops]) gives."""
-    table = normalising_table(recipe) if table is None else table
-    count, height, width = crops.shape[:3]
-    nchw = recipe.layout == "NCHW"
-    out = np.empty((count, 3, height, width) if nchw else (count, height, width, 3), dtype=np.float32)
-    for channel in range(3):
-        target = 2 - channel if recipe.channel_order == "BGR" else channel
-        np.take(table[:, channel], crops[..., channel], out=out[:, target] if nchw else out[..., target], mode="clip")
+        crops, mean, std = crops[..., ::-1], mean[::-1], std[::-1]
+    if recipe.layout == "NCHW":
+        crops, mean, std = crops.transpose(0, 3, 1, 2), mean.reshape(3, 1, 1), std.reshape(3, 1, 1)
+    out = np.empty(crops.shape, dtype=np.float32)
+    out[...] = crops
+    np.divide(out, recipe.scale, out=out)
+    np.subtract(out, mean, out=out)
+    np.divide(out, std, out=out)
     return out
 
 
