@@ -1,0 +1,170 @@
+"""The error suite's input pipeline by itself: decode + official preprocessing, no model, images/s.
+
+One decoder in this process first (the machine's decode rate per core), then, with the same files, the
+same recipe (torchvision's resnet50 eval: resize 256 bilinear, centre crop 224, normalise) and the same
+number of workers, every pipeline delivering float32 batches the model could take:
+  threads      the error suite before the worker processes (threads decoding and normalising, np.stack)
+  processes    the error suite's worker processes (uint8 crops through a ring), to_batch in the loop
+  dataloader   torch DataLoader, worker processes, torchvision transforms (what timm's validate.py does);
+               only where torch and torchvision import (run this with a torch row's python)
+  cache build  the first pass with the crop cache: file digests, the worker processes, the entry written
+  cache hit    every later pass: the entry's crops read and checked, to_batch in the loop
+
+    python benchmarks/eval_pipeline.py DATA_DIR [--workers 2] [--batch-size 64] [--repeat 2] [--limit N]
+
+Called by benchmarks/eval_speed.py (with --pipeline-python, which may be a torch row's python).
+"""
+
+import argparse
+import collections
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from runner.probe.crop_source import decoded, input_batches  # noqa: E402
+from runner.probe.dataset import open_dataset  # noqa: E402
+from runner.probe.error_suite import batch_ranges  # noqa: E402
+from runner.probe.preprocess import Recipe, preprocess_item, to_batch  # noqa: E402
+
+RECIPE = dict(resize=256, crop=224, interpolation="bilinear", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+
+
+def threads(dataset, recipe, workers, batch_size, prefetch=2):
+    """The error suite's decoder threads as they were (runner/probe/error_suite.py before the worker processes)."""
+    items = dataset.items
+    batches = [items[start:start + batch_size] for start in range(0, len(items), batch_size)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = collections.deque()
+        upcoming = iter(batches)
+        for batch in upcoming:
+            pending.append([pool.submit(preprocess_item, dataset.root, rel, recipe) for rel, _ in batch])
+            if len(pending) > prefetch:
+                break
+        while pending:
+            futures = pending.popleft()
+            following = next(upcoming, None)
+            if following is not None:
+                pending.append([pool.submit(preprocess_item, dataset.root, rel, recipe) for rel, _ in following])
+            yield np.stack([future.result()[0] for future in futures])
+
+
+def processes(dataset, recipe, workers, batch_size, scratch, prefetch=2):
+    ranges = batch_ranges(len(dataset.items), batch_size)
+    for batch in decoded(dataset.root, dataset.items, recipe, None, ranges, workers, prefetch, scratch):
+        yield to_batch(batch.crops, recipe)
+
+
+def cached(dataset, recipe, workers, batch_size, scratch, cache_dir, record, prefetch=2):
+    ranges = batch_ranges(len(dataset.items), batch_size)
+    settings = {"dir": cache_dir, "limit_bytes": 1 << 40}
+    for batch in input_batches(dataset, recipe, None, ranges, workers, prefetch, settings, scratch, record):
+        yield to_batch(batch.crops, recipe)
+
+
+def dataloader(dataset, recipe, workers, batch_size):
+    import torch
+    from PIL import Image
+    from torchvision import transforms
+
+    transform = transforms.Compose([transforms.Resize(recipe.resize), transforms.CenterCrop(recipe.crop),
+                                    transforms.ToTensor(), transforms.Normalize(list(recipe.mean), list(recipe.std))])
+
+    class Files(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(dataset.items)
+
+        def __getitem__(self, index):
+            with open(os.path.join(dataset.root, dataset.items[index][0]), "rb") as handle:
+                return transform(Image.open(handle).convert("RGB"))
+
+    loader = torch.utils.data.DataLoader(Files(), batch_size=batch_size, num_workers=workers, shuffle=False)
+    for batch in loader:
+        yield batch.numpy()
+
+
+def timed(batches):
+    """(seconds, images) to drain a pipeline, its start-up included."""
+    tick = time.perf_counter()
+    images = sum(len(batch) for batch in batches)
+    return time.perf_counter() - tick, images
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data")
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=2, help="best of N runs of each pipeline")
+    parser.add_argument("--limit", type=int, default=0, help="the first N images (0: all)")
+    args = parser.parse_args()
+    dataset = open_dataset(args.data, limit=args.limit)
+    recipe = Recipe(**RECIPE)
+    scratch = tempfile.mkdtemp(prefix="eval-pipeline-")
+    try:
+        try:
+            import torch  # noqa: F401
+            import torchvision  # noqa: F401
+            peer = "torch {}, torchvision {}".format(torch.__version__, torchvision.__version__)
+        except ImportError as exc:
+            peer = None
+            peer_why = "not measured: {} (run with a torch row's python: --pipeline-python)".format(exc)
+        print("input pipeline alone: {} images, {} workers, batch {}, Python {}{}, best of {}".format(
+            len(dataset.items), args.workers, args.batch_size, platform.python_version(),
+            " with " + peer if peer else "", args.repeat))
+        rows = []
+
+        def measure(name, make, note=""):
+            best = min((timed(make(run)) for run in range(args.repeat)), key=lambda pair: pair[0])
+            rows.append((name, best[1] / best[0]))
+            print("  {:<34} {:>9.1f} images/s  ({:.1f} s){}".format(name, best[1] / best[0], best[0], note))
+
+        measure("one decoder, this process", lambda _: processes(dataset, recipe, 1, args.batch_size, scratch))
+        measure("threads (before)", lambda _: threads(dataset, recipe, args.workers, args.batch_size))
+        measure("worker processes", lambda _: processes(dataset, recipe, args.workers, args.batch_size, scratch))
+        if peer:
+            measure("torch DataLoader", lambda _: dataloader(dataset, recipe, args.workers, args.batch_size))
+        else:
+            print("  {:<34} {}".format("torch DataLoader", peer_why))
+        records = []
+
+        def build(run):
+            folder = os.path.join(scratch, "cache-{}".format(run))
+            records.append({})
+            return cached(dataset, recipe, args.workers, args.batch_size, scratch, folder, records[-1])
+
+        measure("crop cache, first pass (build)", build)
+        assert all(record["status"] == "built" for record in records), records
+        hits = []
+
+        def hit(_):
+            hits.append({})
+            return cached(dataset, recipe, args.workers, args.batch_size, scratch, os.path.join(scratch, "cache-0"),
+                          hits[-1])
+
+        measure("crop cache, hit", hit)
+        assert all(record["status"] == "hit" for record in hits), hits
+        rate = dict(rows)
+        first, again, ours = rate["crop cache, first pass (build)"], rate["crop cache, hit"], rate["worker processes"]
+        print("one core decodes {:.1f} images/s here: {} cores, at most {:.0f} images/s with CPU decoding".format(
+            rate["one decoder, this process"], os.cpu_count(), rate["one decoder, this process"] * os.cpu_count()))
+        peers = [name for name in rate if "DataLoader" in name]
+        if peers:
+            print("target: worker processes >= the DataLoader peer: {:.2f} x ({})".format(
+                ours / rate[peers[0]], "met" if ours >= rate[peers[0]] else "NOT met"))
+        print("target: cache hit >= 10 x the first pass: {:.1f} x ({})".format(
+            again / first, "met" if again >= 10 * first else "NOT met"))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
