@@ -92,7 +92,7 @@ class CropCache(object):
             for i, digest in zip(missing, pool.map(lambda i: sha256_file(os.path.join(root, rels[i])), missing)):
                 memo[rels[i]] = marks[i] + [digest]
         if missing:
-            write_json_atomic(memo_path, {"root": root, "files": memo})
+            _write_shared(memo_path, {"root": root, "files": memo})
         return [memo[rel][3] for rel in rels]
 
     # -- reading -------------------------------------------------------------------------------
@@ -238,7 +238,7 @@ class Builder(object):
                     "offset": self.store.offset, "shape": [len(self.rels), self.store.crop, self.store.crop, 3],
                     "decode_s": self.decode_s,
                     "items": [[rel, info[0], info[1], info[3]] for rel, info in zip(self.rels, self.infos)]}
-        write_json_atomic(os.path.join(folder, "manifest.json"), manifest)
+        _write_shared(os.path.join(folder, "manifest.json"), manifest)
         self.store.close()
         for name in os.listdir(folder):
             if name.startswith("crops-") and name != self.name:
@@ -258,6 +258,12 @@ def _npy_header(shape):
     out = io.BytesIO()
     np.lib.format.write_array_header_1_0(out, {"descr": "|u1", "fortran_order": False, "shape": tuple(shape)})
     return out.getvalue()
+
+
+def _write_shared(path, data):
+    """Readable by every user: the venv backend's cells run as the user, the docker backend's as its own uid."""
+    write_json_atomic(path, data)
+    os.chmod(path, 0o644)
 
 
 def _make_folder(path):
