@@ -459,7 +459,8 @@ def test_ctrl_c_removes_the_running_container_and_keeps_finished_results(engine,
     assert "interrupted" in out
     assert not leftover_containers(engine, process.pid)
     finished = results_of(tmp_path / "results" / "c")
-    assert finished[(HISTORICAL, "resnet50", "error")]["status"] == "ok"
+    done = finished[(HISTORICAL, "resnet50", "error")]
+    assert done["status"] == "ok", done["reason"]
 
 
 @pytest.mark.slow
