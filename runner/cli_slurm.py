@@ -134,7 +134,7 @@ def check_slurm_args(args):
     if (getattr(args, "jobs", None) or 1) > 1:
         raise UserError("--jobs is for the local executor; with --executor slurm Slurm runs as many cells at once as "
                         "it has room for ([slurm] max_running limits it)")
-    from .matrix.schema import sbatch_arg_problem
+    from .matrix.schema_hosts import sbatch_arg_problem
 
     for arg in args.sbatch_args:
         if sbatch_arg_problem(arg):

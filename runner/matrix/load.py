@@ -16,7 +16,8 @@ from .load_bisect import read_bisect
 from .load_environments import pinned_image, read_environments
 from .load_models import read_models, read_preprocess
 from .schema import (FDR_METHODS, SCHEMA, WEIGHT_SOURCES, CompareSettings, Defaults, DockerSettings, DriftSuite, Engine,
-                     ErrorSuite, Matrix, SlurmSettings, ThroughputSuite, sbatch_arg_problem)
+                     ErrorSuite, Matrix, SlurmSettings, ThroughputSuite)
+from .schema_hosts import sbatch_arg_problem
 from .table import Table, is_kind, positive, string_list
 
 
