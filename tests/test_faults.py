@@ -119,10 +119,10 @@ def reference(tmp_path_factory, sample):
     code, out = finish(start_run(work, sample, "warm"))  # builds the environments, so the timed run is cells only
     assert code == 0, out
     tick = time.monotonic()
-    code, out = finish(start_run(work, sample, "reference"))
+    code, out = finish(start_run(work, sample, "uninterrupted"))
     duration = time.monotonic() - tick
     assert code == 0, out
-    result = outcome(work / "results" / "reference")
+    result = outcome(work / "results" / "uninterrupted")
     assert len(result) == 5 and {status for status, *_ in result.values()} == {"ok"}, out
     return {"work": work, "duration": duration, "outcome": result}
 
