@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from runner.backends.base import EnvironmentBuildError
-from runner.backends.docker_cell import (CELL_LABEL, OWNER_LABEL, PIDS_LIMIT, absolute_paths, cell_mounts, hardened,
-                                         owner, run_container)
+from runner.backends.docker_cell import (CELL_LABEL, CROPS_IN_CONTAINER, OWNER_LABEL, PIDS_LIMIT, absolute_paths,
+                                         cell_mounts, hardened, owner, run_container)
 from runner.backends.docker_fetch import MARKER_FOLDER
 from runner.backends.docker_image import render_dockerfile
 from runner.backends.docker_python import python_for_image
@@ -231,9 +231,13 @@ def test_every_cell_container_had_least_privilege_and_no_network(docker_run):
     for key, result in docker_run["results"].items():
         [seen] = engine_settings_in(result["provenance"]["runner"]["log"])
         assert_least_privilege(seen, network="none")
-        # Random weights: the one writable mount is the cell's own work folder (no weights cache).
-        assert len(seen["writable_mounts"]) == 1, key
-        assert seen["writable_mounts"][0].startswith(str(docker_run["work"] / "results" / "docker") + os.sep)
+        # Random weights: no weights cache; writable are the cell's own work folder and, for an error cell, the
+        # crop cache (at its own place in the container, whoever owns the host's folder).
+        work = [path for path in seen["writable_mounts"] if path != CROPS_IN_CONTAINER]
+        assert len(work) == 1 and work[0].startswith(str(docker_run["work"] / "results" / "docker") + os.sep), key
+        assert (CROPS_IN_CONTAINER in seen["writable_mounts"]) == (key[2] == "error"), key
+        if key[2] == "error":
+            assert result["metrics"]["crop_cache"]["status"] in ("hit", "built"), result["metrics"]["crop_cache"]
 
 
 # Run in a cell-like container and in a plain one: what a cell might try, and what came of each try.

@@ -26,8 +26,8 @@ from typing import Optional
 from ..errors import UserError
 from ..storage import write_json
 from .base import Backend, ProbeRun
-from .docker_cell import (CELL_LABEL, OWNER_LABEL, absolute_paths, cell_environment, cell_mounts, first_line,
-                          hardened, make_writable, owner, run_container)
+from .docker_cell import (CELL_LABEL, OWNER_LABEL, absolute_paths, cell_environment, cell_mounts, container_spec,
+                          first_line, hardened, make_writable, owner, run_container)
 from .docker_fetch import WeightsFetcher
 from .docker_image import ImageBuilder, default_build_dir
 
@@ -108,9 +108,10 @@ class DockerBackend(Backend):
         else:
             gpu = None
         spec_path = spec_path.with_name("spec.container.json")
+        mounts = cell_mounts(spec, spec_path, self.options.ca_bundle)
+        spec = container_spec(spec)
         write_json(spec_path, spec, flag="--results-dir")
         user = self._user()
-        mounts = cell_mounts(spec, spec_path, self.options.ca_bundle)
         environment = cell_environment(spec, self.options.ca_bundle)
         make_writable([m["Source"] for m in mounts if not m["ReadOnly"]], user)
         settings = dict(hardened(self.settings.memory_limit), user=user, environment=environment, mounts=mounts,

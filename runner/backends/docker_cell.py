@@ -24,6 +24,7 @@ WATCH = Path(__file__).with_name("docker_watch.py")
 CELL_LABEL = "dlmatrix.cell"
 OWNER_LABEL = "dlmatrix.owner"  # host:pid of the runner that made the container
 CA_IN_CONTAINER = "/etc/dlmatrix/ca.pem"
+CROPS_IN_CONTAINER = "/var/cache/dlmatrix-crops"
 RUNNER_IN_CONTAINER = "/opt/dlmatrix"
 CA_VARIABLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")
 # Room for a cell's decoder threads and data-loader workers (hundreds at most), not for a fork bomb.
@@ -75,17 +76,25 @@ def cell_mounts(spec, spec_path, ca_bundle):
         paths[weights["cache_dir"]] = False
     if weights.get("path"):
         paths[weights["path"]] = True
-    crops = (spec.get("crop_cache") or {}).get("dir")
-    if crops:  # shared by every cell of the host, like the weights cache: the crops are decoded once
-        os.makedirs(crops, exist_ok=True)
-        paths[os.path.abspath(crops)] = False
     for checkpoint in ((spec.get("drift") or {}).get("checkpoints") or []):
         if checkpoint.get("path"):
             paths[checkpoint["path"]] = True
     if str(spec_path).startswith(str(Path(spec["output_dir"])) + os.sep):
         del paths[str(spec_path)]  # inside the output folder, which is mounted already
     mounts = [Mount(target=path, source=path, type="bind", read_only=read_only) for path, read_only in paths.items()]
+    crops = (spec.get("crop_cache") or {}).get("dir")
+    if crops:  # shared by every cell of the host, like the weights cache: the crops are decoded once
+        os.makedirs(crops, exist_ok=True)
+        mounts.append(Mount(target=CROPS_IN_CONTAINER, source=os.path.abspath(crops), type="bind", read_only=False))
     return mounts + probe_mounts(ca_bundle)
+
+
+def container_spec(spec):
+    """The spec as the cell sees it: the crop cache at CROPS_IN_CONTAINER. Its host folder may lie where the
+    cell's user cannot reach (root's ~/.cache: the runner as root runs its cells as [docker] user)."""
+    if not (spec.get("crop_cache") or {}).get("dir"):
+        return spec
+    return dict(spec, crop_cache=dict(spec["crop_cache"], dir=CROPS_IN_CONTAINER))
 
 
 def probe_mounts(ca_bundle):
