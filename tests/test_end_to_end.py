@@ -170,13 +170,13 @@ def test_drift_compares_each_version_pair_of_each_framework_on_one_checkpoint(sa
 
 def test_report_has_published_numbers_reproduced_errors_and_throughput(sample_run):
     report = (sample_run["work"] / "reports" / "e2e" / "report.md").read_text()
-    assert "| torch-1.0 (torchvision 0.2.2.post3) | resnet50 | random | 30 |" in report
+    assert "| torch-1.0 (torchvision 0.2.2.post3) | resnet50 | random | 30 / 0 / 0 |" in report
     assert "23.85 / 7.13" in report and "23.87 / 7.14" in report  # old and current published tables
     assert "pytorch/vision docs/source/models.rst" in report
-    assert "| tf-1.13 (tensorflow 1.13.1) | resnet50 | random | 30 |" in report
+    assert "| tf-1.13 (tensorflow 1.13.1) | resnet50 | random | 30 / 0 / 0 |" in report
     assert "24.10 / 7.10" in report and "25.10 / 7.90" in report  # Keras table before / after its revision
     assert "keras-team/keras docs/templates/applications.md" in report and "keras-team/keras-io" in report
-    assert "| mxnet-1.4 (gluoncv 0.4.0) | resnet50 | random | 30 |" in report
+    assert "| mxnet-1.4 (gluoncv 0.4.0) | resnet50 | random | 30 / 0 / 0 |" in report
     assert "22.64 / 6.43" in report and "dmlc/gluon-cv" in report
     assert "not available in this version" in report
     rows = list(csv.DictReader(io.StringIO((sample_run["work"] / "reports" / "e2e" / "report.csv").read_text())))
