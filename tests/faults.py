@@ -23,6 +23,8 @@ _PLACEHOLDERS = [
 def normalise(text):
     text = str(text)
     for folder in sorted({tempfile.gettempdir(), os.path.realpath(tempfile.gettempdir())}, key=len, reverse=True):
+        # pytest's folders: /tmp/pytest-of-USER/pytest-N/<test's folder>/ (and a module fixture's, one deeper)
+        text = re.sub(re.escape(folder) + r"/pytest-of-[^/]+/pytest-\d+/[^/\s`]+/", "", text)
         text = re.sub(re.escape(folder) + r"/[^ ]*?/(?=(results|reports|disk|run|matrix|labels|val|a-folder|latin1"
                       r"|missing|images)\b)", "", text)
     text = text.replace(os.path.expanduser("~"), "~").replace(socket.gethostname(), "host1")
@@ -36,6 +38,6 @@ def fault_case(case, outcome, message, group=None):
     path = os.environ.get("DLMATRIX_FAULT_TABLE")
     if not path:
         return
-    row = {"case": case, "outcome": outcome, "message": normalise(message), "group": group}
+    row = {"case": normalise(case), "outcome": outcome, "message": normalise(message), "group": group}
     with open(path, "a") as handle:
         handle.write(json.dumps(row) + "\n")
