@@ -45,7 +45,6 @@ def run_logged(command, log_path, timeout_s, env=None, cwd=None, memory_limit=0,
     read_end, write_end = os.pipe()  # both non-inheritable: only the guard gets the read end (pass_fds)
     guard = [sys.executable, "-I", str(GUARD), "--parent-fd", str(read_end), "--memory-limit", str(int(memory_limit)),
              "--status", status_path] + (["--owner-lock", str(owner_lock)] if owner_lock else []) + ["--"]
-    interrupted = False
     with open(log_path, "ab") as log:
         log.write(("$ " + " ".join(str(c) for c in command) + "\n").encode())
         log.flush()
