@@ -50,7 +50,8 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="dlmatrix", description=(
         "Reproduce published ImageNet errors and throughput across deep-learning framework versions "
         "(also `python -m runner`)."))
-    parser.add_argument("--version", action="version", version=version_line())
+    parser.add_argument("--version", action=VersionAction, nargs=0,
+                        help="print the tool's version and the schemas it reads and writes, then exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     plan = sub.add_parser("plan", help="print the cells the matrix expands to, with their ids")
@@ -188,6 +189,14 @@ def cmd_report(args, out):
 COMMANDS = {"plan": cmd_plan, "run": cmd_run, "status": cmd_status, "cell": cmd_cell, "report": cmd_report, "compare": cmd_compare, "bisect": cmd_bisect, "requirements": cmd_requirements,
             "env": cmd_env, "docker-base": cmd_docker_base, "wheelhouse": cmd_wheelhouse, "lock": cmd_lock,
             "prune": cmd_prune}
+
+
+class VersionAction(argparse.Action):
+    """argparse's own version action wraps the line to the terminal's width; this one prints it whole."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_line())
+        parser.exit()
 
 
 def version_line():
