@@ -27,6 +27,7 @@ from runner.matrix import load_matrix  # noqa: E402
 from runner.executors.local import run_cell  # noqa: E402
 from runner.plan import Options, plan_cells  # noqa: E402
 from runner.probe.provenance import cpu_model  # noqa: E402
+from runner.probe.throughput import measured_batches  # noqa: E402
 from runner.results import ResultStore  # noqa: E402
 
 
@@ -34,7 +35,7 @@ def runner_images_per_s(backend, ready, cell, store):
     result = run_cell(backend, ready, cell, store)
     if result["status"] != "ok":
         raise SystemExit("runner cell failed: {}".format(result["reason"]))
-    return {b["batch_size"]: b["images_per_s"] for b in result["metrics"]["batches"]}
+    return {b["batch_size"]: b["images_per_s"] for b in measured_batches(result["metrics"])}
 
 
 def bare_images_per_s(ready, model, batch, warmup, iterations, threads, device):
@@ -58,7 +59,8 @@ def main():
 
     matrix = load_matrix(ROOT / "matrix.toml")
     matrix = replace(matrix, throughput=replace(matrix.throughput, batch_sizes=tuple(args.batch_sizes),
-                                                warmup=args.warmup, iterations=args.iterations, trials=1))
+                                                warmup=args.warmup, iterations=args.iterations, trials=1,
+                                                min_window_s=0.0, cuda=None))  # the bare loop's N iterations exactly
     envs = args.envs or [e.name for e in matrix.environments]
     backend = get_backend(args.backend, ignore_pins=True)
     cells = plan_cells(matrix, Options(weights="random", device=args.device, threads=args.threads,

@@ -63,6 +63,8 @@ def annotate_throughput(result, model):
     device = str((provenance.get("device") or {}).get("framework_device") or provenance.get("device_requested", ""))
     name = (provenance.get("device") or {}).get("gpu_name") or (metrics.get("telemetry_source") or {}).get("gpu")
     for batch in metrics["batches"]:
+        if batch.get("images_per_s") is None:  # out of memory at this batch size: no rate, no fraction
+            continue
         if "cuda" not in device.lower() and "gpu" not in device.lower():  # torch cuda:0, MXNet gpu(0), TF /GPU:0
             batch["fraction_of_peak"] = {"status": "unavailable", "reason": "device is {}: no GPU peak".format(device)}
         else:

@@ -155,7 +155,7 @@ def plan_cells(matrix, options):
                 if suite == "drift":
                     cells.append(drift_cells[(env.name, key)])
                     continue
-                params, timeout = _suite_params(matrix, suite)
+                params, timeout = _suite_params(matrix, suite, device)
                 cell_dataset = dataset if suite == "error" else None
                 skip = no_dataset_reason if suite == "error" and dataset is None else None
                 content = dict(common, **{
@@ -255,13 +255,13 @@ def _select(what, chosen, valid):
     return tuple(chosen) or tuple(valid)
 
 
-def _suite_params(matrix, suite):
+def _suite_params(matrix, suite, device):
     if suite == "error":
         return {"batch_size": matrix.error.batch_size, "workers": matrix.error.workers,
                 "prefetch": matrix.error.prefetch}, matrix.error.timeout_s
-    t = matrix.throughput
+    t = matrix.throughput.for_device(device)  # a GPU cell: [suites.throughput.cuda] over the suite's keys
     return {"batch_sizes": list(t.batch_sizes), "warmup": t.warmup, "iterations": t.iterations,
-            "trials": t.trials}, t.timeout_s
+            "trials": t.trials, "min_window_s": t.min_window_s}, t.timeout_s
 
 
 def _weights(source, seed, cache, variant, env, model, matrix_path):

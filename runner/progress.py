@@ -36,6 +36,10 @@ def plan_table(cells):
     lines = []
     for cell in cells:
         note = "  (skipped: {})".format(cell.skip_reason) if cell.skip_reason else ""
+        if cell.suite == "throughput" and not note:  # the device's settings ([suites.throughput.cuda] on a GPU)
+            note = "  batches {}, >= {} iterations and >= {:g} s per trial".format(
+                ",".join(str(b) for b in cell.params["batch_sizes"]), cell.params["iterations"],
+                cell.params.get("min_window_s", 0))
         lines.append("{}  {:<16} {:<14} {:<10} {}{}".format(cell.id, cell.environment.name, cell.model.key,
                                                             cell.suite, cell.device, note))
     return lines + ["{} cells".format(len(cells))]

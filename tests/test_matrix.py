@@ -63,6 +63,19 @@ def test_matrix_objects_are_frozen():
     ((('channels_last = false', 'channels_last = "yes"'),), "", r"engine.channels_last: expected true or false"),
     ((('xla = "default"', 'xla = "default"\namp = true'),), "",
      r"engine.amp: unknown key; expected one of: channels_last, cudnn_autotune"),
+    ((("min_window_s = 0.5", "min_window_s = -0.5"),), "",
+     r"suites.throughput.min_window_s: expected seconds from 0 \(iterations alone bound a trial\) to 600, got -0.5"),
+    ((("min_window_s = 0.5", 'min_window_s = "0.5"'),), "", r"suites.throughput.min_window_s: expected seconds from 0"),
+    ((("min_window_s = 0.5", "min_window_s = nan"),), "", r"suites.throughput.min_window_s: expected seconds from 0"),
+    ((("min_window_s = 2.0", "min_window_s = inf"),), "", r"suites.throughput.cuda.min_window_s: expected seconds from 0"),
+    ((("batch_sizes = [1, 64, 256]", "batch_sizes = []"),), "",
+     r"suites.throughput.cuda.batch_sizes: expected a non-empty array of positive integers, got \[\]"),
+    ((("batch_sizes = [1, 64, 256]", "batch_sizes = [1, 64, 64]"),), "",
+     r"suites.throughput.cuda.batch_sizes: duplicate batch size in \[1, 64, 64\]"),
+    ((("iterations = 20", "iterations = 0"),), "", r"suites.throughput.cuda.iterations: expected a positive integer"),
+    ((("iterations = 20", "iteratoins = 20"),), "",
+     r"suites.throughput.cuda.iteratoins: unknown key; expected one of: batch_sizes, iterations, min_window_s"),
+    ((("[suites.throughput.cuda]", "[suites.throughput.gpu]"),), "", r"suites.throughput.gpu: unknown key"),
 ])
 def test_bad_input_names_file_key_and_expectation(tmp_path, replace, append, message):
     path = write_matrix(tmp_path, replace=replace, append=append)

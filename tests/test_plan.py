@@ -5,6 +5,7 @@ import pytest
 from runner.errors import UserError
 from runner.matrix import load_matrix
 from runner.plan import Options, plan_cells
+from runner.progress import plan_table
 
 from .matrices import REAL, write_matrix
 
@@ -157,3 +158,24 @@ def test_engine_settings_reach_the_probe_spec_and_the_drift_ids():
     assert cell.spec("/out", 0.0)["engine"] == dict(matrix.engine.as_dict(), precision="fp16", xla=True)
     drift = {c.id for c in base if c.suite == "drift"}
     assert drift and drift.isdisjoint(c.id for c in fp16 if c.suite == "drift")
+
+
+def test_gpu_cells_take_the_cuda_throughput_settings_and_their_ids_follow(tmp_path):
+    matrix = load_matrix(REAL)
+    cpu, gpu = (plan_cells(matrix, Options(weights="random", device=device, suites=("throughput",)))
+                for device in ("cpu", "cuda:1"))
+    assert cpu[0].params == {"batch_sizes": [1, 16], "warmup": 3, "iterations": 5, "trials": 5, "min_window_s": 0.5}
+    assert gpu[0].params == {"batch_sizes": [1, 64, 256], "warmup": 3, "iterations": 20, "trials": 5,
+                             "min_window_s": 2.0}  # warmup and trials: the suite's, the cuda table leaves them
+    assert gpu[0].spec("/out", 0.0)["suite_params"] == gpu[0].params
+    assert plan_table(gpu)[0].endswith("throughput cuda:1  batches 1,64,256, >= 20 iterations and >= 2 s per trial")
+    # Without the cuda table a GPU cell runs the suite's settings; the id is that of the settings, not of the table.
+    text = REAL.read_text()
+    table = text[text.index("[suites.throughput.cuda]"):text.index("[suites.drift]")]
+    plain = write_matrix(tmp_path, replace=((table, ""),))
+    same = plan_cells(load_matrix(plain), Options(weights="random", device="cuda:1", suites=("throughput",)))
+    assert same[0].params == cpu[0].params and same[0].id != gpu[0].id
+    lowered = write_matrix(tmp_path, replace=(("min_window_s = 2.0", "min_window_s = 1.0"),))
+    changed = plan_cells(load_matrix(lowered), Options(weights="random", device="cuda:1", suites=("throughput",)))
+    assert changed[0].params["min_window_s"] == 1.0 and changed[0].id != gpu[0].id
+    assert ids(plan_cells(load_matrix(lowered), Options(weights="random", suites=("throughput",)))) == ids(cpu)

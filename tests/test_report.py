@@ -64,3 +64,17 @@ def test_engine_settings_are_a_report_dimension_not_an_overwrite():
     text = render_markdown("r", matrix, rows, [], "now")
     assert "| torch-current (torchvision 0.29.1) [bf16, channels_last, cudnn_autotune=true] | resnet50 | cuda | 16 |" in text
     assert "| torch-current (torchvision 0.29.1) | resnet50 | cuda | 16 |" in text
+
+
+def test_a_batch_size_that_ran_out_of_memory_is_a_row_with_its_reason_and_the_cell_stays_ok():
+    matrix = load_matrix(REAL)
+    result = throughput("torch-current", [(1, gpu_summary(97.0)), (64, gpu_summary(98.0))])
+    result["metrics"]["batches"].append({"batch_size": 256, "status": "out_of_memory",
+                                         "reason": "out of memory at batch 256, peak 79321 MiB"})
+    rows = build_rows(matrix, latest_results([result]))
+    by = {r["batch_size"]: r for r in rows}
+    assert [r["batch_status"] for r in rows] == ["ok", "ok", "out_of_memory"]
+    assert by[256]["status"] == "ok" and by[256]["images_per_s"] == "" and by[256]["reason"].endswith("79321 MiB")
+    text = render_markdown("r", matrix, rows, [], "now")
+    assert "| resnet50 | cuda | 256 | out of memory at batch 256, peak 79321 MiB | - | - | - | 1.0 |" in text
+    assert "## Failed and skipped cells\n\nNone." in text  # the cell ran: one of its batch sizes did not fit

@@ -207,3 +207,22 @@ def test_a_slowdown_timed_on_a_busy_machine_is_not_called_slower(tmp_path, matri
     (cold,) = _by(judgement, "cold_start")
     assert cold.verdict == "inconclusive" and "busy" in cold.summary
     assert not judgement.regressions()
+
+
+def test_a_batch_size_that_ran_out_of_memory_is_not_judged_and_the_others_are(tmp_path, matrix):
+    store = ResultStore(tmp_path / "run")
+    store.root.mkdir()
+    rng = np.random.RandomState(7)
+    oom = {"batch_size": 256, "status": "out_of_memory", "reason": "out of memory at batch 256, peak 79000 MiB"}
+    for env, cell_id in (("mxnet-1.4", "t14"), ("mxnet-1.5", "t15"), ("mxnet-1.9", "t19")):
+        result = _throughput(store, env, cell_id, 100 * np.exp(rng.normal(0, 0.02, 5)))
+        if env != "mxnet-1.4":  # 1.4 fits batch 256, the later ones do not: no rate to compare, no verdict
+            result["metrics"]["batches"].append(dict(oom))
+        else:
+            result["metrics"]["batches"].append({"batch_size": 256, "status": "ok", "images_per_s": 90.0,
+                                                 "images_per_s_trials": [90.0] * 5})
+        store.put(result, replace=True)
+    judgement = judge(matrix, store, store.load_all()[0])
+    speed = _by(judgement, "throughput")
+    assert speed and {v.batch_size for v in speed} == {16}
+    assert all(v.verdict == "no change" for v in speed)

@@ -8,6 +8,7 @@ load_models.py and load_environments.py.
 import math
 import re
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import UserError
@@ -151,19 +152,36 @@ def _error_suite(table):
 
 
 def _throughput_suite(table):
-    sizes = table.get("batch_sizes", list, expected="a non-empty array of positive integers",
+    """[suites.throughput], and its optional [suites.throughput.cuda] whose keys replace the suite's for GPU cells."""
+    cuda = table.table("cuda", None)
+    suite = _throughput_settings(table, None)
+    table.done()
+    if cuda is not None:
+        suite = replace(suite, cuda=_throughput_settings(cuda, suite))
+        cuda.done()
+    return suite
+
+
+def _throughput_settings(table, base):
+    """One throughput table: every key required but trials and min_window_s, or (base given) every key optional,
+    base's value where absent."""
+    def given(key, fallback=...):
+        return getattr(base, key) if base is not None else fallback
+
+    sizes = table.get("batch_sizes", list, given("batch_sizes"), expected="a non-empty array of positive integers",
                       check=lambda v: v and all(is_kind(b, int) and b > 0 for b in v))
     if len(set(sizes)) != len(sizes):
-        table.fail("batch_sizes", "duplicate batch size in {!r}".format(sizes))
-    suite = ThroughputSuite(
+        table.fail("batch_sizes", "duplicate batch size in {!r}".format(list(sizes)))
+    return ThroughputSuite(
         batch_sizes=tuple(sizes),
-        warmup=table.get("warmup", int, check=lambda v: v >= 0, expected="0 or more"),
-        iterations=positive(table, "iterations"),
-        trials=positive(table, "trials", 1),
-        timeout_s=positive(table, "timeout_s"),
+        warmup=table.get("warmup", int, given("warmup"), check=lambda v: v >= 0, expected="0 or more"),
+        iterations=positive(table, "iterations", given("iterations")),
+        trials=positive(table, "trials", given("trials", 1)),
+        timeout_s=positive(table, "timeout_s", given("timeout_s")),
+        min_window_s=float(table.get("min_window_s", float, given("min_window_s", 0.0),
+                                     check=lambda v: math.isfinite(v) and 0 <= v <= 600,
+                                     expected="seconds from 0 (iterations alone bound a trial) to 600")),
     )
-    table.done()
-    return suite
 
 
 def _drift_suite(table):

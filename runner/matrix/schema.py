@@ -156,6 +156,12 @@ class ThroughputSuite:
     iterations: int
     trials: int  # repeated timed windows per batch size: the result carries their median and range
     timeout_s: int
+    min_window_s: float = 0.0  # each trial: at least `iterations` iterations and at least this many seconds
+    cuda: Optional["ThroughputSuite"] = None  # [suites.throughput.cuda] merged over these keys: GPU cells' settings
+
+    def for_device(self, device):
+        """The settings a cell on `device` ('cpu', 'cuda', 'cuda:N') runs with."""
+        return self.cuda if self.cuda is not None and device.startswith("cuda") else self
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from .jsonio import read_json, write_json_atomic
 from .preprocess import Recipe
 from .provenance import host_info, installed_packages, nvidia_driver, probe_source_sha256, python_info
 from .telemetry import open_telemetry, write_series
-from .throughput import run_throughput_suite, synthetic_input
+from .throughput import is_out_of_memory, measured_batches, run_throughput_suite, synthetic_input
 from .timestamps import now_iso
 from .weights import WeightsError
 from .cpu_load import Meter
@@ -72,6 +72,9 @@ def run_cell(spec):
             provenance["device"].update(nvidia_driver())
         result["status"], result["metrics"], provenance["weights"], provenance["dataset"], result["files"] = \
             _run_suite(adapter, spec, timeline, load, provenance)
+        if spec["suite"] == "throughput" and not measured_batches(result["metrics"]):  # no batch size fitted
+            result["status"] = "out_of_memory"
+            result["reason"] = "; ".join(b["reason"] for b in result["metrics"]["batches"])
     except (Skip, Unsupported) as skip:
         result["status"], result["reason"] = "skipped", str(skip)
     except (WeightsError, DatasetError) as exc:
@@ -79,6 +82,8 @@ def run_cell(spec):
     except Exception as exc:  # noqa: BLE001 - any failure of the framework is a recorded result
         traceback.print_exc()
         result["reason"] = "{}: {}".format(type(exc).__name__, exc)
+        if adapter is not None and is_out_of_memory(adapter, exc):  # outside the sweep: cold start, error suite
+            result["status"] = "out_of_memory"
     if adapter is not None:
         provenance["settings"] = adapter.settings()
     provenance["packages"] = installed_packages()

@@ -81,7 +81,7 @@ class FrameworkPart:
         panels = []
         for model in self.models:
             batches = {}
-            for row in (r for r in self._rows("throughput") if r["model"] == model):
+            for row in (r for r in self._rows("throughput") if r["model"] == model and r["images_per_s"] != ""):
                 low = row["images_per_s_low"] if row["images_per_s_low"] != "" else row["images_per_s"]
                 high = row["images_per_s_high"] if row["images_per_s_high"] != "" else row["images_per_s"]
                 batches.setdefault(row["batch_size"], {})[self.version(row).label] = (row["images_per_s"], low, high)
@@ -163,7 +163,7 @@ class FrameworkPart:
             low, high = row["images_per_s_low"], row["images_per_s_high"]
             rows.append([esc(self.version(row).text), esc(row["model"]), esc(row["device"]),
                          number(row["batch_size"], 0),
-                         number(row["images_per_s"], 1),
+                         number(row["images_per_s"], 1) if row["images_per_s"] != "" else (esc(row["reason"]), ""),
                          "-" if low == "" else "{:.1f}-{:.1f}".format(low, high), number(row["latency_p50_ms"], 1),
                          number(row["latency_p90_ms"], 1), number(row["latency_p99_ms"], 1),
                          number(row["cold_start_s"], 2), result_links(self.link, row["cell_id"])])

@@ -15,7 +15,7 @@ def _windows(result):
     if result["suite"] == "error":
         return [("error", metrics.get("telemetry"), None)]
     return [("batch {}".format(b["batch_size"]), b.get("telemetry"), b.get("fraction_of_peak"))
-            for b in metrics.get("batches") or []]
+            for b in metrics.get("batches") or [] if b.get("images_per_s") is not None]  # not out-of-memory ones
 
 
 def _has_telemetry(result):

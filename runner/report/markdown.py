@@ -122,6 +122,11 @@ def render_markdown(run_name, matrix, rows, problems, generated_at, drift=(), ju
       "Peak MiB | J/image | % of peak FP32 / TF32 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     unavailable = []
     for row in (r for r in rows if r["suite"] == "throughput" and r["status"] == "ok"):
+        if row["images_per_s"] == "":  # this batch size ran out of memory; the sweep went on
+            w("| {} | {} | {} | {} | {} | - | - | - | {} | - | - | - | - |\n".format(
+                _env_label(row), row["model"], row["device"], row["batch_size"], row["reason"] or row["batch_status"],
+                _fmt(row["cold_start_s"], 1)))
+            continue
         w("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n".format(
             _env_label(row), row["model"], row["device"], row["batch_size"], _rate(row),
             _fmt(row["latency_p50_ms"], 1), _fmt(row["latency_p90_ms"], 1), _fmt(row["latency_p99_ms"], 1),

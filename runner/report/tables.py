@@ -9,7 +9,7 @@ COLUMNS = [
     "engine", "images", "images_selected", "unreadable_images", "unreadable_reasons", "unlabeled_images",
     "labels_without_image", "top1_error", "top1_ci_low", "top1_ci_high", "top5_error", "top5_ci_low", "top5_ci_high",
     "published_top1_error", "published_top5_error", "delta_top1", "delta_top5", "published_source",
-    "published_revision", "batch_size", "images_per_s", "images_per_s_low", "images_per_s_high", "latency_p50_ms", "latency_p90_ms",
+    "published_revision", "batch_size", "batch_status", "images_per_s", "images_per_s_low", "images_per_s_high", "latency_p50_ms", "latency_p90_ms",
     "latency_p99_ms", "cold_start_s", "decode_images_per_s", "model_images_per_s", "gpu_util_mean_pct",
     "gpu_memory_peak_mib", "joules_per_image", "telemetry", "peak_fraction_fp32", "peak_fraction_tf32", "cell_id",
 ]
@@ -111,8 +111,14 @@ def build_rows(matrix, results):
         if result["suite"] == "throughput" and result["status"] == "ok":
             for batch in metrics["batches"]:
                 per = dict(row)
+                if batch.get("images_per_s") is None:  # this batch size ran out of memory: its result is the reason
+                    per.update(batch_size=batch["batch_size"], batch_status=batch.get("status", ""),
+                               reason=batch.get("reason", ""), cold_start_s=metrics["cold_start_s"])
+                    rows.append(per)
+                    continue
                 low, high = batch.get("images_per_s_range") or ("", "")
-                per.update(batch_size=batch["batch_size"], images_per_s=batch["images_per_s"], images_per_s_low=low,
+                per.update(batch_size=batch["batch_size"], batch_status=batch.get("status", "ok"),
+                           images_per_s=batch["images_per_s"], images_per_s_low=low,
                            images_per_s_high=high,
                            latency_p50_ms=batch["latency_ms"]["p50"], latency_p90_ms=batch["latency_ms"]["p90"],
                            latency_p99_ms=batch["latency_ms"]["p99"], cold_start_s=metrics["cold_start_s"])

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from ..probe.throughput import measured_batches
 from .decide import noise_factor
 from .pairs import version_label
 from .verdict import Verdict
@@ -22,7 +23,7 @@ def _throughput_series(sequence, batch_size):
     for side in sequence:
         if side.result["status"] != "ok":
             return None
-        batch = {b["batch_size"]: b for b in side.result["metrics"]["batches"]}.get(batch_size)
+        batch = {b["batch_size"]: b for b in measured_batches(side.result["metrics"])}.get(batch_size)
         if batch is None:
             return None
         logs = np.log(batch.get("images_per_s_trials") or [batch["images_per_s"]])
@@ -82,7 +83,7 @@ def sequence_verdicts(sequences, settings):
             series = [(None, _error_series(sequence), settings.error_margin_points, "top-1 error {:+.2f} points")]
         else:
             factor = noise_factor(settings, sequence[-1].result)
-            batches = [b["batch_size"] for b in (sequence[-1].result.get("metrics") or {}).get("batches", [])]
+            batches = [b["batch_size"] for b in measured_batches(sequence[-1].result.get("metrics"))]
             series = [(b, _throughput_series(sequence, b), math.log(factor), "images/s x{:.3f}") for b in batches]
         for batch, found, min_step, fmt in series:
             if found is None:

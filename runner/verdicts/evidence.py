@@ -8,6 +8,7 @@ of the comparison is known, so the false-discovery rate is controlled over all o
 import csv
 from statistics import median
 
+from ..probe.throughput import measured_batches
 from ..stats import wilson_interval
 from .stats import hodges_lehmann_ratio, mcnemar_exact, paired_difference_interval
 
@@ -75,7 +76,7 @@ def throughput_evidence(pair, batch_size):
     """Hodges-Lehmann ratio after/before of one batch size's trial rates, with its interval."""
     rates, busy = [], []
     for side in (pair.before, pair.after):
-        batches = {b["batch_size"]: b for b in side.result["metrics"]["batches"]}
+        batches = {b["batch_size"]: b for b in measured_batches(side.result["metrics"])}  # not out-of-memory ones
         batch = batches.get(batch_size)
         if batch is None:
             return None

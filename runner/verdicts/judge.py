@@ -16,6 +16,7 @@ from .published import published_for
 from .pairs import Pair, Side, baseline_pairs, version_label, version_pairs, version_sequences
 from .stats import adjust
 from .verdict import Verdict
+from ..probe.throughput import measured_batches
 from ..results import engine_label, latest_results
 
 
@@ -106,7 +107,7 @@ def throughput_tests(pair, settings):
     on a busy machine is not judged (None when it was quiet)."""
     factor = noise_factor(settings, pair.after.result)
     tests = []
-    for batch in pair.after.result["metrics"]["batches"]:
+    for batch in measured_batches(pair.after.result["metrics"]):  # an out-of-memory batch size has no rate to judge
         evidence = throughput_evidence(pair, batch["batch_size"])
         if evidence is not None:
             evidence["busy"] = busy_machine(evidence, settings.busy_share, (pair.before.env, pair.after.env))

@@ -153,3 +153,13 @@ class Adapter(object):
 
     def synchronize(self):
         self.mx.nd.waitall()
+
+    # -- device memory (the throughput sweep goes on past a batch size that does not fit) -----
+    def is_out_of_memory(self, exc):
+        # MXNet raises its one error type (at the next wait: it runs asynchronously); the text says what failed.
+        return isinstance(exc, self.mx.base.MXNetError) and "out of memory" in str(exc).lower()
+
+    def release_memory(self):
+        empty = getattr(self.ctx, "empty_cache", None)  # MXNet >= 1.5: the GPU's memory pool
+        if empty is not None and self.ctx.device_type == "gpu":
+            empty()

@@ -240,3 +240,26 @@ class Adapter(object):
 
     def synchronize(self):
         pass
+
+    # -- device memory (the throughput sweep goes on past a batch size that does not fit) -----
+    def is_out_of_memory(self, exc):
+        exhausted = getattr(getattr(self.tf, "errors", None), "ResourceExhaustedError", None)
+        return exhausted is not None and isinstance(exc, exhausted)
+
+    def reset_memory_peak(self):
+        reset = getattr(self.tf.config.experimental, "reset_memory_stats", None)  # TF >= 2.5
+        if reset is not None and self.device_name.startswith("/GPU"):
+            try:
+                reset("GPU:0")
+            except (ValueError, RuntimeError):
+                pass
+
+    def memory_peak_mib(self):
+        """TensorFlow's peak allocation on the GPU (TF >= 2.5), else None (telemetry's NVML peak is used)."""
+        info = getattr(self.tf.config.experimental, "get_memory_info", None)
+        if info is None or not self.device_name.startswith("/GPU"):
+            return None
+        try:
+            return round(info("GPU:0")["peak"] / 2.0 ** 20, 1)
+        except (ValueError, RuntimeError, KeyError):
+            return None

@@ -220,6 +220,38 @@ class Adapter(object):
         if self.device.type == "cuda":
             self.torch.cuda.synchronize(self.device)
 
+    # -- device memory (the throughput sweep goes on past a batch size that does not fit) -----
+    def is_out_of_memory(self, exc):
+        error = getattr(self.torch.cuda, "OutOfMemoryError", None)  # torch >= 1.13; a RuntimeError before
+        return (error is not None and isinstance(exc, error)) or \
+            (isinstance(exc, RuntimeError) and "out of memory" in str(exc))
+
+    def reset_memory_peak(self):
+        if self.device.type == "cuda":
+            reset = getattr(self.torch.cuda, "reset_peak_memory_stats", None) or \
+                getattr(self.torch.cuda, "reset_max_memory_allocated", None)
+            if reset is not None:
+                reset(self.device)
+
+    def memory_peak_mib(self):
+        """The most memory the caching allocator handed out since the last reset (None on the CPU)."""
+        if self.device.type != "cuda":
+            return None
+        return round(self.torch.cuda.max_memory_allocated(self.device) / 2.0 ** 20, 1)
+
+    def release_memory(self):
+        if self.device.type == "cuda":
+            self.torch.cuda.empty_cache()
+
+
+def _flag(obj, *path):
+    """bool(obj.a.b...) where every attribute exists, else None (an older torch without the setting)."""
+    for name in path:
+        obj = getattr(obj, name, None)
+        if obj is None:
+            return None
+    return bool(obj)
+
 
 def _parameters(factory):
     try:
