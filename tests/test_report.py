@@ -78,3 +78,22 @@ def test_a_batch_size_that_ran_out_of_memory_is_a_row_with_its_reason_and_the_ce
     text = render_markdown("r", matrix, rows, [], "now")
     assert "| resnet50 | cuda | 256 | out of memory at batch 256, peak 79321 MiB | - | - | - | 1.0 |" in text
     assert "## Failed and skipped cells\n\nNone." in text  # the cell ran: one of its batch sizes did not fit
+
+
+def test_a_window_too_short_for_nvml_is_not_flagged_low_and_says_why():
+    matrix = load_matrix(REAL)
+    short = dict(gpu_summary(12.0), gpu_utilization_pct={"mean": 12.0, "max": 40.0, "samples": 3},
+                 utilization_verdict="window too short to judge (3 samples, at least 10 needed)")
+    # A result from before the verdict was recorded, flagged low on 2 samples: judged again from its count.
+    old = dict(gpu_summary(20.0, low=True), gpu_utilization_pct={"mean": 20.0, "max": 30.0, "samples": 2})
+    enough = dict(gpu_summary(31.0, low=True), gpu_utilization_pct={"mean": 31.0, "max": 90.0, "samples": 60},
+                  utilization_verdict="low")
+    rows = build_rows(matrix, latest_results([throughput("torch-current", [(1, short), (16, old), (64, enough)])]))
+    by = {r["batch_size"]: r for r in rows}
+    assert by[1]["telemetry"] == "window too short to judge (3 samples, at least 10 needed)"
+    assert by[16]["telemetry"] == "window too short to judge (2 samples, at least 10 needed)"
+    assert by[64]["telemetry"] == "low GPU utilisation" and by[64]["gpu_util_samples"] == 60
+    text = render_markdown("r", matrix, rows, [], "now")
+    assert "| 12 (too short to judge: 3 samples) | 20480 |" in text
+    assert "| 20 (too short to judge: 2 samples) | 20480 |" in text
+    assert "| 31 **low** | 20480 |" in text and text.count("**low**") == 2  # the legend and batch 64

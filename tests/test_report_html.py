@@ -145,6 +145,9 @@ def test_gpu_utilisation_and_power_are_plotted_per_cell_from_the_telemetry_serie
     assert ">{:.0f}</td>".format(summary["gpu_utilization_pct"]["mean"]) in row
     assert ">{:.1f}</td>".format(summary["power_w"]["mean"]) in row
     assert ">43.0%</td>" in row and 'href="../../results/gpu/c0ffee01.json"' in row
+    assert "<td>ok</td>" in row  # 12 polls at 96%: enough samples for a verdict
+    first = re.search(r'<td>resnet50</td><td>batch 1</td>(.*?)</tr>', tables).group(1)
+    assert "<td>low (under 50% on average)</td>" in first
     assert "no GPU telemetry in this run" not in gpu
     assert "no GPU telemetry in this run (device is cpu: there is no GPU to read)" in section(page, "gluoncv-gpu")
 

@@ -21,7 +21,8 @@ import time
 INTERVAL_S = 0.2
 SERIES_COLUMNS = ("t_s", "gpu_util_pct", "memory_used_mib", "power_w", "sm_clock_mhz", "memory_clock_mhz",
                   "temperature_c")
-LOW_UTILISATION_PCT = 50.0  # the report flags cells whose GPU stayed below this on average
+LOW_UTILISATION_PCT = 50.0  # the report flags cells whose GPU stayed below this on average ...
+MIN_UTILISATION_SAMPLES = 10  # ... over at least this many utilisation samples: fewer, and the window was too short
 
 
 class Unavailable(object):
@@ -230,9 +231,20 @@ def summarise(rows, util_buffer, power_buffer, memory_util, energy_start_mj, ene
         joules = (energy_end_mj - energy_start_mj) / 1000.0
         summary["energy_j"] = joules
         summary["joules_per_image"] = joules / images if images else None
-    mean = summary["gpu_utilization_pct"].get("mean")
-    summary["low_utilization"] = mean is not None and mean < LOW_UTILISATION_PCT
+    summary["utilization_verdict"] = utilisation_verdict(len(util), summary["gpu_utilization_pct"].get("mean"))
+    summary["low_utilization"] = summary["utilization_verdict"] == "low"
     return summary
+
+
+def utilisation_verdict(samples, mean):
+    """"low", "ok", or why there is no verdict: NVML's sample period is 1/6 s to 1 s depending on the GPU, so a
+    window of tens of milliseconds holds one sample or none, and its mean says nothing about the GPU's load."""
+    if not samples or mean is None:
+        return "no utilisation samples"
+    if samples < MIN_UTILISATION_SAMPLES:
+        return "window too short to judge ({} sample{}, at least {} needed)".format(
+            samples, "" if samples == 1 else "s", MIN_UTILISATION_SAMPLES)
+    return "low" if mean < LOW_UTILISATION_PCT else "ok"
 
 
 def _stats(values, **extra):

@@ -5,6 +5,7 @@ import csv
 
 from . import plots
 from .html_table import esc, number, percent, result_links, table, version_of
+from .tables import telemetry_verdict
 
 NO_TELEMETRY = "no GPU telemetry in this run"
 
@@ -80,13 +81,18 @@ def gpu_part(framework_results, results_dir, results_link):
         for label, summary, peak in windows:
             rows.append(_row(result, label, summary or {}, peak or {}, results_link))
     columns = [("Version", "text"), ("Model", "text"), ("Window", "text"), ("GPU util mean %", "number"),
-               ("GPU util max %", "number"), ("Power mean W", "number"), ("Peak memory MiB", "number"),
+               ("GPU util max %", "number"), ("Utilisation verdict", "text"), ("Power mean W", "number"), ("Peak memory MiB", "number"),
                ("J/image", "number"), ("% of FP32 peak", "number"), ("% of TF32 peak", "number"),
                ("Result", "text")]
     caption = "GPU over the timed windows (NVML). Fraction of peak: images/s x 2 x GMACs against the GPU's " \
               "nominal peak (runner/gpus.py)."
     return '<div class="gpu-cells">{}</div>'.format("\n".join(figures)), table(
         "{}-gpu-table".format(cells[0]["framework"]), columns, rows, caption)
+
+
+def _verdict_text(summary):
+    verdict = telemetry_verdict(summary)
+    return "low (under 50% on average)" if verdict == "low" else verdict
 
 
 def _interval(windows):
@@ -100,11 +106,11 @@ def _row(result, label, summary, peak, results_link):
     fraction = peak.get("fraction") or {} if peak.get("status") == "ok" else {}
     if summary.get("status") != "ok":
         unavailable = "unavailable: {}".format(esc(summary.get("reason") or "not recorded"))
-        return [esc(version_of(result).text), esc(result["model"]), esc(label), (unavailable, "")] + [("-", "")] * 6 + \
+        return [esc(version_of(result).text), esc(result["model"]), esc(label), (unavailable, "")] + [("-", "")] * 7 + \
             [result_links(results_link, result["cell_id"])]
     util, power = summary.get("gpu_utilization_pct") or {}, summary.get("power_w") or {}
     return [esc(version_of(result).text), esc(result["model"]), esc(label), number(util.get("mean"), 0),
-            number(util.get("max"), 0), number(power.get("mean"), 1),
+            number(util.get("max"), 0), esc(_verdict_text(summary)), number(power.get("mean"), 1),
             number((summary.get("memory_used_mib") or {}).get("peak"), 0), number(summary.get("joules_per_image"), 3),
             percent(fraction.get("fp32"), 1), percent(fraction.get("tf32"), 1),
             result_links(results_link, result["cell_id"])]

@@ -116,7 +116,8 @@ def render_markdown(run_name, matrix, rows, problems, generated_at, drift=(), ju
 
     w("\n## Throughput (synthetic input on the device)\n\n")
     w("GPU columns are NVML's, over the timed window (mean utilisation, peak memory used, energy per image); "
-      "**low** marks a GPU that stayed under 50% busy on average.\n\n")
+      "**low** marks a GPU that stayed under 50% busy on average over at least 10 NVML samples; a window with "
+      "fewer is too short to judge (NVML samples every 1/6 s to 1 s, depending on the GPU).\n\n")
     w("Images/s is the median over the trials, with their range.\n\n")
     w("| Environment | Model | Device | Batch | Images/s | p50 ms | p90 ms | p99 ms | Cold start s | GPU util % | "
       "Peak MiB | J/image | % of peak FP32 / TF32 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
@@ -209,6 +210,18 @@ def _rate(row):
                                _fmt(row["images_per_s_high"], 1))
 
 
+def _utilisation_note(row):
+    """' **low**' over enough samples; where the window held too few, the count instead of a verdict."""
+    if row["telemetry"] == "low GPU utilisation":
+        return " **low**"
+    if row["telemetry"].startswith("window too short"):
+        return " (too short to judge: {} sample{})".format(row["gpu_util_samples"],
+                                                           "" if row["gpu_util_samples"] == 1 else "s")
+    if row["telemetry"] == "no utilisation samples":
+        return " (no samples)"
+    return ""
+
+
 def _gpu_columns(row, unavailable):
     """'util | peak | J/image' cells; an unavailable reason is listed once below the table."""
     if row["telemetry"].startswith("unavailable: ") or row["telemetry"] == "not recorded":
@@ -216,5 +229,5 @@ def _gpu_columns(row, unavailable):
         if reason not in unavailable:
             unavailable.append(reason)
         return "- | - | -"
-    util = _fmt(row["gpu_util_mean_pct"], 0) + (" **low**" if row["telemetry"] == "low GPU utilisation" else "")
+    util = _fmt(row["gpu_util_mean_pct"], 0) + _utilisation_note(row)
     return "{} | {} | {}".format(util, _fmt(row["gpu_memory_peak_mib"], 0), _fmt(row["joules_per_image"], 3))

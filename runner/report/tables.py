@@ -1,6 +1,7 @@
 """Report rows: one per cell and batch size, from the newest result of each position (the CSV's and JSON's rows)."""
 
 from ..frameworks import FRAMEWORKS
+from ..probe.telemetry import utilisation_verdict
 from ..results import engine_label
 from ..stats import wilson_interval
 
@@ -10,7 +11,7 @@ COLUMNS = [
     "labels_without_image", "top1_error", "top1_ci_low", "top1_ci_high", "top5_error", "top5_ci_low", "top5_ci_high",
     "published_top1_error", "published_top5_error", "delta_top1", "delta_top5", "published_source",
     "published_revision", "batch_size", "batch_status", "images_per_s", "images_per_s_low", "images_per_s_high", "latency_p50_ms", "latency_p90_ms",
-    "latency_p99_ms", "cold_start_s", "decode_images_per_s", "model_images_per_s", "gpu_util_mean_pct",
+    "latency_p99_ms", "cold_start_s", "decode_images_per_s", "model_images_per_s", "gpu_util_mean_pct", "gpu_util_samples",
     "gpu_memory_peak_mib", "joules_per_image", "telemetry", "peak_fraction_fp32", "peak_fraction_tf32", "cell_id",
 ]
 
@@ -45,16 +46,33 @@ def image_counts_text(metrics):
     return ", ".join(parts)
 
 
+UTILISATION_TEXT = {"low": "low GPU utilisation", "ok": "ok"}
+
+
+def telemetry_verdict(summary):
+    """The utilisation verdict of a telemetry summary: 'low', 'ok', 'window too short to judge (...)' or 'no
+    utilisation samples'. Results from before the verdict was recorded get it from their sample count."""
+    if summary.get("utilization_verdict"):
+        return summary["utilization_verdict"]
+    util = summary.get("gpu_utilization_pct") or {}
+    if "samples" not in util:  # older still: only the flag
+        return "low" if summary.get("low_utilization") else "ok"
+    return utilisation_verdict(util["samples"], util.get("mean"))
+
+
 def _telemetry(summary):
-    """Report fields from a telemetry summary: 'ok', 'low GPU utilisation', or 'unavailable: why'."""
+    """Report fields from a telemetry summary: 'ok', 'low GPU utilisation', 'window too short to judge (...)',
+    'no utilisation samples', or 'unavailable: why'."""
     if not summary:
         return {"telemetry": "not recorded"}
     if summary.get("status") != "ok":
         return {"telemetry": "unavailable: {}".format(summary.get("reason"))}
+    verdict = telemetry_verdict(summary)
     return {"gpu_util_mean_pct": summary["gpu_utilization_pct"].get("mean", ""),
+            "gpu_util_samples": summary["gpu_utilization_pct"].get("samples", ""),
             "gpu_memory_peak_mib": summary["memory_used_mib"].get("peak") or "",
             "joules_per_image": summary.get("joules_per_image") or "",
-            "telemetry": "low GPU utilisation" if summary.get("low_utilization") else "ok"}
+            "telemetry": UTILISATION_TEXT.get(verdict, verdict)}
 
 
 def _published(matrix, env_name, model_key):

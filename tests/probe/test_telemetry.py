@@ -5,7 +5,7 @@ The sampling itself needs a GPU; tests/gpu/ (run on a lent GPU machine) covers i
 
 import pytest
 
-from runner.probe.telemetry import LOW_UTILISATION_PCT, open_telemetry, summarise, write_series
+from runner.probe.telemetry import LOW_UTILISATION_PCT, open_telemetry, summarise, utilisation_verdict, write_series
 
 from ..faults import fault_case
 
@@ -55,6 +55,7 @@ def test_the_summary_prefers_nvml_sample_buffers_and_counts_energy_per_image():
     assert summary["sm_clock_mhz"]["mean"] == 1800.0 and summary["temperature_c"] == {"max": 60}
     assert summary["throttle_reasons"] == ["SwPowerCap"] and summary["unsupported"] == {"temperature": "Not Supported"}
     assert summary["low_utilization"] is False
+    assert summary["utilization_verdict"] == "window too short to judge (4 samples, at least 10 needed)"
 
 
 def test_without_sample_buffers_or_energy_counter_the_polls_are_used_and_energy_is_absent():
@@ -68,11 +69,35 @@ def test_without_sample_buffers_or_energy_counter_the_polls_are_used_and_energy_
     assert summary["low_utilization"] is (65.0 < LOW_UTILISATION_PCT)
 
 
-def test_low_utilisation_is_flagged():
-    summary = summarise(ROWS[:1], util_buffer=[10, 20], power_buffer=[], memory_util=[], energy_start_mj=None,
-                        energy_end_mj=None, wall_s=1.0, images=1, throttle=[], process_memory_mib=None, errors={},
-                        interval_s=0.2)
-    assert summary["low_utilization"] is True
+def _with_util(util_buffer, rows=ROWS[:1]):
+    return summarise(rows, util_buffer=util_buffer, power_buffer=[], memory_util=[], energy_start_mj=None,
+                     energy_end_mj=None, wall_s=2.0, images=1, throttle=[], process_memory_mib=None, errors={},
+                     interval_s=0.2)
+
+
+def test_low_utilisation_is_flagged_over_ten_samples_or_more():
+    summary = _with_util([10, 20] * 5)
+    assert summary["utilization_verdict"] == "low" and summary["low_utilization"] is True
+    busy = _with_util([97, 98, 99] * 4)
+    assert busy["utilization_verdict"] == "ok" and busy["low_utilization"] is False
+
+
+@pytest.mark.parametrize("buffer, verdict", [
+    ([10, 20], "window too short to judge (2 samples, at least 10 needed)"),  # the tens of milliseconds
+    ([5], "window too short to judge (1 sample, at least 10 needed)"),
+    ([30] * 9, "window too short to judge (9 samples, at least 10 needed)"),
+])
+def test_a_window_with_fewer_than_ten_samples_is_not_judged_low(buffer, verdict):
+    summary = _with_util(buffer)
+    assert summary["gpu_utilization_pct"]["mean"] < LOW_UTILISATION_PCT  # would have been flagged before
+    assert summary["utilization_verdict"] == verdict and summary["low_utilization"] is False
+
+
+def test_without_any_utilisation_sample_there_is_no_verdict():
+    summary = _with_util([], rows=[(0.0, None, 1000.0, None, None, None, None)])
+    assert summary["utilization_verdict"] == "no utilisation samples" and summary["low_utilization"] is False
+    assert utilisation_verdict(0, None) == "no utilisation samples"
+    assert utilisation_verdict(10, 49.9) == "low" and utilisation_verdict(10, 50.0) == "ok"
 
 
 def test_the_series_is_a_small_csv_with_its_window(tmp_path):
