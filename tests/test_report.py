@@ -97,3 +97,19 @@ def test_a_window_too_short_for_nvml_is_not_flagged_low_and_says_why():
     assert "| 12 (too short to judge: 3 samples) | 20480 |" in text
     assert "| 20 (too short to judge: 2 samples) | 20480 |" in text
     assert "| 31 **low** | 20480 |" in text and text.count("**low**") == 2  # the legend and batch 64
+
+
+def test_the_peak_column_names_the_one_peak_it_used():
+    matrix = load_matrix(REAL)
+    result = throughput("torch-current", [(1, gpu_summary(97.0)), (64, gpu_summary(98.0)), (256, gpu_summary(99.0))])
+    batches = result["metrics"]["batches"]
+    batches[0]["fraction_of_peak"] = {"status": "ok", "peak": "tf32", "peak_tflops": 494.7, "fraction": 0.412,
+                                      "why": "torch.backends.cudnn.allow_tf32 is True"}
+    batches[1]["fraction_of_peak"] = {"status": "ok", "fraction": {"fp32": 0.5, "tf32": 0.07}}  # an older result
+    batches[2]["fraction_of_peak"] = {"status": "unavailable", "reason": "no nominal peak for 'Radeon Pro'"}
+    rows = build_rows(matrix, latest_results([result]))
+    assert [(r["peak_fraction"], r["peak_precision"]) for r in rows] == [(0.412, "tf32"), (0.5, "fp32"), ("", "")]
+    text = render_markdown("r", matrix, rows, [], "now")
+    assert "| J/image | % of peak (precision in use) |" in text
+    assert "| 0.750 | 41.2 % of TF32 peak |" in text and "| 0.750 | 50.0 % of FP32 peak |" in text
+    assert "| 0.750 | - |" in text

@@ -81,7 +81,9 @@ def _gpu_throughput(results_dir, cell_id, env, versions):
             "latency_ms": {"p50": 6.0, "p90": 7.0, "p99": 8.0},
             "telemetry": summarise(rows, [], [], [], 1000, 1000 + 400000 * batch, 2.4, 360 * batch, [], 2100.0, {},
                                    0.2),
-            "fraction_of_peak": {"status": "ok", "fraction": {"fp32": fraction, "tf32": fraction / 4}}})
+            "fraction_of_peak": {"status": "ok", "peak": "tf32", "peak_tflops": 494.7, "fraction": fraction,
+                                 "why": "torch.backends.cudnn.allow_tf32 is True (PyTorch's default for convolutions: "
+                                        "True)"}})
     write_series(str(results_dir / (cell_id + ".telemetry.csv")), series)
     return _result(cell_id, env, versions, "throughput", files={"telemetry": cell_id + ".telemetry.csv"},
                    metrics={"cold_start_s": 7.5, "batches": batches, "telemetry_source": {"status": "ok", "gpu": GPU}})
@@ -135,7 +137,7 @@ def test_gpu_utilisation_and_power_are_plotted_per_cell_from_the_telemetry_serie
     assert len(plots) == 2, "one figure per cell with telemetry"
     text = svg_text(plots[0])
     for label in ("GPU utilisation (%)", "board power (W)", "time in the timed window (s)",
-                  "batch 16 (43% of FP32 peak, 11% of TF32 peak)", "batch 1 (2% of FP32 peak, 1% of TF32 peak)"):
+                  "batch 16 (43% of TF32 peak)", "batch 1 (2% of TF32 peak)"):
         assert label in text, label
     # the table below the plots: NVML's mean over the window, as summarise() computed it from the same rows
     summary = gpu_report["results"][0]["metrics"]["batches"][1]["telemetry"]
@@ -146,6 +148,7 @@ def test_gpu_utilisation_and_power_are_plotted_per_cell_from_the_telemetry_serie
     assert ">{:.1f}</td>".format(summary["power_w"]["mean"]) in row
     assert ">43.0%</td>" in row and 'href="../../results/gpu/c0ffee01.json"' in row
     assert "<td>ok</td>" in row  # 12 polls at 96%: enough samples for a verdict
+    assert "<td>TF32: torch.backends.cudnn.allow_tf32 is True (PyTorch&#x27;s default" in row
     first = re.search(r'<td>resnet50</td><td>batch 1</td>(.*?)</tr>', tables).group(1)
     assert "<td>low (under 50% on average)</td>" in first
     assert "no GPU telemetry in this run" not in gpu

@@ -5,7 +5,7 @@ import csv
 
 from . import plots
 from .html_table import esc, number, percent, result_links, table, version_of
-from .tables import telemetry_verdict
+from .tables import peak_fields, telemetry_verdict
 
 NO_TELEMETRY = "no GPU telemetry in this run"
 
@@ -41,10 +41,10 @@ def _float(text):
 
 
 def _peak_text(peak):
-    if not peak or peak.get("status") != "ok":
+    fields = peak_fields(peak)
+    if not fields:
         return ""
-    return ", ".join("{:.0%} of {} peak".format(value, name.upper())
-                     for name, value in sorted(peak["fraction"].items()))
+    return "{:.0%} of {} peak".format(fields["peak_fraction"], fields["peak_precision"].upper())
 
 
 def gpu_part(framework_results, results_dir, results_link):
@@ -82,10 +82,10 @@ def gpu_part(framework_results, results_dir, results_link):
             rows.append(_row(result, label, summary or {}, peak or {}, results_link))
     columns = [("Version", "text"), ("Model", "text"), ("Window", "text"), ("GPU util mean %", "number"),
                ("GPU util max %", "number"), ("Utilisation verdict", "text"), ("Power mean W", "number"), ("Peak memory MiB", "number"),
-               ("J/image", "number"), ("% of FP32 peak", "number"), ("% of TF32 peak", "number"),
-               ("Result", "text")]
+               ("J/image", "number"), ("% of peak", "number"), ("Peak used", "text"), ("Result", "text")]
     caption = "GPU over the timed windows (NVML). Fraction of peak: images/s x 2 x GMACs against the GPU's " \
-              "nominal peak (runner/gpus.py)."
+              "nominal peak for the precision in use: FP16 / BF16 under mixed precision, TF32 where the framework " \
+              "let FP32 convolutions run as TF32, FP32 otherwise (runner/gpus.py)."
     return '<div class="gpu-cells">{}</div>'.format("\n".join(figures)), table(
         "{}-gpu-table".format(cells[0]["framework"]), columns, rows, caption)
 
@@ -103,7 +103,7 @@ def _interval(windows):
 
 
 def _row(result, label, summary, peak, results_link):
-    fraction = peak.get("fraction") or {} if peak.get("status") == "ok" else {}
+    fields = peak_fields(peak)
     if summary.get("status") != "ok":
         unavailable = "unavailable: {}".format(esc(summary.get("reason") or "not recorded"))
         return [esc(version_of(result).text), esc(result["model"]), esc(label), (unavailable, "")] + [("-", "")] * 7 + \
@@ -112,5 +112,7 @@ def _row(result, label, summary, peak, results_link):
     return [esc(version_of(result).text), esc(result["model"]), esc(label), number(util.get("mean"), 0),
             number(util.get("max"), 0), esc(_verdict_text(summary)), number(power.get("mean"), 1),
             number((summary.get("memory_used_mib") or {}).get("peak"), 0), number(summary.get("joules_per_image"), 3),
-            percent(fraction.get("fp32"), 1), percent(fraction.get("tf32"), 1),
+            percent(fields.get("peak_fraction"), 1),
+            esc(fields["peak_precision"].upper() + (": " + peak["why"] if peak.get("why") else "")) if fields else
+            ("-", ""),
             result_links(results_link, result["cell_id"])]

@@ -118,9 +118,11 @@ def render_markdown(run_name, matrix, rows, problems, generated_at, drift=(), ju
     w("GPU columns are NVML's, over the timed window (mean utilisation, peak memory used, energy per image); "
       "**low** marks a GPU that stayed under 50% busy on average over at least 10 NVML samples; a window with "
       "fewer is too short to judge (NVML samples every 1/6 s to 1 s, depending on the GPU).\n\n")
-    w("Images/s is the median over the trials, with their range.\n\n")
+    w("Images/s is the median over the trials, with their range. % of peak: images/s x 2 x GMACs against the GPU's "
+      "nominal peak for the precision in use: FP16 / BF16 tensor peak under mixed precision, TF32 where the framework "
+      "let FP32 convolutions run as TF32, FP32 otherwise (runner/gpus.py).\n\n")
     w("| Environment | Model | Device | Batch | Images/s | p50 ms | p90 ms | p99 ms | Cold start s | GPU util % | "
-      "Peak MiB | J/image | % of peak FP32 / TF32 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+      "Peak MiB | J/image | % of peak (precision in use) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     unavailable = []
     for row in (r for r in rows if r["suite"] == "throughput" and r["status"] == "ok"):
         if row["images_per_s"] == "":  # this batch size ran out of memory; the sweep went on
@@ -197,10 +199,9 @@ def _render_not_evaluated(notes):
 
 
 def _peak(row):
-    if row["peak_fraction_fp32"] == "":
+    if row["peak_fraction"] == "":
         return "-"
-    tf32 = "" if row["peak_fraction_tf32"] == "" else " / {:.1f}".format(100 * row["peak_fraction_tf32"])
-    return "{:.1f}{}".format(100 * row["peak_fraction_fp32"], tf32)
+    return "{:.1f} % of {} peak".format(100 * row["peak_fraction"], row["peak_precision"].upper())
 
 
 def _rate(row):

@@ -12,7 +12,7 @@ COLUMNS = [
     "published_top1_error", "published_top5_error", "delta_top1", "delta_top5", "published_source",
     "published_revision", "batch_size", "batch_status", "images_per_s", "images_per_s_low", "images_per_s_high", "latency_p50_ms", "latency_p90_ms",
     "latency_p99_ms", "cold_start_s", "decode_images_per_s", "model_images_per_s", "gpu_util_mean_pct", "gpu_util_samples",
-    "gpu_memory_peak_mib", "joules_per_image", "telemetry", "peak_fraction_fp32", "peak_fraction_tf32", "cell_id",
+    "gpu_memory_peak_mib", "joules_per_image", "telemetry", "peak_fraction", "peak_precision", "cell_id",
 ]
 
 
@@ -73,6 +73,15 @@ def _telemetry(summary):
             "gpu_memory_peak_mib": summary["memory_used_mib"].get("peak") or "",
             "joules_per_image": summary.get("joules_per_image") or "",
             "telemetry": UTILISATION_TEXT.get(verdict, verdict)}
+
+
+def peak_fields(peak):
+    """peak_fraction and peak_precision ('fp32', 'tf32', 'fp16', 'bf16': the one peak measured against), or ''."""
+    if not peak or peak.get("status") != "ok":
+        return {}
+    if isinstance(peak.get("fraction"), dict):  # results from before one peak was chosen: their FP32 fraction
+        return {"peak_fraction": peak["fraction"].get("fp32", ""), "peak_precision": "fp32"}
+    return {"peak_fraction": peak["fraction"], "peak_precision": peak["peak"]}
 
 
 def _published(matrix, env_name, model_key):
@@ -141,10 +150,7 @@ def build_rows(matrix, results):
                            latency_p50_ms=batch["latency_ms"]["p50"], latency_p90_ms=batch["latency_ms"]["p90"],
                            latency_p99_ms=batch["latency_ms"]["p99"], cold_start_s=metrics["cold_start_s"])
                 per.update(_telemetry(batch.get("telemetry")))
-                peak = batch.get("fraction_of_peak") or {}
-                if peak.get("status") == "ok":
-                    per.update(peak_fraction_fp32=peak["fraction"].get("fp32", ""),
-                               peak_fraction_tf32=peak["fraction"].get("tf32", ""))
+                per.update(peak_fields(batch.get("fraction_of_peak")))
                 rows.append(per)
             continue
         rows.append(row)

@@ -118,3 +118,12 @@ def test_settings_mxnet_cannot_honour_are_refused_with_the_reason(tmp_path, engi
 
 def test_the_model_is_where_the_cell_asked(adapter, tmp_path):
     check_the_model_is_where_the_cell_asked(adapter, SMALL, SHAPE, tmp_path)
+
+
+def test_out_of_memory_is_told_apart_from_other_errors(adapter):
+    """The throughput sweep records an out-of-memory batch size and goes on; any other error fails the cell."""
+    assert adapter.is_out_of_memory(mx.base.MXNetError("[12:00:00] src/storage/./pooled_storage_manager.h:157: "
+                                                       "cudaMalloc failed: out of memory"))
+    assert not adapter.is_out_of_memory(mx.base.MXNetError("Shape inconsistent, Provided = [1,3], inferred = [1,2]"))
+    assert not adapter.is_out_of_memory(RuntimeError("out of memory"))
+    adapter.release_memory()  # a CPU context: nothing to release

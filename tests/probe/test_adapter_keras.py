@@ -99,6 +99,10 @@ def test_default_engine_is_float32_without_xla_on_the_cpu(fp32):
     assert settings["dtype_policy"] == "float32" and settings["cudnn_autotune"] == "1 (TensorFlow default)"
     # Keras 3's jit_compile="auto" turns XLA off only because no GPU is visible here.
     assert settings["xla"] in ("model.jit_compile=False", "auto-clustering=False", "global_jit_level=DEFAULT")
+    # TF32 read back from TensorFlow (the fraction of peak follows it): on by default from TF 2.4, absent before
+    enabled = getattr(getattr(getattr(tf, "config", None), "experimental", None), "tensor_float_32_execution_enabled",
+                      None)
+    assert settings["tf32_execution_enabled"] is (None if enabled is None else True)
 
 
 def test_xla_is_switched_on_and_computes_the_same_network(tmp_path, fp32):
@@ -132,3 +136,12 @@ def test_determinism_on_from_tf_2_1_and_refused_before(tmp_path, fp32):
 
 def test_the_model_is_where_the_cell_asked(adapter, tmp_path):
     check_the_model_is_where_the_cell_asked(adapter, SMALL, SHAPE, tmp_path)
+
+
+def test_out_of_memory_is_told_apart_from_other_errors(adapter):
+    """The throughput sweep records an out-of-memory batch size and goes on; any other error fails the cell."""
+    assert adapter.is_out_of_memory(tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor"))
+    assert not adapter.is_out_of_memory(tf.errors.InvalidArgumentError(None, None, "incompatible shapes"))
+    assert not adapter.is_out_of_memory(MemoryError())
+    assert adapter.memory_peak_mib() is None  # a CPU cell
+    adapter.reset_memory_peak()

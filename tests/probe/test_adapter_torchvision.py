@@ -97,6 +97,13 @@ def test_default_engine_leaves_torchs_own_choices(fp32):
     settings, _ = fp32
     assert settings["cudnn_benchmark"] is False and settings["precision"] == "fp32" and settings["autocast"] is None
     assert settings["memory_format"] == "contiguous (NCHW)"
+    # TF32 read back from torch itself (the fraction of peak follows it): None where this torch predates TF32
+    conv = getattr(torch.backends.cudnn, "allow_tf32", None)
+    matmul = getattr(getattr(getattr(torch.backends, "cuda", None), "matmul", None), "allow_tf32", None)
+    assert settings["cudnn_allow_tf32"] == (None if conv is None else bool(conv))
+    assert settings["matmul_allow_tf32"] == (None if matmul is None else bool(matmul))
+    if hasattr(torch, "autocast"):  # torch 1.7 and later: convolutions may use TF32 unless told not to
+        assert settings["cudnn_allow_tf32"] is True
 
 
 def test_autotune_and_determinism_take_effect(tmp_path, fp32):
@@ -142,3 +149,16 @@ def test_seeded_inception_is_the_same_across_processes(tmp_path):
 
 def test_the_model_is_where_the_cell_asked(adapter, tmp_path):
     check_the_model_is_where_the_cell_asked(adapter, SMALL, None, tmp_path)
+
+
+def test_out_of_memory_is_told_apart_from_other_errors(adapter):
+    """The throughput sweep records an out-of-memory batch size and goes on; any other error fails the cell."""
+    error = getattr(torch.cuda, "OutOfMemoryError", None)  # torch >= 1.13
+    if error is not None:
+        assert adapter.is_out_of_memory(error("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert adapter.is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0)"))
+    assert not adapter.is_out_of_memory(RuntimeError("size mismatch, m1: [1 x 2048], m2: [512 x 1000]"))
+    assert not adapter.is_out_of_memory(ValueError("out of memory"))
+    assert adapter.memory_peak_mib() is None  # a CPU cell: no allocator peak (telemetry has none either)
+    adapter.reset_memory_peak()
+    adapter.release_memory()

@@ -140,6 +140,10 @@ class Adapter(object):
             enabled = getattr(tf.config.experimental, "is_op_determinism_enabled", None)
             found["deterministic"] = enabled() if enabled else os.environ.get("TF_DETERMINISTIC_OPS") == "1"
         found["threads"] = threads
+        # Whether FP32 ops may run as TF32 on tensor cores (TF >= 2.4, on by default; None before): what the
+        # fraction of peak is measured against (runner/gpus.py).
+        tf32 = getattr(self._experimental(), "tensor_float_32_execution_enabled", None)
+        found["tf32_execution_enabled"] = bool(tf32()) if tf32 is not None else None
         return found
 
     def _policy_name(self):
@@ -241,13 +245,17 @@ class Adapter(object):
     def synchronize(self):
         pass
 
+    def _experimental(self):
+        """tf.config.experimental, or None (TF 1.13 has no tf.config)."""
+        return getattr(getattr(self.tf, "config", None), "experimental", None)
+
     # -- device memory (the throughput sweep goes on past a batch size that does not fit) -----
     def is_out_of_memory(self, exc):
         exhausted = getattr(getattr(self.tf, "errors", None), "ResourceExhaustedError", None)
         return exhausted is not None and isinstance(exc, exhausted)
 
     def reset_memory_peak(self):
-        reset = getattr(self.tf.config.experimental, "reset_memory_stats", None)  # TF >= 2.5
+        reset = getattr(self._experimental(), "reset_memory_stats", None)  # TF >= 2.5
         if reset is not None and self.device_name.startswith("/GPU"):
             try:
                 reset("GPU:0")
@@ -256,7 +264,7 @@ class Adapter(object):
 
     def memory_peak_mib(self):
         """TensorFlow's peak allocation on the GPU (TF >= 2.5), else None (telemetry's NVML peak is used)."""
-        info = getattr(self.tf.config.experimental, "get_memory_info", None)
+        info = getattr(self._experimental(), "get_memory_info", None)
         if info is None or not self.device_name.startswith("/GPU"):
             return None
         try:

@@ -102,6 +102,10 @@ class Adapter(object):
             "autocast": None if self.autocast_dtype is None else "torch.autocast({}, {})".format(
                 self.device.type, str(self.autocast_dtype).replace("torch.", "")),
             "memory_format": "channels_last" if self.memory_format is not None else "contiguous (NCHW)",
+            # Whether FP32 convolutions / matmuls may run as TF32 on tensor cores (torch >= 1.7; None before):
+            # what the fraction of peak is measured against (runner/gpus.py).
+            "cudnn_allow_tf32": _flag(torch.backends.cudnn, "allow_tf32"),
+            "matmul_allow_tf32": _flag(getattr(torch.backends, "cuda", None), "matmul", "allow_tf32"),
         }
 
     def placement(self, model):
