@@ -17,12 +17,14 @@ pass, and the model's wait for input near 0 on a hit.
     .venv/bin/python benchmarks/eval_speed.py [--images 50000] [--env torch-current] [--model resnet50]
         [--device cuda] [--backend local] [--batch-size 64] [--workers 1 8] [--keep DIR]
         [--pipeline-python PYTHON] [--pipeline-images N] [--pipeline-workers N] [--skip-cells] [--row]
+        [--ignore-pins]
 
 Its latest output is committed as benchmarks/results/eval_speed-<device>.txt.
 """
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import shutil
@@ -39,10 +41,36 @@ ROOT = Path(__file__).resolve().parents[1]
 SIZES = [(500, 375), (500, 333), (375, 500), (500, 400), (640, 480), (333, 500), (500, 281)]
 
 
-def write_val_set(folder, count, seed=0):
-    """Flat layout: images/ILSVRC2012_val_N.JPEG, val_labels.txt, synsets.txt (the runner's accepted layout)."""
+_TILES = []  # a JPEG writer process's tiles (_init_writer)
+
+
+def _val_name(i):
+    return "ILSVRC2012_val_{:08d}.JPEG".format(i + 1)
+
+
+def _init_writer(arrays):
+    _TILES[:] = [Image.fromarray(array) for array in arrays]
+
+
+def _write_jpegs(job):
+    """Images start..stop-1 that are not there yet; each written beside its name first, so that an interrupted
+    run never leaves a truncated JPEG for --keep to reuse."""
+    images, start, stop = job
+    for i in range(start, stop):
+        path = os.path.join(images, _val_name(i))
+        if not os.path.exists(path):
+            _TILES[i % len(_TILES)].rotate(i % 360).save(path + ".part", format="JPEG", quality=90)
+            os.replace(path + ".part", path)
+    return stop - start
+
+
+def write_val_set(folder, count, seed=0, processes=None):
+    """Flat layout: images/ILSVRC2012_val_N.JPEG, val_labels.txt, synsets.txt (the runner's accepted layout).
+    The JPEGs are written by one process per core (50,000 one by one take minutes); the files are the same."""
     images = folder / "images"
     images.mkdir(parents=True, exist_ok=True)
+    for stale in images.glob("*.part"):  # an interrupted run's unfinished files
+        stale.unlink()
     rng = np.random.RandomState(seed)
     # Smooth shapes plus grain: about 100 KB at 500x375, quality 90 (the 30-image real sample averages
     # 130 KB, one 2816x2112 among them); pure noise would be several times larger, smooth content smaller.
@@ -50,15 +78,14 @@ def write_val_set(folder, count, seed=0):
     for w, h in SIZES:
         coarse = Image.fromarray(rng.randint(0, 256, (h // 8, w // 8, 3), dtype=np.uint8)).resize((w, h), Image.BICUBIC)
         grain = rng.normal(0, 14, (h, w, 3))
-        tiles.append(Image.fromarray(np.clip(np.asarray(coarse, dtype=np.float64) + grain, 0, 255).astype(np.uint8)))
+        tiles.append(np.clip(np.asarray(coarse, dtype=np.float64) + grain, 0, 255).astype(np.uint8))
+    chunk = 250
+    jobs = [(str(images), start, min(start + chunk, count)) for start in range(0, count, chunk)]
+    with multiprocessing.Pool(processes or os.cpu_count(), initializer=_init_writer, initargs=(tiles,)) as pool:
+        for _ in pool.imap_unordered(_write_jpegs, jobs):
+            pass
     wnids = ["n{:08d}".format(10000000 + k) for k in range(1000)]
-    labels = []
-    for i in range(count):
-        name = "ILSVRC2012_val_{:08d}.JPEG".format(i + 1)
-        path = images / name
-        if not path.exists():
-            tiles[i % len(tiles)].rotate(i % 360).save(str(path), quality=90)
-        labels.append("{} {}".format(name, wnids[i % 1000]))
+    labels = ["{} {}".format(_val_name(i), wnids[i % 1000]) for i in range(count)]
     (folder / "val_labels.txt").write_text("\n".join(labels) + "\n")
     (folder / "synsets.txt").write_text("".join("{} class {}\n".format(w, k) for k, w in enumerate(wnids)))
     return folder
@@ -73,7 +100,7 @@ def run(matrix_text, args, extra, work, name, cache="off", row=False):
                "--device", args.device, "--weights", "random", "--env", args.env]
     command += [] if row else ["--model", args.model]
     command += ["--results-dir", str(work / "results"), "--reports-dir", str(work / "reports"),
-               "--run", name, "--force"] + extra
+               "--run", name, "--force"] + (["--ignore-pins"] if args.ignore_pins else []) + extra
     done = subprocess.run(command, cwd=str(ROOT), capture_output=True, text=True,
                           env=dict(os.environ, DLMATRIX_CACHE=cache))
     if done.returncode != 0:
@@ -123,6 +150,9 @@ def main():
     parser.add_argument("--pipeline-workers", type=int, default=os.cpu_count())
     parser.add_argument("--skip-cells", action="store_true", help="the input pipeline alone, no runner cells")
     parser.add_argument("--row", action="store_true", help="then every model of --env: error cells vs pure model")
+    parser.add_argument("--ignore-pins", action="store_true",
+                        help="passed to every runner run: with --backend local, run on an interpreter whose packages "
+                             "differ from the row's pins (recorded in each result)")
     args = parser.parse_args()
 
     base = (ROOT / "matrix.toml").read_text()
