@@ -16,6 +16,7 @@ from .errors import UserError
 from .matrix import load_matrix
 from .progress import plan_table, say as _say
 from .plan import Options, plan_cells, resolve_auto_weights
+from .gpu_check import check_gpu
 from .pipeline import RunSettings, run_matrix
 from .cli_slurm import add_run_flags, add_slurm_parsers, cmd_cell, cmd_status, slurm_overrides
 from .cli_judge import add_judge_parsers, cmd_bisect, cmd_compare, open_run
@@ -58,6 +59,7 @@ def build_parser():
     _common(plan)
     _selection(plan)
     plan.add_argument("--format", choices=["text", "json"], default="text")
+    plan.add_argument("--backend", default="venv", help="the backend the GPU check assumes (default: venv)")
 
     run = sub.add_parser("run", help="run the cells (skipping those with results) and write the report")
     _common(run)
@@ -119,7 +121,7 @@ def _key_value(text, flag):
 def cmd_plan(args, out):
     matrix = load_matrix(args.matrix)
     options = resolve_auto_weights(matrix, _options(args), _say)
-    cells = plan_cells(matrix, options)
+    cells = check_gpu(plan_cells(matrix, options), args.backend, _say)
     if args.format == "json":
         out.write(json.dumps([cell.as_dict() for cell in cells], indent=2) + "\n")
         return 0

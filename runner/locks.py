@@ -139,6 +139,7 @@ def stale_reasons(lock, env, device):
     versions = lock.versions()
     for line in env.packages:
         name, version = line.split("==", 1)
+        name = name.split("[", 1)[0]  # tensorflow[and-cuda]: the extra adds packages, the pin is tensorflow's
         have = versions.get(canonicalize_name(name))
         if have is None or not _same_version(have, version):
             reasons.append("it does not install the pin {} ({})".format(line, "has " + have if have else "absent"))
@@ -188,7 +189,7 @@ def locked_matrix(matrix, device):
         if isinstance(env, LockedEnvironment) and env.lock_device == kind:
             done.append(env)
             continue
-        env = unlocked(env)
+        env = unlocked(env).for_device(kind)  # on a GPU host, the row's GPU build
         problem = _problem(matrix.path, env, kind)
         if problem:
             problems.append((env.name, problem))
@@ -201,16 +202,18 @@ def locked_matrix(matrix, device):
 def locked(matrix, env, device):
     """One row of `matrix`, locked for `device` (UserError if its lock is missing or stale)."""
     kind = device_kind(device)
-    problem = _problem(matrix.path, unlocked(env), kind)
+    env = unlocked(env).for_device(kind)
+    problem = _problem(matrix.path, env, kind)
     if problem:
         raise UserError(_problems_message([(env.name, problem)], kind))
-    return LockedEnvironment(**_fields(unlocked(env)), lock_device=kind,
+    return LockedEnvironment(**_fields(env), lock_device=kind,
                              lock_path=str(lock_path(matrix.path, env.name, kind)))
 
 
 def derived(env, device):
     """A derived environment (a bisect step) with its lock in the cache, resolved on first use."""
-    env, kind = unlocked(env), device_kind(device)
+    kind = device_kind(device)
+    env = unlocked(env).for_device(kind)
     digest = inputs_sha256(lock_inputs(env, kind))[:12]
     path = Path(cache_home()) / "locks" / "{}-{}-{}.txt".format(env.name, kind, digest)
     return LockedEnvironment(**_fields(env), lock_device=kind, lock_path=str(path), lock_derived=True)

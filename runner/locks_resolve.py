@@ -98,6 +98,7 @@ def _uv_error(stderr):
 
 def make_lock(matrix_path, env, device, upgrade=False):
     """Write locks/<row>-<device>.txt if missing, stale or `upgrade`; returns (path, what happened)."""
+    env = env.for_device(device_kind(device))  # a GPU host's lock holds the row's GPU build
     path = lock_path(matrix_path, env.name, device)
     try:
         old = parse_lock(path)

@@ -1,6 +1,6 @@
 """The whole pipeline, in one place:
 
-    load matrix -> plan cells -> ensure environment -> run cell -> store result -> judge -> report
+    load matrix -> plan cells -> check the GPU -> ensure environment -> run cell -> store result -> judge -> report
 
 Every failure after planning becomes a stored result (status "failed" with a reason and a
 duration); the other cells go on. Only bad input stops the run, and it stops it before
@@ -16,6 +16,7 @@ from .backends.base import default_cache_home
 from .drift_plan import plan_drift_loads
 from .executors import open_executor
 from .executors.local import make_slots
+from .gpu_check import check_gpu
 from .matrix import load_matrix
 from .plan import plan_cells, resolve_auto_weights
 from .progress import Progress, past_durations, plan_table
@@ -68,6 +69,7 @@ def run_matrix(settings, options, out):
         # A container's own cache would vanish with it: downloads happen once per host instead.
         options = replace(options, weights_cache=os.path.join(default_cache_home(), "weights"))
     cells = plan_cells(matrix, options)
+    cells = check_gpu(cells, settings.backend, say)  # a build that cannot run on this GPU: incompatible, now
     if settings.show_plan:
         for line in plan_table(cells):
             say(line)
@@ -135,6 +137,6 @@ def _docker_options(settings, cells):
 
 
 def _needs_run(existing, settings):
-    if existing is None or settings.force or existing["status"] == "interrupted":
+    if existing is None or settings.force or existing["status"] in ("interrupted", "incompatible"):
         return True
     return settings.retry_failed and existing["status"] in FAILED

@@ -10,6 +10,7 @@ from .errors import UserError
 from packaging.version import Version
 
 from .frameworks import FRAMEWORKS
+from .gpu_check import build_facts
 from .locks import lock_of, locked_matrix
 from .matrix import SUITES
 from .probe import PROBE_VERSION
@@ -66,6 +67,10 @@ class Cell:
     # Where an error cell reads and stores decoded crops ({"dir", "limit_bytes"}; None: no cache). Not part of
     # the id: the cache changes how fast a cell runs, never its result.
     crop_cache: Optional[dict] = None
+    # Set by runner/gpu_check.py before anything runs: why this row's build cannot run on the host's GPU,
+    # or the check's verdict for one that can ("ok", "jit", "unknown"). Not part of the id: a property of the host.
+    incompatible: Optional[str] = None
+    gpu_check: Optional[dict] = None
 
     @property
     def label(self):
@@ -94,6 +99,9 @@ class Cell:
                 "self": self.environment.name, "cell_id": self.id, "write": self.checkpoint is None,
                 "checkpoints": [self.checkpoint] if self.checkpoint else []},
             "crop_cache": self.crop_cache,
+            "build": self.environment.build_label(),
+            "gpu_build": build_facts(self.environment) if self.device.startswith("cuda") else None,
+            "gpu_check": self.gpu_check,
             "output_dir": output_dir,
             "launched_at": launched_at,
         }
@@ -106,6 +114,8 @@ class Cell:
             "dataset": None if self.dataset is None else {"root": self.dataset.root, "images": self.dataset.images,
                                                           "manifest_sha256": self.dataset.manifest_sha256},
             "skip_reason": self.skip_reason,
+            "build": self.environment.build_label(),
+            "incompatible": self.incompatible,
             "drift_loads": self.checkpoint and {k: self.checkpoint[k] for k in ("origin", "cell_id", "sha256")},
         }
 

@@ -32,10 +32,21 @@ def clock(seconds):
 
 
 def plan_table(cells):
-    """The plan as lines: each cell's id, row, model, suite, device, and why it will be skipped."""
-    lines = []
+    """The plan as lines: on a GPU, the build each row installs; then each cell's id, row, model, suite, device,
+    and why it will be skipped or cannot run."""
+    lines, builds = [], {}
     for cell in cells:
-        note = "  (skipped: {})".format(cell.skip_reason) if cell.skip_reason else ""
+        if cell.device.startswith("cuda"):
+            check = cell.gpu_check or {}
+            builds.setdefault(cell.environment.name, "{}{}".format(
+                cell.environment.build_label(), "  [{}: {}]".format(check["status"], check["reason"])
+                if check.get("status") in ("jit", "unknown") else ""))
+    if builds:
+        lines.append("GPU builds:")
+        lines += ["  {:<16} {}".format(name, label) for name, label in builds.items()]
+    for cell in cells:
+        note = "  (skipped: {})".format(cell.skip_reason) if cell.skip_reason else \
+            "  (incompatible: {})".format(cell.incompatible) if cell.incompatible else ""
         if cell.suite == "throughput" and not note:  # the device's settings ([suites.throughput.cuda] on a GPU)
             note = "  batches {}, >= {} iterations and >= {:g} s per trial".format(
                 ",".join(str(b) for b in cell.params["batch_sizes"]), cell.params["iterations"],

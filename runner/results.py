@@ -21,10 +21,12 @@ from .probe import RESULT_SCHEMA_VERSION
 from .storage import StorageError, cache_home, copy_file, lock_holder, make_folder, move, write_json, write_text
 
 OWNER_FILE = ".owner"
-# ok/failed/skipped: what the probe writes (runner/probe/cell.py); the others only the host writes
+# ok/failed/skipped/incompatible: what the probe writes (runner/probe/cell.py); the others only the host writes
 # (runner/executors/local.py) when it ended the cell itself.
 FAILED = ("failed", "timeout", "out_of_memory")  # a measurement that did not happen: --retry-failed runs it again
-STATUSES = ("ok", "skipped", "interrupted") + FAILED  # interrupted: always run again (stopped by the user)
+# interrupted: always run again (stopped by the user); incompatible: the build cannot run on this host's GPU,
+# decided again by every run (runner/gpu_check.py), since the run folder may move to another GPU.
+STATUSES = ("ok", "skipped", "interrupted", "incompatible") + FAILED
 
 _TEXT = {"type": "string"}
 RESULT_SCHEMA = {

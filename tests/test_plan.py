@@ -34,7 +34,8 @@ def test_without_imagenet_the_error_suite_is_skipped_with_the_reason():
 
 def test_ids_follow_content_not_names(tmp_path):
     base = ids(plan_cells(load_matrix(REAL), Options(weights="random")))
-    renamed = write_matrix(tmp_path, replace=(('[environments."torch-1.0"]', '[environments."torch-old"]'),))
+    renamed = write_matrix(tmp_path, replace=(('[environments."torch-1.0"]', '[environments."torch-old"]'),
+                                              ('[environments."torch-1.0".cuda]', '[environments."torch-old".cuda]')))
     shutil.copy(tmp_path / "locks" / "torch-1.0-cpu.txt", tmp_path / "locks" / "torch-old-cpu.txt")  # the lock moves along
     after = ids(plan_cells(load_matrix(renamed), Options(weights="random")))
     assert after[("torch-old", "resnet50", "throughput")] == base[("torch-1.0", "resnet50", "throughput")]
@@ -168,7 +169,7 @@ def test_gpu_cells_take_the_cuda_throughput_settings_and_their_ids_follow(tmp_pa
     assert gpu[0].params == {"batch_sizes": [1, 64, 256], "warmup": 3, "iterations": 20, "trials": 5,
                              "min_window_s": 2.0}  # warmup and trials: the suite's, the cuda table leaves them
     assert gpu[0].spec("/out", 0.0)["suite_params"] == gpu[0].params
-    assert plan_table(gpu)[0].endswith("throughput cuda:1  batches 1,64,256, >= 20 iterations and >= 2 s per trial")
+    assert plan_table(gpu)[-2].endswith("throughput cuda:1  batches 1,64,256, >= 20 iterations and >= 2 s per trial")
     # Without the cuda table a GPU cell runs the suite's settings; the id is that of the settings, not of the table.
     text = REAL.read_text()
     table = text[text.index("[suites.throughput.cuda]"):text.index("[suites.drift]")]

@@ -43,7 +43,7 @@ class LocalExecutor:
         if len(self.slots) > 1:
             # Every environment first, one at a time, then as many cells at once as there are slots.
             for cell in cells:
-                if not cell.skip_reason:
+                if not (cell.skip_reason or cell.incompatible):
                     ensure_environment(self.backend, cell.environment, self.ready_envs, self.progress)
             run_in_slots(cells, self.slots, lambda cell, slot: self._one(cell, slot, results), self.stop_all)
         else:
@@ -72,6 +72,8 @@ def prepared(backend, cell, ready_envs, progress):
     tick = time.perf_counter()
     if cell.skip_reason:
         return None, host_result(cell, "skipped", cell.skip_reason, tick)
+    if cell.incompatible:  # runner/gpu_check.py: its build cannot run on this GPU; nothing is built for it
+        return None, host_result(cell, "incompatible", cell.incompatible, tick)
     ready = ensure_environment(backend, cell.environment, ready_envs, progress)
     if isinstance(ready, EnvironmentBuildError):
         return None, host_result(cell, "failed", ready.reason, tick)
@@ -222,7 +224,7 @@ def run_cell(backend, ready, cell, store, work, slot=None):
 
 
 def host_result(cell, status, reason, tick):
-    """A result the host writes itself: the cell never ran (skipped, environment failed, probe died)."""
+    """A result the host writes itself: the cell never ran (skipped, incompatible, environment failed, probe died)."""
     result = {
         "schema_version": RESULT_SCHEMA_VERSION,
         "probe_version": PROBE_VERSION,

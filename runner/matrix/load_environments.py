@@ -1,12 +1,17 @@
-"""[environments.*]: each row's Python and exact pins, and the models it runs."""
+"""[environments.*]: each row's Python and exact pins, its GPU build, and the models it runs."""
+
+import re
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..frameworks import FRAMEWORKS
-from .schema import NAME, PROBE_NEEDS, PYTHON, Environment
+from .schema import NAME, PROBE_NEEDS, PYTHON, Environment, GpuBuild
 from .table import string_list
+
+CUDA_VERSION = re.compile(r"^\d+\.\d+$")
+ARCH = {"sass": re.compile(r"^sm_\d+[a-z]?$"), "ptx": re.compile(r"^compute_\d+[a-z]?$")}
 
 
 def read_environments(table, models):
@@ -47,6 +52,7 @@ def read_environments(table, models):
             cuda_image=entry.get("cuda_image", str, None, check=pinned_image,
                                  expected="an image pinned by tag (name:tag, not latest)"),
             models=chosen,
+            gpu=read_gpu_build(entry, pins),
         ))
         entry.done()
     if not environments:
@@ -54,10 +60,11 @@ def read_environments(table, models):
     return tuple(environments)
 
 
-def check_pins(table, packages):
+def check_pins(table, packages, key=None):
     pins = {}
+    named = key
     for i, line in enumerate(packages):
-        key = "packages[{}]".format(i)
+        key = named or "packages[{}]".format(i)
         try:
             requirement = Requirement(line)
         except InvalidRequirement as exc:
@@ -80,3 +87,37 @@ def pinned_image(ref):
     """name:tag or name@sha256:...; a bare name would be whatever 'latest' is today."""
     name = ref.rsplit("/", 1)[-1]
     return "@sha256:" in ref or (":" in name and not name.endswith(":latest"))
+
+
+def read_gpu_build(entry, pins):
+    """[environments.NAME.cuda]: the row's GPU build, or None where it names none (a CPU-only row)."""
+    table = entry.table("cuda", None)
+    if table is None:
+        return None
+    swap = table.get("swap", dict, {}, expected="a table of CPU package = \"its CUDA build's exact pin\"")
+    pairs = []
+    for name, pin in swap.items():
+        if canonicalize_name(name) not in pins:
+            table.fail("swap." + name, "the row pins no {!r}; swap replaces one of its pins ({})".format(
+                name, ", ".join(sorted(pins))))
+        if not isinstance(pin, str):
+            table.fail("swap." + name, "expected an exact pin such as 'tensorflow-gpu==1.13.1', got {!r}".format(pin))
+        check_pins(table, (pin,), key="swap." + name)
+        pairs.append((name, pin))
+    arches = {}
+    for kind, pattern in ARCH.items():
+        arches[kind] = string_list(table, kind, (), check=pattern.match,
+                                   expected="an array of architectures such as '{}'".format(
+                                       "sm_70" if kind == "sass" else "compute_70"))
+    build = GpuBuild(
+        swap=tuple(pairs),
+        cuda=table.get("cuda", str, check=CUDA_VERSION.match, expected="the CUDA runtime version, such as '10.0'"),
+        cudnn=table.get("cudnn", str, None, check=re.compile(r"^\d+(\.\d+)?$").match, expected="a cuDNN version such as '7.4' or '9'"),
+        sass=arches["sass"], ptx=arches["ptx"],
+        system_libs=string_list(table, "system_libs", (), check=lambda v: ".so" in v,
+                                expected="an array of shared library names such as 'libcudart.so.10.0'"),
+        source=table.get("source", str, check=lambda v: v.strip() != "",
+                         expected="where the wheel name, CUDA/cuDNN pair and architectures come from"),
+    )
+    table.done()
+    return build

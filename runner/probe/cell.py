@@ -17,6 +17,7 @@ from .adapters import Unsupported, load_adapter
 from .dataset import DatasetError, open_dataset
 from .drift_suite import run_drift_suite
 from .error_suite import run_error_suite
+from .gpu_compat import cell_verdict
 from .jsonio import read_json, write_json_atomic
 from .preprocess import Recipe
 from .provenance import host_info, installed_packages, nvidia_driver, probe_source_sha256, python_info
@@ -29,6 +30,10 @@ from .cpu_load import Meter
 
 class Skip(Exception):
     """The cell cannot apply here (e.g. the model does not exist in this version)."""
+
+
+class Incompatible(Exception):
+    """The framework's build has no kernel for this GPU, or the driver is too old for it (gpu_compat.py)."""
 
 
 def run_cell(spec):
@@ -58,6 +63,7 @@ def run_cell(spec):
         "preprocessing": spec["preprocess"],
         "model": spec["model"],
         "device_requested": spec["device"],
+        "build": spec.get("build"),
         "engine_requested": spec.get("engine"),
         "seed": spec.get("seed", 0),
         "threads_requested": spec.get("threads", 0),
@@ -70,6 +76,13 @@ def run_cell(spec):
         provenance["device"] = adapter.device_info()
         if spec["device"].startswith("cuda"):
             provenance["device"].update(nvidia_driver())
+            # Before any model is built: a build with no kernel for this GPU fails fast and says why.
+            compat = provenance["gpu_compatibility"] = cell_verdict(spec["framework"], spec["device"],
+                                                                     spec.get("gpu_build"))
+            if compat["status"] == "incompatible":
+                raise Incompatible(compat["reason"])
+            if compat["status"] == "jit":  # the log says why the first batch takes minutes
+                sys.stderr.write("probe: {}\n".format(compat["reason"]))
         result["status"], result["metrics"], provenance["weights"], provenance["dataset"], result["files"] = \
             _run_suite(adapter, spec, timeline, load, provenance)
         if spec["suite"] == "throughput" and not measured_batches(result["metrics"]):  # no batch size fitted
@@ -77,6 +90,8 @@ def run_cell(spec):
             result["reason"] = "; ".join(b["reason"] for b in result["metrics"]["batches"])
     except (Skip, Unsupported) as skip:
         result["status"], result["reason"] = "skipped", str(skip)
+    except Incompatible as exc:
+        result["status"], result["reason"] = "incompatible", str(exc)
     except (WeightsError, DatasetError) as exc:
         result["reason"] = str(exc)
     except Exception as exc:  # noqa: BLE001 - any failure of the framework is a recorded result
@@ -135,7 +150,8 @@ def _run_suite(adapter, spec, timeline, load, provenance):
         series += [("error", row) for row in window.series()]
         files["predictions"] = metrics["predictions_file"]
     elif spec["suite"] == "throughput":
-        metrics = _cold_start(adapter, model, recipe, params, spec, timeline)
+        jit = (provenance.get("gpu_compatibility") or {}).get("status") == "jit"
+        metrics = _cold_start(adapter, model, recipe, params, spec, timeline, jit)
         metrics["cold_start_cpu_other_share"] = load.share()
         metrics.update(run_throughput_suite(adapter, model, recipe, params, spec.get("seed", 0), telemetry))
         for entry in metrics["batches"]:
@@ -160,14 +176,24 @@ def device_used(placement, asked):
     return dict(placement, kind=kind)
 
 
-def _cold_start(adapter, model, recipe, params, spec, timeline):
-    """Process start to first prediction (import, build, weights, first batch), kept apart from steady state."""
+def _cold_start(adapter, model, recipe, params, spec, timeline, jit=False):
+    """Process start to first prediction (import, build, weights, first batch), kept apart from steady state.
+
+    Where the driver compiles the build's PTX for this GPU (jit), the first batch holds that compilation: a second
+    batch tells it apart, and it is reported as ptx_jit_s beside the cold start, not hidden in it."""
     tensor = synthetic_input(adapter, recipe, int(params["batch_sizes"][0]), spec.get("seed", 0))
     adapter.forward(model, tensor)
     adapter.synchronize()
     timeline["first_prediction_at"] = time.time()
     origin = timeline["launched_at"] or timeline["probe_started_at"]
+    jit_s = None
+    if jit:
+        tick = time.perf_counter()
+        adapter.forward(model, tensor)
+        adapter.synchronize()
+        jit_s = max(0.0, timeline["first_prediction_at"] - timeline["model_ready_at"] - (time.perf_counter() - tick))
     return {
+        "ptx_jit_s": jit_s,
         "cold_start_s": timeline["first_prediction_at"] - origin,
         "cold_start_breakdown_s": {
             "process_start": timeline["probe_started_at"] - origin,

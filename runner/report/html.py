@@ -11,7 +11,7 @@ from .html_framework import TITLES, FrameworkPart, section_ids
 from .html_table import esc, result_links, table, version_of
 
 # Every status a cell can end with (runner/results.py STATUSES), in the order the summary counts them.
-STATUS_ORDER = ("ok", "failed", "skipped", "timeout", "out_of_memory", "interrupted")
+STATUS_ORDER = ("ok", "failed", "skipped", "incompatible", "timeout", "out_of_memory", "interrupted")
 
 
 def expected_sections(frameworks):
@@ -221,7 +221,7 @@ def _not_ok(matrix, results, results_link):
                     key=lambda r: (order.get(r["environment"], len(order)), models.get(r["model"], len(models)),
                                    r["suite"]))
     out = ['<section id="not-ok"><h2>Cells that gave no number</h2>',
-           "<p>Failed, skipped, timed out, out of memory or interrupted, each with its reason; the plots mark "
+           "<p>Failed, skipped, incompatible with the GPU, timed out, out of memory or interrupted, each with its reason; the plots mark "
            "them at their version.</p>"]
     if not not_ok:
         out.append("<p>None: every cell ran and gave its numbers.</p>")
