@@ -92,31 +92,38 @@ def test_axes_ranked_by_how_far_they_moved_the_error(recipes):
     errors = simulated_errors(variants, {"interpolation=nearest": 6.0, "interpolation=bicubic": -2.0,
                                          "channel_order=BGR": 10.0, "resize=square-224": -4.0})
     effects = axis_effects(variants, errors)
-    assert [a for a, _, _ in effects[:3]] == ["channel_order", "interpolation", "resize"]
-    assert effects[0][1:] == (10.0, 5.0)
-    assert all(e1 == 0 for _, e1, _ in effects[3:])
+    assert [e["axis"] for e in effects[:3]] == ["channel_order", "interpolation", "resize"]
+    assert (effects[0]["top1_points"], effects[0]["top5_points"], effects[0]["toward_target"]) == (10.0, 5.0, None)
+    assert all(e["top1_points"] == 0 for e in effects[3:])
+    # toward a published 45 (official 50): BGR moved most, but away from it
+    toward = axis_effects(variants, errors, target=45.0)
+    assert [(e["axis"], e["toward_target"]) for e in toward[:3]] == [
+        ("resize", 4.0), ("interpolation", 2.0), ("channel_order", 0.0)]
 
 
-def test_pairs_combine_the_moved_axes_closest_to_the_published_number(recipes):
+def test_pairs_combine_the_axes_that_came_closest_to_the_published_number(recipes):
     official, framework = recipes["torchvision-224"]
     variants = single_variants(official, framework)
     errors = simulated_errors(variants, {"interpolation=nearest": 6.0, "interpolation=bicubic": -2.0,
-                                         "interpolation=lanczos": -1.0, "channel_order=BGR": 10.0,
-                                         "resize=square-224": -4.0, "resize=shorter-224": 3.0})
+                                         "interpolation=lanczos": -1.0, "channel_order=BGR": -3.0,
+                                         "resize=square-224": -4.0, "resize=shorter-224": 3.0,
+                                         "normalisation=tf": 20.0})
     pairs = choose_pairs(official, variants, errors, target=45.0, axes=3, values=2)
-    # channel order has one variant; interpolation: bicubic (-2) and lanczos (-1) are closest to 45;
-    # resize: square-224 (-4) then shorter-224 (+3)
+    # toward 45: resize (square-224 at 46; shorter-224 went away), channel order (47), interpolation
+    # (bicubic 48, lanczos 49; nearest went away); normalisation only moved away
     assert names(pairs) == [
-        "channel_order=BGR + interpolation=bicubic", "channel_order=BGR + interpolation=lanczos",
-        "channel_order=BGR + resize=square-224", "channel_order=BGR + resize=shorter-224",
-        "interpolation=bicubic + resize=square-224", "interpolation=bicubic + resize=shorter-224",
-        "interpolation=lanczos + resize=square-224", "interpolation=lanczos + resize=shorter-224"]
+        "resize=square-224 + channel_order=BGR", "resize=square-224 + interpolation=bicubic",
+        "resize=square-224 + interpolation=lanczos", "channel_order=BGR + interpolation=bicubic",
+        "channel_order=BGR + interpolation=lanczos"]
     assert len(pairs) <= most_pairs(variants)
-    assert pairs[0]["changes"] == {"channel_order": "BGR", "interpolation": "bicubic"}
-    assert pairs[0]["parts"] == ["channel_order=BGR", "interpolation=bicubic"]
-    # without a published number: the values that moved the error most
+    assert pairs[0]["changes"] == {"resize_mode": "square", "resize": 224, "channel_order": "BGR"}
+    assert pairs[0]["parts"] == ["resize=square-224", "channel_order=BGR"]
+    # without a published number: the axes and values that moved the error most, either way
     unaimed = choose_pairs(official, variants, errors, target=None, axes=2, values=1)
-    assert names(unaimed) == ["channel_order=BGR + interpolation=nearest"]
+    assert names(unaimed) == ["normalisation=tf + interpolation=nearest"]
+    # one axis came closer: nothing to pair it with
+    assert choose_pairs(official, variants, simulated_errors(variants, {"interpolation=bicubic": -5.0,
+                                                                        "channel_order=BGR": 9.0}), 45.0) == []
 
 
 def test_pairs_that_conflict_or_repeat_a_variant_are_left_out(recipes):

@@ -17,6 +17,7 @@ from .adapters import Unsupported, load_adapter
 from .dataset import DatasetError, open_dataset
 from .drift_suite import run_drift_suite
 from .error_suite import run_error_suite
+from .explain_suite import run_explain_suite
 from .gpu_compat import cell_verdict
 from .jsonio import read_json, write_json_atomic
 from .preprocess import Recipe
@@ -116,7 +117,7 @@ def _run_suite(adapter, spec, timeline, load, provenance):
         raise Skip("not available in this version: {} has no model {!r}".format(versions, model_spec["name"]))
     recipe = Recipe.from_dict(spec["preprocess"])
     dataset = None
-    if spec["suite"] in ("error", "drift"):
+    if spec["suite"] in ("error", "drift", "explain"):
         data = spec["dataset"]
         dataset = open_dataset(data["root"], data.get("labels_file"), data.get("limit", 0))
         if data.get("manifest_sha256") and dataset.manifest_sha256() != data["manifest_sha256"]:
@@ -148,6 +149,10 @@ def _run_suite(adapter, spec, timeline, load, provenance):
                                       spec.get("crop_cache"))
         metrics["telemetry"] = window.summary(images=metrics["images_evaluated"])
         series += [("error", row) for row in window.series()]
+        files["predictions"] = metrics["predictions_file"]
+    elif spec["suite"] == "explain":  # runner/explain: one model, many preprocessing variants, the same images
+        metrics = run_explain_suite(adapter, model, spec["preprocess"], dataset, params, spec["output_dir"],
+                                    spec.get("crop_cache"))
         files["predictions"] = metrics["predictions_file"]
     elif spec["suite"] == "throughput":
         jit = (provenance.get("gpu_compatibility") or {}).get("status") == "jit"

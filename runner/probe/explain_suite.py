@@ -94,20 +94,32 @@ def same_recipe(a, b):
     return True
 
 
-def axis_effects(variants, errors):
-    """[(axis, top-1 effect, top-5 effect)] largest first: how far an axis's variants move the error
-    from the official recipe's, in points (its variant that moved it most). `errors` maps a variant's
-    name to (top-1 error %, top-5 error %); OFFICIAL must be in it."""
+def axis_effects(variants, errors, target=None):
+    """How far each axis moved the top-1 error (and the top-5), largest first: [{"axis", "top1_points",
+    "top5_points", "toward_target"}]. top1/top5_points: the farthest any of its variants moved the error
+    from the official recipe's, either way; toward_target (with a `target`, the published top-1 error):
+    how much closer to it its best variant came (0 when none came closer). Ranked by toward_target where
+    there is a target, else by top1_points. `errors` maps a variant's name to (top-1 %, top-5 %); OFFICIAL
+    must be in it."""
     base1, base5 = errors[OFFICIAL]
     effects = {}
     for variant in variants:
         if variant["name"] not in errors:
             continue
         top1, top5 = errors[variant["name"]]
-        e1, e5 = effects.get(variant["axis"], (0.0, 0.0))
-        effects[variant["axis"]] = (max(e1, abs(top1 - base1)), max(e5, abs(top5 - base5)))
-    order = sorted(effects.items(), key=lambda item: (-item[1][0], -item[1][1], _axis_rank(item[0])))
-    return [(axis, e1, e5) for axis, (e1, e5) in order]
+        found = effects.setdefault(variant["axis"], {"axis": variant["axis"], "top1_points": 0.0,
+                                                     "top5_points": 0.0, "toward_target": None})
+        found["top1_points"] = max(found["top1_points"], abs(top1 - base1))
+        found["top5_points"] = max(found["top5_points"], abs(top5 - base5))
+        if target is not None:
+            closer = max(0.0, abs(base1 - target) - abs(top1 - target))
+            found["toward_target"] = max(found["toward_target"] or 0.0, closer)
+
+    def order(effect):
+        first = effect["toward_target"] if target is not None else effect["top1_points"]
+        return (-first, -effect["top1_points"], -effect["top5_points"], _axis_rank(effect["axis"]))
+
+    return sorted(effects.values(), key=order)
 
 
 def _axis_rank(axis):
@@ -117,13 +129,24 @@ def _axis_rank(axis):
 def choose_pairs(official, variants, errors, target=None, axes=3, values=2):
     """The pair variants to evaluate after the single-axis ones.
 
-    The `axes` axes that moved the top-1 error most (an axis that moved nothing is left out); from each,
-    its `values` variants that moved it, those closest to `target` (the published top-1 error; without one, those that moved
-    the error most); for each two of those axes, every combination of their chosen variants. A pair
-    that sets one field to two values, cannot be evaluated, or preprocesses as a variant already in
-    the grid is left out. Returns variant dicts like the single ones, plus "parts" (the two names)."""
-    moved = [axis for axis, e1, e5 in axis_effects(variants, errors) if e1 > 0 or e5 > 0][:axes]
+    With a `target` (the published top-1 error): the `axes` axes whose variants brought the error closest
+    to it (an axis none of whose variants came closer is left out), from each its `values` variants that
+    came closest; without one: the axes that moved the error most, either way, and their variants that
+    moved it most. For each two of those axes, every combination of their chosen variants. A pair that
+    sets one field to two values, cannot be evaluated, or preprocesses as a variant already in the grid
+    is left out. Returns variant dicts like the single ones, plus "parts" (the two names)."""
     base1 = errors[OFFICIAL][0]
+    effects = axis_effects(variants, errors, target)
+    if target is not None:
+        moved = [e["axis"] for e in effects if e["toward_target"] > 0][:axes]
+    else:
+        moved = [e["axis"] for e in effects if e["top1_points"] > 0 or e["top5_points"] > 0][:axes]
+
+    def helps(variant):
+        top1 = errors[variant["name"]][0]
+        if target is not None:
+            return abs(top1 - target) < abs(base1 - target)
+        return errors[variant["name"]] != errors[OFFICIAL]
 
     def closeness(variant):
         top1 = errors[variant["name"]][0]
@@ -131,8 +154,7 @@ def choose_pairs(official, variants, errors, target=None, axes=3, values=2):
 
     chosen = {}
     for axis in moved:
-        candidates = [v for v in variants if v["axis"] == axis and v["name"] in errors
-                      and errors[v["name"]] != errors[OFFICIAL]]  # a value that moved nothing is no candidate
+        candidates = [v for v in variants if v["axis"] == axis and v["name"] in errors and helps(v)]
         chosen[axis] = sorted(candidates, key=closeness)[:values]
     known = [apply_changes(official, {})] + [apply_changes(official, v["changes"]) for v in variants]
     pairs = []
@@ -232,12 +254,13 @@ def run_explain_suite(adapter, model, official, dataset, params, out_dir, crop_c
         "variants_skipped": skipped,
         "pairs": pairs,
         "pair_rule": {"axes": int(rule.get("axes", 3)), "values": int(rule.get("values", 2)), "target_top1": target},
-        "axis_effects": [{"axis": a, "top1_points": e1, "top5_points": e5}
-                         for a, e1, e5 in axis_effects(runnable, run.errors())],
+        "axis_effects": axis_effects(runnable, run.errors(), target),
         "evaluations": 1 + len(runnable) + len(pairs),
         "decodings": run.decodings,
         "counts": counts,
         "recentred": scores.recentre,
+        # 1: the model gives every image the same class (an untrained network whose outputs are constant)
+        "official_top1_classes": len(set(row[2] for row in run.rows[OFFICIAL])),
         "output_kind": getattr(adapter, "output_kind", "logits"),
         "crop_cache": run.cache_records,
         "model_s": run.model_s,
