@@ -1,4 +1,4 @@
-"""python -m runner {plan,run,status,compare,report,lock,env,docker-base,wheelhouse,requirements,cell}: the command line.
+"""python -m runner {plan,run,status,compare,bisect,explain,report,lock,env,docker-base,wheelhouse,requirements,cell}: the command line.
 
 UserError is caught here, once.
 """
@@ -20,6 +20,7 @@ from .gpu_check import check_gpu
 from .pipeline import RunSettings, run_matrix
 from .cli_slurm import add_run_flags, add_slurm_parsers, cmd_cell, cmd_status, slurm_overrides
 from .cli_judge import add_judge_parsers, cmd_bisect, cmd_compare, open_run
+from .explain.cli import add_explain_parser, cmd_explain
 from .cli_tools import (add_tool_parsers, cmd_docker_base, cmd_env, cmd_lock, cmd_prune, cmd_requirements,
                         cmd_wheelhouse)
 
@@ -94,6 +95,7 @@ def build_parser():
     add_slurm_parsers(sub)
     add_tool_parsers(sub, _common)
     add_judge_parsers(sub, _common)
+    add_explain_parser(sub, _common)
 
     report = sub.add_parser("report", help="write reports/<run>/report.{md,csv,json} from results/<run>/")
     _common(report)
@@ -188,7 +190,7 @@ def cmd_report(args, out):
     return 0
 
 
-COMMANDS = {"plan": cmd_plan, "run": cmd_run, "status": cmd_status, "cell": cmd_cell, "report": cmd_report, "compare": cmd_compare, "bisect": cmd_bisect, "requirements": cmd_requirements,
+COMMANDS = {"plan": cmd_plan, "run": cmd_run, "status": cmd_status, "cell": cmd_cell, "report": cmd_report, "compare": cmd_compare, "bisect": cmd_bisect, "explain": cmd_explain, "requirements": cmd_requirements,
             "env": cmd_env, "docker-base": cmd_docker_base, "wheelhouse": cmd_wheelhouse, "lock": cmd_lock,
             "prune": cmd_prune}
 

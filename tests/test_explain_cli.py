@@ -1,0 +1,103 @@
+"""`python -m runner explain`: bad flags are one clear message (exit 2); for real, in each row's environment
+(venv backend), it names a variant planted on the 30 real val images.
+
+The planted check: a seeded random network (recentred: its output bias set so the top-1 class varies across
+the images) is explained once against the true labels; the labels it gives under one known non-official
+variant are written as a labels file (val_labels.txt layout) and passed as --published-labels; explained
+again, the command must name that variant.
+"""
+
+import io
+import json
+import os
+
+import pytest
+
+from runner.cli import main
+from runner.explain.ranking import read_predictions
+
+from .conftest import ROOT, sample_dir
+
+
+def run_cli(args):
+    out = io.StringIO()
+    code = main(args, out=out)
+    return code, out.getvalue()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--env", "torch-9", "--model", "resnet50"], "--env torch-9: no such environment in"),
+    (["--env", "torch-current", "--model", "vgg"], "--model vgg: no such model in"),
+    (["--env", "torch-1.0", "--model", "mobilenet"], "--model mobilenet: environment torch-1.0 does not run it"),
+    (["--env", "torch-current", "--model", "resnet50"], "explain needs the val set: --imagenet DIR"),
+    (["--env", "torch-current", "--model", "resnet50", "--imagenet", "x", "--labels", "{labels}",
+      "--published-labels", "{labels}"], "--published-labels replaces --labels"),
+    (["--env", "torch-current", "--model", "resnet50", "--imagenet", "x", "--published-labels", "{missing}"],
+     "--published-labels {missing}: file not found"),
+    (["--env", "torch-current", "--model", "resnet50", "--imagenet", "x", "--pair-values", "0"],
+     "--pair-values 0: expected 1 or more"),
+    (["--env", "torch-current", "--model", "resnet50", "--imagenet", "{missing}", "--weights", "random"],
+     "ImageNet val set '{missing}': not a directory"),
+    (["--env", "torch-current", "--model", "resnet50", "--limit", "0"], "--limit 0: expected a number of images"),
+])
+def test_bad_flags_are_one_message_and_exit_2(tmp_path, capsys, args, message):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a.JPEG n01440764\n")
+    paths = {"labels": str(labels), "missing": str(tmp_path / "missing")}
+    args = [a.format(**paths) for a in args]
+    code, out = run_cli(["explain", "--matrix", str(ROOT / "matrix.toml"), "--reports-dir", str(tmp_path)] + args)
+    err = capsys.readouterr().err
+    assert code == 2 and out == ""
+    assert "error: " + message.format(**paths) in err and "Traceback" not in err
+    assert not (tmp_path / "explain").exists()
+
+
+# row: (model, the variant planted). Keras' random MobileNets answer 1/1000 everywhere (see
+# tests/probe/test_explain_suite.py), so its row explains DenseNet121.
+PLANTED = {
+    "torch-current": ("mobilenet_v2", "interpolation=bicubic"),
+    "tf-current": ("densenet121", "normalisation=caffe"),
+    "mxnet-1.9": ("mobilenet_v2", "resize_with=pillow"),
+    "torch-1.0": ("resnet50", "resize=shorter-224"),
+    "tf-2.1": ("densenet121", "interpolation=nearest"),
+    "tf-1.13": ("densenet121", "channel_order=BGR"),
+    "mxnet-1.5": ("mobilenet_v2", "interpolation=bicubic"),
+    "mxnet-1.4": ("mobilenet_v2", "normalisation=tf"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("row", list(PLANTED))
+def test_explain_names_the_planted_variant(row, tmp_path, monkeypatch):
+    sample = sample_dir()
+    if sample is None:
+        pytest.skip("the ImageNet val sample (../shared/data/imagenet-val-sample) is not here")
+    monkeypatch.setenv("DLMATRIX_CACHE", str(tmp_path / "crops"))  # the crop cache, in the test's own folder
+    model, planted = PLANTED[row]
+    common = ["explain", "--matrix", str(ROOT / "matrix.toml"), "--env", row, "--model", model, "--imagenet",
+              str(sample), "--weights", "random"]
+    first_dir = tmp_path / "first"
+    code, out = run_cli(common + ["--pair-axes", "0", "--reports-dir", str(first_dir)])
+    assert code == 0, out
+    folder = first_dir / "explain" / "{}-{}".format(row, model)
+    predictions = read_predictions(str(folder / "explain_predictions.csv"))
+    with open(os.path.join(str(sample), "synsets.txt")) as handle:
+        wnids = sorted(line.split()[0] for line in handle if line.strip())
+    labels = tmp_path / "published_labels.txt"
+    labels.write_text("".join("{} {}\n".format(os.path.basename(rel), wnids[top[0]])
+                              for rel, (_, top) in sorted(predictions[planted].items())))
+
+    code, out = run_cli(common + ["--published-labels", str(labels), "--reports-dir", str(tmp_path / "second")])
+    assert code == 0, out
+    answer = json.loads((tmp_path / "second" / "explain" / "{}-{}".format(row, model) / "explain.json").read_text())
+    assert answer["status"] == "explained", answer["verdict"]
+    assert answer["ranked"][0]["name"] == planted and answer["ranked"][0]["top1_error"] == 0.0
+    assert answer["verdict"].startswith("the variant {} (".format(planted))
+    assert answer["dataset"]["images"] == 30 and answer["recentred"] and answer["reference"] == "labels"
+    official = next(e for e in answer["ranked"] if e["name"] == "official")
+    assert not official["top1_inside"] and official["top1_error"] > 0
+    e = answer["evaluations"]
+    assert e["total"] == 1 + e["single_axis"] + e["pairs"] == len(answer["ranked"])
+    assert "the variant {} (".format(planted) in out and "explain.md" in out
+    markdown = (tmp_path / "second" / "explain" / "{}-{}".format(row, model) / "explain.md").read_text()
+    assert "| 1 | {} |".format(planted) in markdown and "Made by `python -m runner explain" in markdown
