@@ -4,11 +4,12 @@ One decoder in this process first (the machine's decode rate per core), then, wi
 same recipe (torchvision's resnet50 eval: resize 256 bilinear, centre crop 224, normalise) and the same
 number of workers, every pipeline delivering float32 batches the model could take:
   threads      the error suite before the worker processes (threads decoding and normalising, np.stack)
-  processes    the error suite's worker processes (uint8 crops through a ring), to_batch in the loop
+  processes    the error suite's worker processes (uint8 crops through a ring), converted to float in threads
+               a batch ahead (runner/probe/convert.py)
   dataloader   torch DataLoader, worker processes, torchvision transforms (what timm's validate.py does);
                only where torch and torchvision import (run this with a torch row's python)
   cache build  the first pass with the crop cache: file digests, the worker processes, the entry written
-  cache hit    every later pass: the entry's crops read and checked, to_batch in the loop
+  cache hit    every later pass: the entry's crops read and checked, converted as above
 
     python benchmarks/eval_pipeline.py DATA_DIR [--workers 2] [--batch-size 64] [--repeat 2] [--limit N]
 
@@ -30,10 +31,11 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from runner.probe.convert import Converter, conversion_threads  # noqa: E402
 from runner.probe.crop_source import decoded, input_batches  # noqa: E402
 from runner.probe.dataset import open_dataset  # noqa: E402
 from runner.probe.error_suite import batch_ranges  # noqa: E402
-from runner.probe.preprocess import Recipe, preprocess_item, to_batch  # noqa: E402
+from runner.probe.preprocess import Recipe, preprocess_item  # noqa: E402
 
 RECIPE = dict(resize=256, crop=224, interpolation="bilinear", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 
@@ -57,17 +59,28 @@ def threads(dataset, recipe, workers, batch_size, prefetch=2):
             yield np.stack([future.result()[0] for future in futures])
 
 
-def processes(dataset, recipe, workers, batch_size, scratch, prefetch=2):
+def converted(batches, recipe, threads):
+    """The error suite's conversion: slices in threads, a batch ahead (runner/probe/convert.py)."""
+    converter = Converter(recipe, threads)
+    try:
+        for _, floats in converter.ahead(batches, lambda batch: batch.crops):
+            yield floats
+    finally:
+        converter.close()
+        batches.close()
+
+
+def processes(dataset, recipe, workers, batch_size, scratch, prefetch=2, threads=0):
     ranges = batch_ranges(len(dataset.items), batch_size)
-    for batch in decoded(dataset.root, dataset.items, recipe, None, ranges, workers, prefetch, scratch):
-        yield to_batch(batch.crops, recipe)
+    batches = decoded(dataset.root, dataset.items, recipe, None, ranges, workers, prefetch, scratch)
+    return converted(batches, recipe, conversion_threads(threads))
 
 
-def cached(dataset, recipe, workers, batch_size, scratch, cache_dir, record, prefetch=2):
+def cached(dataset, recipe, workers, batch_size, scratch, cache_dir, record, prefetch=2, threads=0):
     ranges = batch_ranges(len(dataset.items), batch_size)
     settings = {"dir": cache_dir, "limit_bytes": 1 << 40}
-    for batch in input_batches(dataset, recipe, None, ranges, workers, prefetch, settings, scratch, record):
-        yield to_batch(batch.crops, recipe)
+    batches = input_batches(dataset, recipe, None, ranges, workers, prefetch, settings, scratch, record)
+    return converted(batches, recipe, conversion_threads(threads))
 
 
 def dataloader(dataset, recipe, workers, batch_size):
@@ -127,7 +140,8 @@ def main():
             rows.append((name, best[1] / best[0]))
             print("  {:<34} {:>9.1f} images/s  ({:.1f} s){}".format(name, best[1] / best[0], best[0], note))
 
-        measure("one decoder, this process", lambda _: processes(dataset, recipe, 1, args.batch_size, scratch))
+        measure("one decoder, this process", lambda _: processes(dataset, recipe, 1, args.batch_size, scratch,
+                                                                 threads=1))
         measure("threads (before)", lambda _: threads(dataset, recipe, args.workers, args.batch_size))
         measure("worker processes", lambda _: processes(dataset, recipe, args.workers, args.batch_size, scratch))
         if peer:

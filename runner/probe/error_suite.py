@@ -4,8 +4,8 @@ Input pipeline: JPEG decoding and the recipe's resize and crop run in `workers` 
 (runner/probe/decode_pool.py), up to `prefetch` batches ahead of the model, into uint8 crops that are
 read back in the val set's order, so the predictions are exactly those of one decoder. With a crop
 cache (runner/probe/crop_cache.py) a val set is decoded once per recipe and library versions, and
-every later cell reads the checked crops instead. The float conversion and normalisation
-(preprocess.to_batch) runs here, in the model loop. What limited the run is recorded:
+every later cell reads the checked crops instead. The float conversion and normalisation run in
+threads, a batch ahead of the model (runner/probe/convert.py). What limited the run is recorded:
 decode capacity, model speed, how long the model waited for input, and the cache's part.
 """
 
@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
+from .convert import Converter, conversion_threads
 from .crop_source import input_batches
-from .preprocess import to_batch
 
 
 def input_workers(params):
@@ -35,26 +35,37 @@ def run_error_suite(adapter, model, recipe, dataset, params, out_dir, crop_cache
     prefetch = int(params.get("prefetch", 2))
     rows, unreadable, modes, cache = [], [], {}, {}
     top1 = top5 = 0
-    decode_s = model_s = wait_s = 0.0
+    seen, kept_of = {"decode_s": 0.0}, {}  # kept_of: batch start -> offsets of its readable images
+    model_s = wait_s = 0.0
+
+    def kept_crops(batch):
+        """Count the batch's images (decoded, unreadable, modes); its readable crops, or None."""
+        kept = []
+        for offset, (mode, problem, seconds, _) in enumerate(batch.infos):
+            seen["decode_s"] += seconds
+            if problem is not None:
+                unreadable.append(dict(file=dataset.items[batch.start + offset][0], **problem))
+                continue
+            modes[mode] = modes.get(mode, 0) + 1
+            kept.append(offset)
+        kept_of[batch.start] = kept
+        if not kept:
+            return None
+        return batch.crops if len(kept) == len(batch.infos) else batch.crops[kept]
+
     wall = time.perf_counter()
-    waiting = time.perf_counter()
     batches = input_batches(dataset, recipe, adapter, batch_ranges(len(dataset.items), batch_size), workers,
                             prefetch, crop_cache, out_dir, cache)
+    converter = Converter(recipe, conversion_threads(params.get("convert_threads", 0)),
+                          staging=getattr(adapter, "staging", None))
     try:
-        for batch in batches:
-            wait_s += time.perf_counter() - waiting
-            kept = []
-            for offset, (mode, problem, seconds, _) in enumerate(batch.infos):
-                decode_s += seconds
-                if problem is not None:
-                    unreadable.append(dict(file=dataset.items[batch.start + offset][0], **problem))
-                    continue
-                modes[mode] = modes.get(mode, 0) + 1
-                kept.append(offset)
-            if kept:
-                crops = batch.crops if len(kept) == len(batch.infos) else batch.crops[kept]
+        waiting = time.perf_counter()
+        for batch, floats in converter.ahead(batches, kept_crops):
+            wait_s += time.perf_counter() - waiting  # for decoded crops, and for their conversion
+            kept = kept_of.pop(batch.start)
+            if floats is not None:
                 tick = time.perf_counter()
-                logits = adapter.predict(model, to_batch(crops, recipe))
+                logits = adapter.predict(model, floats)
                 model_s += time.perf_counter() - tick
                 # mergesort: the stable sort numpy had before kind="stable" (1.15); the MXNet 1.4 row has 1.14
                 best = np.argsort(-logits, axis=1, kind="mergesort")[:, :5]
@@ -65,7 +76,9 @@ def run_error_suite(adapter, model, recipe, dataset, params, out_dir, crop_cache
                     rows.append([name, label] + [int(k) for k in top])
             waiting = time.perf_counter()
     finally:
+        converter.close()
         batches.close()  # ends the decoder processes and lets go of the cache's lock now, not at collection
+    decode_s = seen["decode_s"]
     wall_s = time.perf_counter() - wall
     evaluated = len(rows)
     predictions = os.path.join(out_dir, "predictions.csv")
@@ -91,7 +104,8 @@ def run_error_suite(adapter, model, recipe, dataset, params, out_dir, crop_cache
         "crop_cache": cache,
         "decode_s": decode_s,  # summed over the decoders; 0 when every crop came from the cache
         "model_s": model_s,
-        "input_wait_s": wait_s,  # the model loop waiting for decoded batches
+        "input_wait_s": wait_s,  # the model loop waiting for input: decoded crops and their conversion
+        "convert_threads": converter.threads,
         "wall_s": wall_s,
         "decode_images_per_s": workers * evaluated / decode_s if decode_s else None,  # the decoders' capacity
         "model_images_per_s": evaluated / model_s if model_s else None,

@@ -177,12 +177,18 @@ def to_batch(crops, recipe):
     with the layout and channel order taken while converting to float: several times faster than one
     to_array per image, and numpy lets go of the GIL for them.
     """
+    shape = (len(crops), 3, recipe.crop, recipe.crop) if recipe.layout == "NCHW" else tuple(crops.shape)
+    return to_batch_into(crops, recipe, np.empty(shape, dtype=np.float32))
+
+
+def to_batch_into(crops, recipe, out):
+    """to_batch writing into `out` (float32, the batch's layout); element by element the same operations, so a
+    batch converted in slices (runner/probe/convert.py) has the bits of one converted whole."""
     mean, std = recipe.mean, recipe.std
     if recipe.channel_order == "BGR":
         crops, mean, std = crops[..., ::-1], mean[::-1], std[::-1]
     if recipe.layout == "NCHW":
         crops, mean, std = crops.transpose(0, 3, 1, 2), mean.reshape(3, 1, 1), std.reshape(3, 1, 1)
-    out = np.empty(crops.shape, dtype=np.float32)
     out[...] = crops
     np.divide(out, recipe.scale, out=out)
     np.subtract(out, mean, out=out)

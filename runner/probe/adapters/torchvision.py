@@ -205,8 +205,17 @@ class Adapter(object):
         return None
 
     # -- running -------------------------------------------------------------------------
+    def staging(self, shape):
+        """A host batch array in page-locked memory on a GPU (None on the CPU): its copy to the GPU needs no
+        staging copy of its own, which took about as long as ResNet50's forward pass for 64 images."""
+        if self.device.type != "cuda":
+            return None
+        return self.torch.empty(shape, dtype=self.torch.float32, pin_memory=True).numpy()
+
     def to_device(self, array):
-        tensor = self.torch.from_numpy(array).to(self.device)
+        # non_blocking: from page-locked memory the copy is queued before the forward pass; from plain
+        # memory it is the same blocking copy as without it
+        tensor = self.torch.from_numpy(array).to(self.device, non_blocking=True)
         if self.memory_format is not None and tensor.dim() == 4:
             tensor = tensor.contiguous(memory_format=self.memory_format)
         return tensor
