@@ -113,3 +113,24 @@ def test_the_peak_column_names_the_one_peak_it_used():
     assert "| J/image | % of peak (precision in use) |" in text
     assert "| 0.750 | 41.2 % of TF32 peak |" in text and "| 0.750 | 50.0 % of FP32 peak |" in text
     assert "| 0.750 | - |" in text
+
+
+def test_the_markdown_and_the_html_count_the_same_cells_drift_loads_included():
+    """A drift load of an older version's checkpoint is a cell of its own in both: its status can differ from
+    the writer's (here the load failed), and a count by position would hide it."""
+    import re
+
+    from runner.report.html import render_html
+
+    matrix = load_matrix(REAL)
+    writer = {"environment": "mxnet-1.9", "model": "resnet50", "suite": "drift", "status": "ok", "cell_id": "w",
+              "framework": "gluoncv", "ended_at": "2026-11-22T00:00:00Z", "provenance": {}, "metrics": {}}
+    load = dict(writer, cell_id="l", status="failed", reason="no such checkpoint", drift_origin="mxnet-1.5",
+                drift_checkpoint="ab" * 32)
+    results = [writer, load, throughput("torch-current", [(1, None), (16, None)])]
+    latest = latest_results(results)
+    rows = build_rows(matrix, latest)
+    text = render_markdown("r", matrix, rows, [], "now")
+    assert "3 cells (a drift load of an older version's checkpoint is one of its own): 1 failed, 2 ok." in text
+    page = render_html("r", matrix, rows, list(latest.values()), [], "now", [], None, ".", None)
+    assert re.search(r"<p>3 cells \(the newest result of each", page)
