@@ -73,7 +73,14 @@ def check_gpu(cells, backend_name, say, gpu=None, libraries=missing_libraries):
         say("GPU check, {} on {} ({}): {}{}".format(env.name, gpu["name"], "sm_{}{}".format(*gpu["capability"]),
                                                     verdict["status"], ": " + verdict["reason"]
                                                     if verdict["status"] != "ok" else ""))
-    return [replace(cell, incompatible=verdicts[cell.environment.name]["reason"])
-            if cell.environment.name in verdicts and verdicts[cell.environment.name]["status"] == "incompatible"
-            else replace(cell, gpu_check=verdicts.get(cell.environment.name)) if cell in gpu_cells else cell
-            for cell in cells]
+    checked = {cell.id for cell in gpu_cells}
+    marked = []
+    for cell in cells:
+        verdict = verdicts[cell.environment.name] if cell.id in checked else None
+        if verdict is None:
+            marked.append(cell)
+        elif verdict["status"] == "incompatible":
+            marked.append(replace(cell, incompatible=verdict["reason"]))
+        else:
+            marked.append(replace(cell, gpu_check=verdict))
+    return marked
