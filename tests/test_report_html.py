@@ -239,3 +239,17 @@ def test_the_report_of_a_real_run_in_chromium(real_run, chromium, tmp_path):
     assert "no GPU telemetry in this run (device is cpu: there is no GPU to read)" in check.text
     assert "mxnet-1.5 -> mxnet-1.9" in check.text and "None: every cell ran and gave its numbers." in check.text
     assert shot.stat().st_size > 50000 and 10000 < top.stat().st_size < 200 * 1024
+
+
+def test_the_committed_report_of_a_real_gpu_run_opens_clean_in_chromium(chromium, tmp_path):
+    """reports/reference/gpu-h200-torch-current: the current PyTorch row on an H200 (benchmarks/gpu_host.sh), fp32
+    and bf16: every section, every GPU plot decoded, no console error, and the windows judged, not flagged low."""
+    from .matrices import ROOT
+
+    page = ROOT / "reports" / "reference" / "gpu-h200-torch-current" / "report.html"
+    check = open_report(page, expected_sections(["torchvision"]), tmp_path, screenshot=tmp_path / "gpu.png")
+    assert check.failures() == []
+    assert len(check.images_in("torchvision-gpu")) >= 5 and all(i["width"] > 300 for i in check.images)
+    assert "NVIDIA H200" in check.text
+    # the peak each row was measured against, and why: fp32 rows against TF32 (PyTorch lets cuDNN use it), bf16 ones
+    assert "\tTF32: torch.backends.cudnn.allow_tf32 is True" in check.text and "\tBF16: precision bf16" in check.text
