@@ -123,6 +123,10 @@ def _key_value(text, flag):
 def cmd_plan(args, out):
     matrix = load_matrix(args.matrix)
     options = resolve_auto_weights(matrix, _options(args), _say)
+    from .backends import BACKENDS
+
+    if args.backend not in BACKENDS:
+        raise UserError("--backend {!r}: expected one of {}".format(args.backend, ", ".join(sorted(BACKENDS))))
     cells = check_gpu(plan_cells(matrix, options), args.backend, _say)
     if args.format == "json":
         out.write(json.dumps([cell.as_dict() for cell in cells], indent=2) + "\n")

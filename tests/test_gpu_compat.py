@@ -163,3 +163,17 @@ def test_an_incompatible_cell_is_a_stored_result_with_its_reason(tmp_path):
     from runner.results import result_problem
     assert result_problem(result, cell.id) is None
     assert replace(cell, incompatible=None).incompatible is None
+
+
+def test_plan_names_the_builds_on_a_gpu_and_refuses_an_unknown_backend(capsys):
+    import io
+
+    from runner.cli import main
+
+    out = io.StringIO()
+    assert main(["plan", "--device", "cuda", "--weights", "random", "--env", "tf-1.13", "--suite", "throughput",
+                 "--model", "resnet50"], out=out) == 0
+    text = out.getvalue()
+    assert "GPU builds:\n  tf-1.13          cuda 10.0, cuDNN 7.4 (tensorflow-gpu==1.13.1)\n" in text
+    assert main(["plan", "--backend", "nope", "--device", "cuda", "--weights", "random"], out=io.StringIO()) == 2
+    assert "--backend 'nope': expected one of docker, local, venv" in capsys.readouterr().err
