@@ -48,11 +48,16 @@ def add_tool_parsers(sub, common):
                                                              "on another host) and tag it as [docker] cpu_base")
 
     prune = sub.add_parser("prune", help="remove the venv environments no row of the matrix uses any more (an "
-                                         "edited pin or a re-made lock leaves the old one behind)")
+                                         "edited pin or a re-made lock leaves the old one behind); --images: "
+                                         "the docker images too")
     common(prune)
     prune.add_argument("--env-dir", help="where the venv backend keeps environments (default: ~/.cache/dlmatrix/envs)")
     prune.add_argument("--bisect", action="store_true", help="also remove the environments bisect derived")
     prune.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    prune.add_argument("--images", action="store_true", help="also the docker backend's images no build will use "
+                                                             "again: per row and base all but the newest, and those "
+                                                             "of rows the matrix no longer has")
+    prune.add_argument("--build-dir", help="the docker backend's build records (default: ~/.cache/dlmatrix/docker)")
 
     house = sub.add_parser("wheelhouse", help="download every wheel the matrix's environments install into DIR "
                                               "(on a connected machine), for air-gapped docker builds")
@@ -205,4 +210,24 @@ def cmd_prune(args, out):
     out.write("{} environments, {:.1f} GB{}; kept the {} environments the matrix's rows use{}\n".format(
         len(removed), freed / 1e9, " would be freed" if args.dry_run else " freed", len(keep),
         "" if args.bisect else " and bisect's (--bisect removes those too)"))
+    if args.images:
+        _prune_images(matrix, args, out)
     return 0
+
+
+def _prune_images(matrix, args, out):
+    from .backends.docker_image import default_build_dir
+    from .backends.docker_prune import prune_images
+
+    try:
+        import docker
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - no package, no socket, no engine: one message
+        raise UserError("--images: no Docker engine answers ({}); start it (docker/engine-up.sh) or leave out "
+                        "--images".format(exc))
+    build_dir = args.build_dir or default_build_dir()
+    removed, freed = prune_images(client, build_dir, [env.name for env in matrix.environments], args.bisect,
+                                  args.dry_run, lambda line: out.write(line + "\n"))
+    out.write("{} image tags, {:.1f} GB{}; kept the newest image of each row and base\n".format(
+        removed, freed / 1e9, " would be freed" if args.dry_run else " freed"))
