@@ -4,7 +4,7 @@ import pytest
 
 from runner.explain.grid import (NORMALISATIONS, cross_product_size, most_pairs, normalisation_of, single_variants)
 from runner.matrix import load_matrix
-from runner.probe.explain_suite import (OFFICIAL, apply_changes, axis_effects, choose_pairs, invalid_reason,
+from runner.probe.explain_pairs import (OFFICIAL, apply_changes, axis_effects, choose_pairs, invalid_reason,
                                         merged_changes, same_recipe)
 
 from .conftest import ROOT
@@ -142,3 +142,18 @@ def test_nothing_moved_means_no_pairs(recipes):
     official, framework = recipes["torchvision-224"]
     variants = single_variants(official, framework)
     assert choose_pairs(official, variants, simulated_errors(variants, {}), target=20.0) == []
+
+
+def test_each_axis_best_variant_is_paired_with_every_variant_of_the_other(recipes):
+    """Interpolation: bicubic, lanczos and nearest came closer (in that order); resize: square-224 and
+    shorter-224. The pairs: bicubic with both resizes, and square-224 with lanczos and nearest: 3 + 2 - 1."""
+    official, framework = recipes["torchvision-224"]
+    variants = single_variants(official, framework)
+    errors = simulated_errors(variants, {"interpolation=bicubic": -4.0, "interpolation=lanczos": -3.0,
+                                         "interpolation=nearest": -1.0, "resize=square-224": -5.0,
+                                         "resize=shorter-224": -2.0})
+    pairs = choose_pairs(official, variants, errors, target=40.0, axes=3, values=3)
+    assert names(pairs) == ["resize=square-224 + interpolation=bicubic", "resize=square-224 + interpolation=lanczos",
+                            "resize=square-224 + interpolation=nearest", "resize=shorter-224 + interpolation=bicubic"]
+    assert len(choose_pairs(official, variants, errors, target=40.0, axes=3, values=2)) == 3
+    assert most_pairs(variants) == (3 + 3 - 1) + (3 + 2 - 1) + (3 + 2 - 1) == 13

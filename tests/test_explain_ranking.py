@@ -3,7 +3,7 @@
 import pytest
 
 from runner.explain.ranking import mcnemar_p, rank, read_predictions, variant_stats, verdict
-from runner.probe.explain_suite import OFFICIAL
+from runner.probe.explain_pairs import OFFICIAL
 from runner.verdicts.stats import mcnemar_exact
 
 

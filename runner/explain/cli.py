@@ -30,7 +30,9 @@ def add_explain_parser(sub, common):
     explain.add_argument("--pair-axes", type=int, default=3,
                          help="pairs combine this many axes, those that came closest to the published number "
                               "(default 3; 0: no pairs)")
-    explain.add_argument("--pair-values", type=int, default=2, help="variants of each such axis paired (default 2)")
+    explain.add_argument("--pair-values", type=int, default=3,
+                         help="at most this many variants of each such axis, those that came closest, are paired "
+                              "with the other axis's closest one (default 3)")
     explain.add_argument("--backend", default="venv", choices=["venv", "local"],
                          help="venv (the row's environment, built or reused) or local (this interpreter)")
     explain.add_argument("--env-dir", help="where the venv backend keeps environments (default: ~/.cache/dlmatrix/envs)")
@@ -68,7 +70,7 @@ def _command(args):
                         ("--published-labels", args.published_labels), ("--limit", args.limit),
                         ("--weights", args.weights), ("--seed", args.seed), ("--device", args.device),
                         ("--threads", args.threads), ("--pair-axes", args.pair_axes if args.pair_axes != 3 else None),
-                        ("--pair-values", args.pair_values if args.pair_values != 2 else None),
+                        ("--pair-values", args.pair_values if args.pair_values != 3 else None),
                         ("--backend", args.backend if args.backend != "venv" else None)):
         if value is not None:
             words += [flag, str(value)]

@@ -18,7 +18,7 @@ the official recipe. The axes, each value other than the official one:
 
 A variant that preprocesses exactly as the official recipe (e.g. 224 / 0.875 = 256 is the official
 resize) is left out. The pairs (the axes that moved the error most, two at a time) are chosen in the cell
-from these results: runner/probe/explain_suite.py choose_pairs.
+from these results: runner/probe/explain_pairs.py choose_pairs.
 
 Not swept, because the probe has one way only: the decoder (Pillow; the frameworks' own decoders are not
 wired in) and the colour conversion of greyscale/CMYK images (Pillow's convert("RGB"), as torchvision's
@@ -27,7 +27,7 @@ and Keras' loaders do).
 
 import math
 
-from ..probe.explain_suite import AXES, apply_changes, invalid_reason, same_recipe
+from ..probe.explain_pairs import AXES, apply_changes, invalid_reason, same_recipe
 
 CROP_PCT = 0.875
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")
@@ -122,8 +122,9 @@ def cross_product_size(variants):
     return total
 
 
-def most_pairs(variants, axes=3, values=2):
-    """The most pair evaluations choose_pairs can add for these variants (its bound, before any is left out)."""
+def most_pairs(variants, axes=3, values=3):
+    """The most pair evaluations choose_pairs can add for these variants (its bound, before any is left out):
+    for each two of the `axes` largest axes, a + b - 1 (a, b: their variants, at most `values` each)."""
     per_axis = sorted((min(values, sum(1 for v in variants if v["axis"] == axis)) for axis in
                        {v["axis"] for v in variants}), reverse=True)[:axes]
-    return sum(per_axis[i] * per_axis[j] for i in range(len(per_axis)) for j in range(i + 1, len(per_axis)))
+    return sum(per_axis[i] + per_axis[j] - 1 for i in range(len(per_axis)) for j in range(i + 1, len(per_axis)))

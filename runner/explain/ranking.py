@@ -11,7 +11,7 @@ reproduced number one that `differs` (runner/verdicts/decide.py published_verdic
 
 import csv
 
-from ..probe.explain_suite import OFFICIAL
+from ..probe.explain_pairs import OFFICIAL
 from ..stats import wilson_interval
 from ..verdicts.stats import adjust, paired_difference_interval
 

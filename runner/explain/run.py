@@ -19,7 +19,8 @@ from ..backends.base import EnvironmentBuildError
 from ..backends.process import tail
 from ..errors import UserError
 from ..plan import Options, cell_id, plan_cells, resolve_auto_weights
-from ..probe.explain_suite import OFFICIAL, PREDICTIONS
+from ..probe.explain_pairs import OFFICIAL
+from ..probe.explain_suite import PREDICTIONS
 from ..probe.jsonio import read_json
 from ..storage import make_folder, write_json
 from ..verdicts.published import published_for
@@ -47,7 +48,7 @@ class ExplainRequest:
     threads: int = None
     weights_cache: str = None
     pair_axes: int = 3
-    pair_values: int = 2
+    pair_values: int = 3
 
 
 def check_request(matrix, request):

@@ -2,7 +2,7 @@
 
 import io
 
-from ..probe.explain_suite import OFFICIAL
+from ..probe.explain_pairs import OFFICIAL
 from ..storage import write_json, write_text
 
 # Errors in %, differences in points; "same top-1": the share of images whose top-1 class the official recipe's is.
@@ -51,12 +51,19 @@ def _published_line(answer):
 def _evaluations_line(answer):
     e = answer["evaluations"]
     rule = answer.get("pair_rule") or {}
-    return ("{} evaluations of {} images each: the official recipe, {} single-axis variants, and {} pairs of the "
-            "{} axes that {} (at most {} variants each), instead of the {} of the full cross product; {} "
-            "decodings (variants that differ only in normalisation or channel order share theirs).".format(
-                e["total"], answer["dataset"]["images"], e["single_axis"], e["pairs"], rule.get("axes", 3),
-                "came closest to the published number" if answer["published"] is not None
-                else "moved the error most", rule.get("values", 2), e["cross_product"], e["decodings"]))
+    aim = "came closest to the published number" if answer["published"] is not None else "moved the error most"
+    if e["pairs"]:
+        pairs = ("{} pairs of the (at most {}) axes that {}: each axis's closest variant with each of the other's "
+                 "(at most {})".format(e["pairs"], rule.get("axes", 3), aim, rule.get("values", 3)))
+    elif not rule.get("axes", 3):
+        pairs = "no pairs (--pair-axes 0)"
+    else:
+        pairs = "no pairs: fewer than two axes {}".format(
+            "came any closer to the published number" if answer["published"] is not None else "moved the error")
+    return ("{} evaluations of {} images each: the official recipe, {} single-axis variants and {}; the full cross "
+            "product would be {}. {} decodings (variants that differ only in normalisation or channel order share "
+            "theirs).".format(e["total"], answer["dataset"]["images"], e["single_axis"], pairs, e["cross_product"],
+                              e["decodings"]))
 
 
 def render_text(answer):
