@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 
 from runner.matrix import load_matrix
-from runner.probe.telemetry import summarise, write_series
+from runner.probe.telemetry_summary import summarise, write_series
 from runner.report import write_report
 from runner.report.html import expected_sections
 

@@ -22,7 +22,8 @@ from .gpu_compat import cell_verdict
 from .jsonio import read_json, write_json_atomic
 from .preprocess import Recipe
 from .provenance import host_info, installed_packages, nvidia_driver, probe_source_sha256, python_info
-from .telemetry import open_telemetry, write_series
+from .telemetry import open_telemetry
+from .telemetry_summary import write_series
 from .throughput import is_out_of_memory, measured_batches, run_throughput_suite, synthetic_input
 from .timestamps import now_iso
 from .weights import WeightsError

@@ -1,7 +1,7 @@
 """Report rows: one per cell and batch size, from the newest result of each position (the CSV's and JSON's rows)."""
 
 from ..frameworks import FRAMEWORKS
-from ..probe.telemetry import utilisation_verdict
+from ..probe.telemetry_summary import utilisation_verdict
 from ..results import engine_label
 from ..stats import wilson_interval
 

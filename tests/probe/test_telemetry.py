@@ -5,7 +5,8 @@ The sampling itself needs a GPU; tests/gpu/ (run on a lent GPU machine) covers i
 
 import pytest
 
-from runner.probe.telemetry import LOW_UTILISATION_PCT, open_telemetry, summarise, utilisation_verdict, write_series
+from runner.probe.telemetry import open_telemetry
+from runner.probe.telemetry_summary import LOW_UTILISATION_PCT, summarise, utilisation_verdict, write_series
 
 from ..faults import fault_case
 
