@@ -25,7 +25,7 @@ def _has_telemetry(result):
 
 
 def read_series(path):
-    """{window: (t_s, gpu util %, power W)} from a telemetry.csv (runner/probe/telemetry.py write_series)."""
+    """{window: (t_s, gpu util %, power W)} from a telemetry.csv (runner/probe/telemetry_summary.py write_series)."""
     series = {}
     with open(str(path), newline="") as handle:
         for row in csv.DictReader(handle):
