@@ -56,9 +56,7 @@ class Converter(object):
 
     def convert(self, crops):
         recipe = self.recipe
-        shape = (len(crops), 3, recipe.crop, recipe.crop) if recipe.layout == "NCHW" else \
-            (len(crops), recipe.crop, recipe.crop, 3)
-        out = self._out(shape)
+        out = self._out(recipe.input_shape(len(crops)))
         if self._slices is None or len(crops) <= SLICE_IMAGES:
             return to_batch_into(crops, recipe, out)
         starts = range(0, len(crops), SLICE_IMAGES)

@@ -177,8 +177,7 @@ def to_batch(crops, recipe):
     with the layout and channel order taken while converting to float: several times faster than one
     to_array per image, and numpy lets go of the GIL for them.
     """
-    shape = (len(crops), 3, recipe.crop, recipe.crop) if recipe.layout == "NCHW" else tuple(crops.shape)
-    return to_batch_into(crops, recipe, np.empty(shape, dtype=np.float32))
+    return to_batch_into(crops, recipe, np.empty(recipe.input_shape(len(crops)), dtype=np.float32))
 
 
 def to_batch_into(crops, recipe, out):
