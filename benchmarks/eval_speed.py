@@ -143,6 +143,8 @@ def main():
     parser.add_argument("--backend", default="local")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--iterations", type=int, default=30, help="of the pure-model timing, per trial")
+    parser.add_argument("--trials", type=int, default=3, help="of the pure-model timing (the median is used)")
     parser.add_argument("--keep", help="keep the synthetic set here (reused when it exists)")
     parser.add_argument("--pipeline-python", default=sys.executable,
                         help="the python of the input-pipeline part (one with torch for the DataLoader peer)")
@@ -176,27 +178,30 @@ def main():
             return
         suites = base[base.index("[suites.error]"):base.index("# ----")]
         throughput = base.replace(suites, "[suites.error]\nbatch_size = {b}\ntimeout_s = 86400\n\n"
-                                          "[suites.throughput]\nbatch_sizes = [{b}]\nwarmup = 5\niterations = 30\n"
-                                          "trials = 3\ntimeout_s = 3600\n\n[suites.drift]\nimages = 1\nbatch_size = 1\n"
-                                          "timeout_s = 60\n".format(b=args.batch_size))
+                                          "[suites.throughput]\nbatch_sizes = [{b}]\nwarmup = 5\niterations = {i}\n"
+                                          "trials = {t}\ntimeout_s = 3600\n\n[suites.drift]\nimages = 1\nbatch_size = 1\n"
+                                          "timeout_s = 60\n".format(b=args.batch_size, i=args.iterations, t=args.trials))
         pure = run(throughput, args, ["--suite", "throughput"], work, "pure-model")
         model_rate = pure["metrics"]["batches"][0]["images_per_s"]
-        print("pure model: {:.1f} images/s (median of 3 trials) -> {:.1f} s for {} images".format(
-            model_rate, args.images / model_rate, args.images))
+        print("pure model: {:.1f} images/s (median of {} trials) -> {:.1f} s for {} images".format(
+            model_rate, args.trials, args.images / model_rate, args.images))
         print("error suite (workers: 1 = one decoder in the probe's process, more = worker processes):")
-        print("{:>8} {:>12} {:>10} {:>14} {:>14} {:>12} {:>16}".format(
-            "workers", "crop cache", "wall s", "decode img/s", "model img/s", "wait s", "wall / model"))
+        print("{:>8} {:>12} {:>8} {:>10} {:>14} {:>14} {:>12} {:>16}".format(
+            "workers", "crop cache", "convert", "wall s", "decode img/s", "model img/s", "wait s", "wall / model"))
         cache = str(work / "crops")
-        runs = [(workers, "off", "off") for workers in args.workers]
-        runs += [(max(args.workers), cache, "build"), (max(args.workers), cache, "hit")]
-        for workers, where, what in runs:
-            text = throughput.replace("[suites.error]\n", "[suites.error]\nworkers = {}\nprefetch = 4\n".format(
-                workers))
+        most = max(args.workers)
+        runs = [(workers, "off", "off", "device") for workers in args.workers]
+        runs += [(most, cache, "build", "device"), (most, cache, "hit", "device")]
+        if args.device != "cpu":  # where the conversion can run on the GPU: the host's threads side by side
+            runs += [(most, cache, "hit", "host")]
+        for workers, where, what, convert in runs:
+            text = throughput.replace("[suites.error]\n", "[suites.error]\nworkers = {}\nprefetch = 4\n"
+                                      "convert_on = \"{}\"\n".format(workers, convert))
             result = run(text, args, ["--suite", "error", "--imagenet", str(data)], work,
-                         "workers-{}-{}".format(workers, what), cache=where)
+                         "workers-{}-{}-{}".format(workers, what, convert), cache=where)
             m = result["metrics"]
-            print("{:>8} {:>12} {:>10.1f} {:>14} {:>14.1f} {:>12.2f} {:>16.3f}".format(
-                m["input_workers"], m["crop_cache"]["status"], m["wall_s"],
+            print("{:>8} {:>12} {:>8} {:>10.1f} {:>14} {:>14.1f} {:>12.2f} {:>16.3f}".format(
+                m["input_workers"], m["crop_cache"]["status"], m["convert_on"], m["wall_s"],
                 "{:.1f}".format(m["decode_images_per_s"]) if m["decode_images_per_s"] else "-",
                 m["model_images_per_s"], m["input_wait_s"], m["wall_s"] / (args.images / model_rate)))
         if args.row:

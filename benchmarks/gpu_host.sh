@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The checks a GPU host runs for the GPU build and measurement work (issues 13 and 14), as one script.
 #
-#   bash benchmarks/gpu_host.sh OUT_DIR IMAGENET_DIR [check] [row] [bench]     (default: all three)
+#   bash benchmarks/gpu_host.sh OUT_DIR IMAGENET_DIR [check] [tests] [row] [bench]     (default: all)
 #
 #   check  the GPU as the runner reads it (NVML), and `plan --device cuda`: which build each row installs and
 #          which cannot run on this GPU, decided before anything is built
@@ -10,15 +10,18 @@
 #          channels_last for the models in ROW_MODELS_BF16 (default resnet50); one run folder, one report
 #   bench  benchmarks/eval_speed.py on EVAL_IMAGES synthetic JPEGs (default 50000): decoder processes, the
 #          crop cache's first pass and hit, the DataLoader peer, and the row's error cells against pure model time
+#   tests  the probe tests that need the GPU to mean anything: the device conversion's bits, the torch adapter
 #
-# Writes OUT_DIR/log.txt, plan-cuda.txt, eval_speed-cuda.txt and gpu-row.tar.gz (the row's results and report).
+# Writes OUT_DIR/log.txt, plan-cuda.txt, tests-cuda.txt, eval_speed-cuda.txt and gpu-row.tar.gz (the row's results and report).
 # PYTHON picks the interpreter (default python3); DEVICE the device (default cuda; cpu rehearses it anywhere).
 set -uo pipefail
 OUT=$(mkdir -p "$1" && cd "$1" && pwd); DATA=$(cd "$2" && pwd); shift 2
-PARTS=${*:-check row bench}
+PARTS=${*:-check tests row bench}
 PY=${PYTHON:-python3}
 DEVICE=${DEVICE:-cuda}
 EVAL_IMAGES=${EVAL_IMAGES:-50000}
+PIPELINE_IMAGES=${PIPELINE_IMAGES:-2000}
+BENCH_LIMIT_S=${BENCH_LIMIT_S:-480}
 ROW_MODELS_BF16=${ROW_MODELS_BF16:-resnet50}
 cd "$(dirname "$0")/.."
 WORK=$(mktemp -d)
@@ -62,10 +65,15 @@ for part in $PARTS; do
     echo "exit $?"
     tar -czf "$OUT/gpu-row.tar.gz" -C "$WORK" results reports
     ;;
+  tests)
+    stage "tests: device conversion, torch adapter, error suite (pytest from PYTHONPATH)"
+    "$PY" -m pytest -q -p no:cacheprovider tests/probe/test_device_conversion.py tests/probe/test_adapter_torchvision.py \
+      tests/probe/test_error_suite.py 2>&1 | tee "$OUT/tests-$DEVICE.txt" | tail -15
+    ;;
   bench)
     stage "bench: eval_speed, $EVAL_IMAGES images"
-    timeout 480 "$PY" benchmarks/eval_speed.py --device "$DEVICE" --backend local --ignore-pins \
-      --images "$EVAL_IMAGES" --workers "$(nproc)" --pipeline-images 4000 --row --keep "$WORK/val" \
+    timeout "$BENCH_LIMIT_S" "$PY" benchmarks/eval_speed.py --device "$DEVICE" --backend local --ignore-pins \
+      --images "$EVAL_IMAGES" --workers "$(nproc)" --pipeline-images "$PIPELINE_IMAGES" --row --keep "$WORK/val" \
       | tee "$OUT/eval_speed-$DEVICE.txt"
     echo "exit $?"
     ;;

@@ -61,6 +61,29 @@ def test_a_bad_setting_is_refused_by_name(tmp_path, line, message):
         load_matrix(path)
 
 
+def test_where_the_conversion_runs_reaches_error_cells_and_host_alone_changes_their_ids(tmp_path, monkeypatch):
+    """The bits are the same either way, so the default ("device") leaves the ids earlier results have; "host"
+    is a deliberate setting and is kept apart."""
+    written = {}
+    for name, line in (("device", "convert_on = \"device\""), ("host", "convert_on = \"host\""), ("absent", "")):
+        (tmp_path / name).mkdir()
+        path = write_matrix(tmp_path / name, replace=(('convert_on = "device"', line),))
+        assert path.read_text().count("convert_on") == (0 if name == "absent" else 1)
+        written[name] = planned(path, monkeypatch, env="off")
+    ids = {name: {k: c.id for k, c in cells.items()} for name, cells in written.items()}
+    assert ids["device"] == ids["absent"]
+    changed = {k for k in ids["host"] if ids["host"][k] != ids["device"][k]}
+    assert changed and changed == {k for k in ids["host"] if k[2] == "error"}
+    assert {c.params.get("convert_on") for k, c in written["host"].items() if k[2] == "error"} == {"host"}
+    assert "convert_on" not in next(c for k, c in written["device"].items() if k[2] == "error").params
+
+
+def test_an_unknown_place_for_the_conversion_is_refused_by_name(tmp_path):
+    path = write_matrix(tmp_path, replace=(('convert_on = "device"', 'convert_on = "gpu"'),))
+    with pytest.raises(UserError, match='suites\\.error\\.convert_on: expected "device" or "host"'):
+        load_matrix(path)
+
+
 def test_a_docker_cell_gets_the_cache_mounted_writable(tmp_path):
     pytest.importorskip("docker")
     from runner.backends.docker_cell import CROPS_IN_CONTAINER, cell_mounts

@@ -142,6 +142,8 @@ def _error_suite(table):
         timeout_s=positive(table, "timeout_s"),
         workers=table.get("workers", int, 4, check=lambda v: v >= 0, expected="0 (one per core) or more"),
         prefetch=table.get("prefetch", int, 2, check=lambda v: v >= 0, expected="0 or more batches"),
+        convert_on=table.get("convert_on", str, "device", check=lambda v: v in ("device", "host"),
+                             expected="\"device\" or \"host\""),
         crop_cache=table.get("crop_cache", str, None, check=lambda v: v.strip() != "",
                              expected="a folder for the decoded crops, or \"off\""),
         crop_cache_limit=table.get("crop_cache_limit", str, "50g", check=lambda v: re.match(r"^[1-9]\d*[bkmg]?$", v),

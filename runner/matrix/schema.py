@@ -120,6 +120,9 @@ class ErrorSuite:
     timeout_s: int
     workers: int  # JPEG decoder processes (0 = one per core, up to 8; 1 = in the probe's own process)
     prefetch: int  # batches decoded ahead of the model
+    # Where the float conversion runs: "device" (the GPU, where the adapter can: torch) or "host" (threads).
+    # The bits are the same either way.
+    convert_on: str = "device"
     # The decode-once crop cache (runner/probe/crop_cache.py): its folder ("off": none; None: the default,
     # ~/.cache/dlmatrix/crops; DLMATRIX_CACHE overrides both) and its size limit in Docker's notation.
     crop_cache: Optional[str] = None

@@ -32,11 +32,13 @@ class Converter(object):
     """convert(crops) -> float batch, with slices in `threads` threads; ahead(batches, select) -> an iterator
     that converts each batch while the caller works on the one before."""
 
-    def __init__(self, recipe, threads, staging=None):
+    def __init__(self, recipe, threads, staging=None, on_device=None):
         """staging(shape) -> a float32 host array the framework copies to its device fastest (page-locked
-        memory for a CUDA copy), or None for plain numpy memory."""
+        memory for a CUDA copy), or None for plain numpy memory. on_device(crops) -> the float batch made on
+        the framework's device instead (the torch adapter's device_conversion): then no thread converts here."""
         self.recipe = recipe
-        self.threads = max(1, int(threads))
+        self.on_device = on_device
+        self.threads = 0 if on_device is not None else max(1, int(threads))
         self._slices = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
         self._ahead = ThreadPoolExecutor(1)  # apart from the slices' pool: it waits for them
         self._staging, self._buffers, self._turn = staging, [], 0
@@ -55,6 +57,8 @@ class Converter(object):
         return np.empty(shape, dtype=np.float32)
 
     def convert(self, crops):
+        if self.on_device is not None:
+            return self.on_device(crops)
         recipe = self.recipe
         out = self._out(recipe.input_shape(len(crops)))
         if self._slices is None or len(crops) <= SLICE_IMAGES:

@@ -5,7 +5,8 @@ Input pipeline: JPEG decoding and the recipe's resize and crop run in `workers` 
 read back in the val set's order, so the predictions are exactly those of one decoder. With a crop
 cache (runner/probe/crop_cache.py) a val set is decoded once per recipe and library versions, and
 every later cell reads the checked crops instead. The float conversion and normalisation run in
-threads, a batch ahead of the model (runner/probe/convert.py). What limited the run is recorded:
+threads, a batch ahead of the model (runner/probe/convert.py), or on the GPU where the adapter can
+(torch: runner/probe/adapters/torch_device.py). What limited the run is recorded:
 decode capacity, model speed, how long the model waited for input, and the cache's part.
 """
 
@@ -13,15 +14,23 @@ import csv
 import os
 import time
 
-import numpy as np
-
 from .convert import Converter, conversion_threads
 from .crop_source import input_batches
+from .top5 import best_classes
 
 
 def input_workers(params):
     """Decoder processes for this cell (0 = one per core, up to 8; 1 = decode in this process)."""
     return int(params.get("workers", 1)) or min(8, os.cpu_count() or 1)
+
+
+def device_conversion(adapter, recipe, params):
+    """The adapter's conversion on its device (uint8 crops over, the same float bits), or None: the suite's
+    convert_on is "host", or the adapter has none for this device (every CPU cell, Keras and GluonCV)."""
+    if params.get("convert_on", "device") != "device":
+        return None
+    make = getattr(adapter, "device_conversion", None)
+    return make(recipe) if make is not None else None
 
 
 def batch_ranges(count, batch_size):
@@ -34,9 +43,9 @@ def run_error_suite(adapter, model, recipe, dataset, params, out_dir, crop_cache
     workers = input_workers(params)
     prefetch = int(params.get("prefetch", 2))
     rows, unreadable, modes, cache = [], [], {}, {}
-    top1 = top5 = 0
+    counted = {"top1": 0, "top5": 0}
     seen, kept_of = {"decode_s": 0.0}, {}  # kept_of: batch start -> offsets of its readable images
-    model_s = wait_s = 0.0
+    wait_s = 0.0
 
     def kept_crops(batch):
         """Count the batch's images (decoded, unreadable, modes); its readable crops, or None."""
@@ -57,28 +66,43 @@ def run_error_suite(adapter, model, recipe, dataset, params, out_dir, crop_cache
     batches = input_batches(dataset, recipe, adapter, batch_ranges(len(dataset.items), batch_size), workers,
                             prefetch, crop_cache, out_dir, cache)
     converter = Converter(recipe, conversion_threads(params.get("convert_threads", 0)),
-                          staging=getattr(adapter, "staging", None))
+                          staging=getattr(adapter, "staging", None), on_device=device_conversion(adapter, recipe, params))
+    later = getattr(adapter, "predict_later", None) or (lambda m, b: (lambda logits: lambda: logits)(
+        adapter.predict(m, b)))
+    pending, timing = None, {"model_s": 0.0}  # pending: the batch whose logits are still on their way
+
+    def rank(start, kept, logits):
+        tick = time.perf_counter()
+        logits = logits()  # waits for the forward pass and the logits' copy
+        timing["model_s"] += time.perf_counter() - tick
+        best = best_classes(logits)
+        for offset, top in zip(kept, best):
+            name, label = dataset.items[start + offset]
+            counted["top1"] += int(top[0] == label)
+            counted["top5"] += int(label in top)
+            rows.append([name, label] + [int(k) for k in top])
+
     try:
         waiting = time.perf_counter()
         for batch, floats in converter.ahead(batches, kept_crops):
             wait_s += time.perf_counter() - waiting  # for decoded crops, and for their conversion
+            timing.setdefault("first_batch_s", time.perf_counter() - wall)
             kept = kept_of.pop(batch.start)
             if floats is not None:
                 tick = time.perf_counter()
-                logits = adapter.predict(model, floats)
-                model_s += time.perf_counter() - tick
-                # mergesort: the stable sort numpy had before kind="stable" (1.15); the MXNet 1.4 row has 1.14
-                best = np.argsort(-logits, axis=1, kind="mergesort")[:, :5]
-                for offset, top in zip(kept, best):
-                    name, label = dataset.items[batch.start + offset]
-                    top1 += int(top[0] == label)
-                    top5 += int(label in top)
-                    rows.append([name, label] + [int(k) for k in top])
+                queued = (batch.start, kept, later(model, floats))
+                timing["model_s"] += time.perf_counter() - tick
+                # this batch is queued before the one before it is ranked: the GPU does not wait for the host
+                if pending is not None:
+                    rank(*pending)
+                pending = queued
             waiting = time.perf_counter()
+        if pending is not None:
+            rank(*pending)
     finally:
         converter.close()
         batches.close()  # ends the decoder processes and lets go of the cache's lock now, not at collection
-    decode_s = seen["decode_s"]
+    decode_s, model_s, top1, top5 = seen["decode_s"], timing["model_s"], counted["top1"], counted["top5"]
     wall_s = time.perf_counter() - wall
     evaluated = len(rows)
     predictions = os.path.join(out_dir, "predictions.csv")
@@ -105,7 +129,9 @@ def run_error_suite(adapter, model, recipe, dataset, params, out_dir, crop_cache
         "decode_s": decode_s,  # summed over the decoders; 0 when every crop came from the cache
         "model_s": model_s,
         "input_wait_s": wait_s,  # the model loop waiting for input: decoded crops and their conversion
-        "convert_threads": converter.threads,
+        "first_batch_s": timing.get("first_batch_s"),  # from the start to the first batch: pool, cache, checks
+        "convert_on": "host" if converter.on_device is None else "device",
+        "convert_threads": converter.threads,  # 0: converted on the device
         "wall_s": wall_s,
         "decode_images_per_s": workers * evaluated / decode_s if decode_s else None,  # the decoders' capacity
         "model_images_per_s": evaluated / model_s if model_s else None,

@@ -34,6 +34,7 @@ from .crop_source import input_batches
 from .error_suite import batch_ranges, image_accounting, input_workers
 from .explain_pairs import OFFICIAL, apply_changes, axis_effects, choose_pairs, invalid_reason
 from .preprocess import Recipe, to_batch
+from .top5 import best_classes
 
 PREDICTIONS = "explain_predictions.csv"
 
@@ -57,8 +58,7 @@ class _Scores(object):
         scores = self.transform(outputs)
         if self.bias is not None:
             scores = scores + self.bias
-        # mergesort: stable, as the error suite ranks (numpy 1.14 has no kind="stable")
-        return np.argsort(-scores, axis=1, kind="mergesort")[:, :5]
+        return best_classes(scores)  # as the error suite ranks
 
 
 def run_explain_suite(adapter, model, official, dataset, params, out_dir, crop_cache=None):

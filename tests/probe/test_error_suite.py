@@ -56,3 +56,35 @@ def test_workers_asked_are_given_also_to_a_framework_resize():
     """Worker processes each load their own framework: MXNet's front end needs no sharing between threads."""
     assert input_workers({"workers": 4}) == 4
     assert input_workers({"workers": 0}) >= 1
+
+
+class QueuedModel(PixelModel):
+    """predict_later as the torch adapter offers it on a GPU: logits handed over when asked, with a log."""
+
+    def __init__(self):
+        self.log = []
+
+    def predict_later(self, model, batch):
+        number = sum(1 for event in self.log if event[0] == "queued")
+        self.log.append(("queued", number))
+        logits = self.predict(model, batch)
+
+        def handed():
+            self.log.append(("read", number))
+            return logits
+        return handed
+
+
+def test_the_next_batch_is_queued_before_this_ones_logits_are_read(imagenet_sample, tmp_path):
+    serial, serial_rows = evaluate(imagenet_sample, tmp_path, "serial", workers=1, prefetch=0)
+    out = tmp_path / "queued"
+    out.mkdir()
+    model = QueuedModel()
+    queued = run_error_suite(model, None, recipe("torchvision-224"), open_dataset(str(imagenet_sample)),
+                             {"batch_size": 4, "workers": 2}, str(out))
+    assert (out / "predictions.csv").read_text() == serial_rows
+    assert queued["top1_correct"] == serial["top1_correct"] and queued["top5_correct"] == serial["top5_correct"]
+    batches = 8  # 30 images, 4 a batch
+    expected = [("queued", 0)] + [event for k in range(1, batches) for event in (("queued", k), ("read", k - 1))]
+    assert model.log == expected + [("read", batches - 1)]
+    assert 0 < queued["first_batch_s"] <= queued["wall_s"]

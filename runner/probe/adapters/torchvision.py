@@ -206,16 +206,29 @@ class Adapter(object):
 
     # -- running -------------------------------------------------------------------------
     def staging(self, shape):
-        """A host batch array in page-locked memory on a GPU (None on the CPU): its copy to the GPU needs no
-        staging copy of its own, which took about as long as ResNet50's forward pass for 64 images."""
+        """A float32 host array in page-locked memory on a GPU (None on the CPU): its copy needs no staging."""
         if self.device.type != "cuda":
             return None
-        return self.torch.empty(shape, dtype=self.torch.float32, pin_memory=True).numpy()
+        return self.torch.empty(shape, dtype=self.torch.float32).pin_memory().numpy()  # torch 1.0: no pin_memory=
+
+    def device_conversion(self, recipe):
+        """The float conversion of each batch on the GPU, from uint8 crops (adapters/torch_device.py); None on
+        the CPU, where the host's threads convert without a copy."""
+        if self.device.type != "cuda":
+            return None
+        from .torch_device import DeviceConversion
+        return DeviceConversion(self.torch, self.device, recipe)
+
+    def predict_later(self, model, array):
+        """predict with the logits' copy queued: () -> logits (adapters/torch_device.py)."""
+        from .torch_device import predict_later
+        return predict_later(self, model, array)
 
     def to_device(self, array):
-        # non_blocking: from page-locked memory the copy is queued before the forward pass; from plain
-        # memory it is the same blocking copy as without it
-        tensor = self.torch.from_numpy(array).to(self.device, non_blocking=True)
+        if isinstance(array, self.torch.Tensor):  # converted on the device already (device_conversion)
+            tensor = array
+        else:  # non_blocking: queued from page-locked memory; from plain memory the same blocking copy
+            tensor = self.torch.from_numpy(array).to(self.device, non_blocking=True)
         if self.memory_format is not None and tensor.dim() == 4:
             tensor = tensor.contiguous(memory_format=self.memory_format)
         return tensor
