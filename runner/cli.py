@@ -80,6 +80,9 @@ def build_parser():
                                                                   "out_of_memory")
     run.add_argument("--ignore-pins", action="store_true",
                      help="local backend: run even if the interpreter's packages differ from the pins (recorded)")
+    run.add_argument("--explain", action="store_true",
+                     help="then, for each error cell whose error differs from the published number, sweep its "
+                          "preprocessing as `explain` does (venv or local backend); the answers go into the report")
     add_run_flags(run)
     docker = run.add_argument_group("docker backend")
     docker.add_argument("--base-image", help="build every image on this base (pinned by tag), instead of [docker] "
@@ -143,7 +146,7 @@ def cmd_run(args, out):
         results_dir=Path(args.results_dir), reports_dir=Path(args.reports_dir), force=args.force,
         retry_failed=args.retry_failed, env_dir=args.env_dir, ignore_pins=args.ignore_pins, docker=docker,
         gpus=_gpus(args.gpus), jobs=args.jobs, executor=args.executor, no_wait=args.no_wait,
-        slurm=slurm_overrides(args), show_plan=args.show_plan)
+        slurm=slurm_overrides(args), show_plan=args.show_plan, explain=args.explain)
     summary = run_matrix(settings, options, sys.stderr)
     if summary.submitted:
         out.write("{} cells: {} left running in Slurm, the other {} have results; `python -m runner status --run {}` "
@@ -183,13 +186,15 @@ def cmd_report(args, out):
     from .report import write_report
     from .verdicts.drift import compare_versions
     from .verdicts.judge import judge
+    from .explain.gaps import explanations
 
     store = open_run(args.results_dir, args.run_name)
     matrix = load_matrix(args.matrix)
     results, problems = store.load_all()
     drift = compare_versions(store, results)
+    judgement = judge(matrix, store, results, drift=drift)
     report_dir = write_report(matrix, results, problems, drift, Path(args.reports_dir) / args.run_name, args.run_name,
-                              judge(matrix, store, results, drift=drift), store.root)
+                              judgement, store.root, explanations(judgement, results, args.reports_dir))
     out.write("report: {}\n".format(report_dir / "report.md"))
     return 0
 

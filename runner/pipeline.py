@@ -1,6 +1,7 @@
 """The whole pipeline, in one place:
 
-    load matrix -> plan cells -> check the GPU -> ensure environment -> run cell -> store result -> judge -> report
+    load matrix -> plan cells -> check the GPU -> ensure environment -> run cell -> store result -> judge
+    -> explain the published numbers that differ (--explain) -> report
 
 Every failure after planning becomes a stored result (status "failed" with a reason and a
 duration); the other cells go on. Only bad input stops the run, and it stops it before
@@ -15,6 +16,7 @@ from .backends import get_backend
 from .backends.base import default_cache_home
 from .drift_plan import plan_drift_loads
 from .executors import open_executor
+from .explain.gaps import explain_gaps, explanations
 from .executors.local import make_slots
 from .gpu_check import check_gpu
 from .matrix import load_matrix
@@ -45,6 +47,7 @@ class RunSettings:
     no_wait: bool = False  # slurm: return once the cells are submitted (--no-wait)
     slurm: dict = None  # [slurm] settings from the command line (partition, account, qos, sbatch_args)
     show_plan: bool = False  # print the plan before running it (make matrix: the plan shown is the plan run)
+    explain: bool = False  # explain each error cell that differs from its published number (--explain)
 
 
 @dataclass(frozen=True)
@@ -112,8 +115,11 @@ def run_matrix(settings, options, out):
         results, problems = store.load_all()
         drift = compare_versions(store, results)
         judgement = judge(matrix, store, results, drift=drift)
+        unexplained = explain_gaps(matrix, judgement, results, settings.backend, settings.env_dir,
+                                   settings.reports_dir, say) if settings.explain else {}
         report_dir = write_report(matrix, results, problems, drift, Path(settings.reports_dir) / run_name, run_name,
-                                  judgement, store.root)
+                                  judgement, store.root,
+                                  explanations(judgement, results, settings.reports_dir, unexplained))
     statuses = {result["cell_id"]: result["status"] for result in results}
     counts = {}
     for cell in cells:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..results import latest_results
 from ..storage import make_folder, write_json, write_text
+from .explanations import render_html as explained_html, render_markdown as explained_markdown
 from .findings import VERDICT_COLUMNS, verdict_rows
 from .html import render_html
 from .markdown import DRIFT_COLUMNS, render_markdown
@@ -21,12 +22,14 @@ from .tables import COLUMNS, build_rows
 REPORT_SCHEMA_VERSION = 6  # 2: drift; 3: GPU telemetry, decode/model images/s; 4: engine; 5: verdicts; 6: image accounting
 
 
-def write_report(matrix, results, problems, drift, report_dir, run_name, judgement=None, results_dir=None):
+def write_report(matrix, results, problems, drift, report_dir, run_name, judgement=None, results_dir=None,
+                 explained=()):
     """report.md, report.html (the same with plots, one self-contained page), report.csv (one row per cell and
     batch size), drift.csv, verdicts.csv and report.json (all).
 
     `results, problems` as ResultStore.load_all() gives them; `drift` from verdicts.drift.compare_versions;
-    `judgement` from verdicts.judge.judge; `results_dir` is where the findings link to.
+    `judgement` from verdicts.judge.judge; `results_dir` is where the findings link to; `explained` from
+    explain.gaps.explanations, shown under the Findings.
     """
     latest = latest_results(results)
     rows = build_rows(matrix, latest)
@@ -35,10 +38,12 @@ def write_report(matrix, results, problems, drift, report_dir, run_name, judgeme
     link = os.path.relpath(str(results_dir), str(report_dir)) if results_dir else "."
     flag = "--reports-dir"
     write_text(report_dir / "report.md", render_markdown(run_name, matrix, rows, problems, generated_at, drift,
-                                                         judgement, link), flag)
+                                                         judgement, link, explained_markdown(explained, report_dir)),
+               flag)
     write_text(report_dir / "report.html", render_html(run_name, matrix, rows, list(latest.values()), problems,
                                                       generated_at, drift, judgement, link,
-                                                      Path(results_dir) if results_dir else None), flag)
+                                                      Path(results_dir) if results_dir else None,
+                                                      explained_html(explained, report_dir)), flag)
     write_text(report_dir / "verdicts.csv", _csv(VERDICT_COLUMNS, verdict_rows(judgement)), flag)
     write_text(report_dir / "report.csv", _csv(COLUMNS, rows), flag)
     write_text(report_dir / "drift.csv", _csv(DRIFT_COLUMNS, drift), flag)

@@ -17,8 +17,9 @@ def _where(verdict):
     return "{} -> {}".format(verdict.before, verdict.after)
 
 
-def render_findings(judgement, results_link):
-    """Markdown: '## Findings' (one line each, with links to the results) and '## Verdicts' (every pair)."""
+def render_findings(judgement, results_link, explained=""):
+    """Markdown: '## Findings' (one line each, with links to the results; then `explained`, from
+    report/explanations.py) and '## Verdicts' (every pair)."""
     out = io.StringIO()
     w = out.write
     w("## Findings\n\n")
@@ -41,6 +42,8 @@ def render_findings(judgement, results_link):
             _where(verdict), verdict.summary, " ".join(_link(c, results_link) for c in verdict.cells)))
     if judgement.noise:
         w("\nBetween-run noise: {}.\n".format(judgement.noise["note"]))
+    if explained:
+        w("\n" + explained)
     w("\n## Verdicts\n\n")
     counts = {}
     for verdict in judgement.verdicts:

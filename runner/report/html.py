@@ -31,11 +31,11 @@ def frameworks_of(matrix, results):
 
 
 def render_html(run_name, matrix, rows, results, problems, generated_at, drift=(), judgement=None,
-                results_link=".", results_dir=None):
+                results_link=".", results_dir=None, explained=""):
     """The page. `rows` from tables.build_rows, `results` the newest result per position (a list),
     `results_dir` where the telemetry series lie (result["files"]), `results_link` the same seen from the page."""
     frameworks = frameworks_of(matrix, results)
-    body = [_summary(run_name, matrix, results, generated_at), _findings(judgement, results_link)]
+    body = [_summary(run_name, matrix, results, generated_at), _findings(judgement, results_link, explained)]
     for framework in frameworks:
         body.append(FrameworkPart(
             framework, [r for r in rows if r["framework"] == framework],
@@ -157,7 +157,8 @@ def _what(verdict):
                                  "" if verdict.batch_size is None else " batch {}".format(verdict.batch_size))
 
 
-def _findings(judgement, results_link):
+def _findings(judgement, results_link, explained=""):
+    """The section; `explained` (report/explanations.py) goes at its end."""
     out = ['<section id="findings"><h2>Findings</h2>']
     if judgement is None:
         out.append("<p>No verdicts: the run has no results to compare.</p></section>")
@@ -189,6 +190,7 @@ def _findings(judgement, results_link):
         text = "; ".join("{}: {}".format(kind.replace("_", " "), ", ".join("{} {}".format(n, v) for v, n in sorted(
             by.items()))) for kind, by in sorted(counts.items()))
         out.append('<p>Verdicts (all in <a href="#verdicts">Every verdict</a>): {}.</p>'.format(esc(text)))
+    out.append(explained)
     out.append("</section>")
     return "\n".join(out)
 

@@ -65,7 +65,8 @@ def render_drift(drift, matrix):
     return out.getvalue()
 
 
-def render_markdown(run_name, matrix, rows, problems, generated_at, drift=(), judgement=None, results_link=""):
+def render_markdown(run_name, matrix, rows, problems, generated_at, drift=(), judgement=None, results_link="",
+                    explained=""):
     out = io.StringIO()
     w = out.write
     counts = {}
@@ -78,7 +79,7 @@ def render_markdown(run_name, matrix, rows, problems, generated_at, drift=(), ju
     w("Generated {} from `{}`. {} cells (a drift load of an older version's checkpoint is one of its own): {}.\n\n"
       .format(generated_at, matrix.path.name, len(cells),
               ", ".join("{} {}".format(v, k) for k, v in sorted(counts.items()))))
-    w(render_findings(judgement, results_link))
+    w(render_findings(judgement, results_link, explained))
     w("\n## Tables\n\n")
     w("Engine settings (matrix `[engine]`): fp32, each framework's own cuDNN autotuning, determinism and XLA, "
       "unless an environment is marked [like this]; each result's provenance.settings says what took effect.\n\n")
