@@ -27,15 +27,33 @@ def test_torchvision_grid_is_one_axis_at_a_time_around_the_official_recipe(recip
     assert names(variants) == [
         "interpolation=nearest", "interpolation=bicubic", "interpolation=lanczos",
         "resize=shorter-224", "resize=square-256", "resize=square-224",
-        "crop_offset=floor", "channel_order=BGR", "normalisation=caffe", "normalisation=tf"]
+        "crop_offset=floor", "channel_order=BGR", "normalisation=caffe", "normalisation=tf",
+        "decoder=framework", "decoder=opencv"]
     for variant in variants:
         recipe = apply_changes(official, variant["changes"])
         assert not same_recipe(recipe, official) and invalid_reason(recipe) is None
-        changed = {k for k in official if recipe[k] != official[k]}
+        changed = {k for k in recipe if recipe[k] != official.get(k, "pillow" if k == "decoder" else None)}
         assert changed <= set(variant["changes"]) and changed, variant["name"]
     # 224 / 0.875 is exactly the official 256: neither rounding of it is a variant of its own
     assert not any(v["name"] == "resize=shorter-256" for v in variants)
-    assert cross_product_size(variants) == 4 * 4 * 2 * 2 * 3 == 192
+    assert cross_product_size(variants) == 4 * 4 * 2 * 2 * 3 * 3 == 576
+
+
+def test_the_decoder_axis_is_each_frameworks_own_and_opencv(recipes):
+    """Pillow decodes for every official recipe; the axis offers the row's own decoder (two for TF: its default
+    and its accurate DCT) and OpenCV; the probe says which the row lacks (runner/probe/decoders.py)."""
+    decoders = {}
+    for name, (official, framework) in recipes.items():
+        decoders[framework] = [v["changes"]["decoder"] for v in single_variants(official, framework)
+                               if v["axis"] == "decoder"]
+        assert "decoder" not in official
+    assert decoders == {"torchvision": ["framework", "opencv"], "keras": ["framework", "framework-accurate", "opencv"],
+                        "gluoncv": ["framework", "opencv"]}
+    official, framework = recipes["keras-caffe-224"]
+    variant = next(v for v in single_variants(official, framework) if v["name"] == "decoder=framework-accurate")
+    assert "INTEGER_ACCURATE" in variant["description"]
+    assert invalid_reason(apply_changes(official, {"decoder": "libjpeg"})) == (
+        "decoder 'libjpeg': expected one of pillow, framework, framework-accurate, opencv")
 
 
 def test_resize_rounding_of_a_299_crop_and_straight_resize(recipes):

@@ -15,14 +15,16 @@ the official recipe. The axes, each value other than the official one:
     channel_order   RGB vs BGR
     normalisation   Keras preprocess_input's three modes: caffe (BGR, minus the ImageNet mean in 0-255),
                     tf (x / 127.5 - 1), torch (x / 255, ImageNet mean and std)
+    decoder         the row's own JPEG decoder instead of Pillow (tf.image.decode_jpeg with TF's default and
+                    with its accurate DCT, mx.image.imdecode, torchvision.io.decode_image), and OpenCV where
+                    the row has it (runner/probe/decoders.py); each also converts greyscale and CMYK its way.
+                    A decoder the row lacks is listed as not evaluated, with the reason.
 
 A variant that preprocesses exactly as the official recipe (e.g. 224 / 0.875 = 256 is the official
 resize) is left out. The pairs (the axes that moved the error most, two at a time) are chosen in the cell
 from these results: runner/probe/explain_pairs.py choose_pairs.
 
-Not swept, because the probe has one way only: the decoder (Pillow; the frameworks' own decoders are not
-wired in) and the colour conversion of greyscale/CMYK images (Pillow's convert("RGB"), as torchvision's
-and Keras' loaders do).
+Not swept: the colour conversion of greyscale/CMYK images apart from the decoder that does it.
 """
 
 import math
@@ -37,8 +39,15 @@ NORMALISATIONS = {
     "tf": {"scale": 127.5, "mean": [1.0, 1.0, 1.0], "std": [1.0, 1.0, 1.0], "channel_order": "RGB"},
     "torch": {"scale": 255.0, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "channel_order": "RGB"},
 }
-NOT_SWEPT = ("decoder: Pillow only (tf.image.decode_jpeg, mx.image.imdecode and OpenCV are not wired into the "
-             "probe)", "colour conversion of greyscale/CMYK images: Pillow's convert('RGB') only")
+NOT_SWEPT = ("colour conversion of greyscale/CMYK images: each decoder's own (Pillow's convert('RGB'), the "
+             "framework's, OpenCV's), not apart from its decoder",)
+# framework: (decoder, description) of the decoder axis besides OpenCV (runner/probe/decoders.py)
+FRAMEWORK_DECODERS = {
+    "keras": (("framework", "tf.image.decode_jpeg (TF's default dct_method) instead of Pillow"),
+              ("framework-accurate", "tf.image.decode_jpeg with dct_method INTEGER_ACCURATE instead of Pillow")),
+    "gluoncv": (("framework", "mx.image.imdecode (OpenCV inside MXNet) instead of Pillow"),),
+    "torchvision": (("framework", "torchvision.io.decode_image (libjpeg-turbo) instead of Pillow"),),
+}
 # Frameworks whose adapter has its own resize (runner/probe/adapters/gluoncv.py Adapter.resize).
 FRAMEWORK_RESIZE = ("gluoncv",)
 
@@ -83,6 +92,11 @@ def single_variants(official, framework=None):
     for mode, values in sorted(NORMALISATIONS.items()):
         add("normalisation", mode, "Keras preprocess_input mode '{}' ({})".format(mode, _mode_words(mode)),
             dict(values))
+    official_decoder = official.get("decoder", "pillow")
+    for decoder, description in FRAMEWORK_DECODERS.get(framework, ()) + (
+            ("opencv", "cv2.imdecode (OpenCV, where the row has it) instead of Pillow"),):
+        if decoder != official_decoder:
+            add("decoder", decoder, description, {"decoder": decoder})
     assert all(v["axis"] in AXES for v in variants)
     return variants
 

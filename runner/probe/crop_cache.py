@@ -30,10 +30,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .decode_pool import CropFile
+from .decoders import FRAMEWORK_DECODERS
 from .jsonio import read_json, write_json_atomic
 
 FORMAT = 1
-PIXEL_FIELDS = ("resize", "crop", "interpolation", "resize_mode", "crop_offset", "resize_with")
+PIXEL_FIELDS = ("resize", "crop", "interpolation", "resize_mode", "crop_offset", "resize_with", "decoder")
 
 
 def pixel_libraries(recipe, adapter):
@@ -45,13 +46,21 @@ def pixel_libraries(recipe, adapter):
                  "zlib": getattr(Image.core, "zlib_version", None), "machine": platform.machine()}
     if recipe.resize_with == "framework":
         libraries["resize"] = {"framework": adapter.name, "versions": adapter.versions()}
+    if recipe.decoder in FRAMEWORK_DECODERS:
+        libraries["decoder"] = {"framework": adapter.name, "versions": adapter.versions()}
+    elif recipe.decoder == "opencv":
+        import cv2
+
+        libraries["decoder"] = {"opencv": cv2.__version__}
     return libraries
 
 
 def key_content(rels, digests, recipe, adapter):
     listing = "".join("{}\t{}\n".format(rel, digest) for rel, digest in zip(rels, digests))
     return {"format": FORMAT, "count": len(rels), "images_sha256": hashlib.sha256(listing.encode("utf-8")).hexdigest(),
-            "recipe": {field: getattr(recipe, field) for field in PIXEL_FIELDS},
+            # Pillow decodes unless the recipe says otherwise: left out then, so earlier entries keep their keys
+            "recipe": {field: getattr(recipe, field) for field in PIXEL_FIELDS
+                       if field != "decoder" or recipe.decoder != "pillow"},
             "libraries": pixel_libraries(recipe, adapter)}
 
 

@@ -123,9 +123,9 @@ def _pooled(root, items, recipe, adapter, ranges, workers, window, store):
 class Pool(object):
     def __init__(self, root, items, recipe, adapter, workers, store):
         self.store = store
-        framework = getattr(adapter, "name", None) if recipe.resize_with == "framework" else None
+        framework = getattr(adapter, "name", None) if recipe.uses_framework else None
         header = json.dumps({"root": os.path.abspath(root), "items": [rel for rel, _ in items],
-                             "recipe": _recipe_dict(recipe), "framework": framework, "data_offset": store.offset, "slot_bytes": store.slot_bytes})
+                             "recipe": recipe.as_dict(), "framework": framework, "data_offset": store.offset, "slot_bytes": store.slot_bytes})
         environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
             [PROBE_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
         self.workers, self.selector = [], selectors.DefaultSelector()
@@ -237,10 +237,3 @@ class _Worker(object):
             self.process.kill()
             self.process.wait()
         self.answers.close()
-
-
-def _recipe_dict(recipe):
-    return {"resize": recipe.resize, "crop": recipe.crop, "interpolation": recipe.interpolation,
-            "resize_mode": recipe.resize_mode, "scale": recipe.scale, "mean": [float(v) for v in recipe.mean],
-            "std": [float(v) for v in recipe.std], "channel_order": recipe.channel_order, "layout": recipe.layout,
-            "crop_offset": recipe.crop_offset, "resize_with": recipe.resize_with}

@@ -23,7 +23,7 @@ import time
 
 
 def open_resizer(framework):
-    """The framework's own resize (the recipe's resize_with = "framework"), on the CPU, one thread."""
+    """The framework's own resize or JPEG decoder (Recipe.uses_framework), on the CPU, one thread."""
     from .adapters import load_adapter
 
     return load_adapter(framework, "cpu", 1)
@@ -34,7 +34,7 @@ def serve(tasks, answers, data_fd):
     from .preprocess import Recipe, crop_item
 
     recipe = Recipe.from_dict(header["recipe"])
-    adapter = open_resizer(header["framework"]) if recipe.resize_with == "framework" else None
+    adapter = open_resizer(header["framework"]) if recipe.uses_framework else None
     root, items = header["root"], header["items"]
     offset, slot_bytes = int(header["data_offset"]), int(header["slot_bytes"])
     answers.write("ready\n")

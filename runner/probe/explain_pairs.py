@@ -11,7 +11,7 @@ OFFICIAL = "official"
 # The framework's own resize (the GluonCV adapter's mx.image.imresize codes) has no lanczos.
 FRAMEWORK_INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 # Axis order: the order the report names axes in when their effects tie.
-AXES = ("interpolation", "resize_with", "resize", "crop_offset", "channel_order", "normalisation")
+AXES = ("interpolation", "resize_with", "resize", "crop_offset", "channel_order", "normalisation", "decoder")
 
 
 def apply_changes(official, changes):

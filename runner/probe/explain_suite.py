@@ -32,6 +32,7 @@ import numpy as np
 from .crop_cache import PIXEL_FIELDS
 from .crop_source import input_batches
 from .error_suite import batch_ranges, image_accounting, input_workers
+from .decoders import unavailable
 from .explain_pairs import OFFICIAL, apply_changes, axis_effects, choose_pairs, invalid_reason
 from .preprocess import Recipe, to_batch
 from .top5 import best_classes
@@ -64,14 +65,15 @@ class _Scores(object):
 def run_explain_suite(adapter, model, official, dataset, params, out_dir, crop_cache=None):
     """`official`: the row's recipe (the spec's dict, or a preprocess.Recipe); params: batch_size, workers, prefetch, variants
     (single-axis variant dicts), pairs ({"axes", "values"}), target ({"top1_error"} or None), recentre."""
-    official_dict = dict(official) if isinstance(official, dict) else _recipe_dict(official)
+    official_dict = dict(official) if isinstance(official, dict) else official.as_dict()
     singles = [dict(v) for v in params.get("variants", [])]
     scores = _Scores(adapter, bool(params.get("recentre")))
     run = _Run(adapter, model, dataset, params, out_dir, crop_cache, scores)
     tick = time.perf_counter()
     skipped, runnable = [], []
     for variant in singles:
-        reason = invalid_reason(apply_changes(official_dict, variant["changes"]))
+        recipe = apply_changes(official_dict, variant["changes"])
+        reason = invalid_reason(recipe) or unavailable(recipe.get("decoder", "pillow"), adapter)
         if reason:
             skipped.append({"name": variant["name"], "reason": reason})
         else:
@@ -157,7 +159,8 @@ class _Run(object):
         groups = []
         for variant in variants:
             recipe = apply_changes(official, variant["changes"])
-            key = tuple(str(recipe[field]) for field in PIXEL_FIELDS)
+            fields = Recipe.from_dict(recipe).as_dict()  # with the defaults a recipe dict may leave out
+            key = tuple(str(fields[field]) for field in PIXEL_FIELDS)
             for group_key, members in groups:
                 if group_key == key:
                     members.append((variant, recipe))
@@ -210,10 +213,3 @@ class _Run(object):
             raise RuntimeError("no image of the {} selected could be decoded; the first, {}: {}".format(
                 len(items), self.unreadable[0]["file"] if self.unreadable else "?",
                 self.unreadable[0]["error"] if self.unreadable else "?"))
-
-
-def _recipe_dict(recipe):
-    return {"resize": recipe.resize, "crop": recipe.crop, "interpolation": recipe.interpolation,
-            "resize_mode": recipe.resize_mode, "scale": float(recipe.scale), "mean": [float(v) for v in recipe.mean],
-            "std": [float(v) for v in recipe.std], "channel_order": recipe.channel_order, "layout": recipe.layout,
-            "crop_offset": recipe.crop_offset, "resize_with": recipe.resize_with}

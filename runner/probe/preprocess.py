@@ -13,6 +13,8 @@ import re
 import numpy as np
 from PIL import Image, ImageFile
 
+from .decoders import DECODERS, FRAMEWORK_DECODERS, decode
+
 # Pillow's default Image.MAX_IMAGE_PIXELS (1024 * 1024 * 1024 // 4 // 3). Pillow only warns above it
 # (DecompressionBombWarning) and raises at twice it, and a framework may change the global; the probe
 # refuses everything above it itself, before decoding: one such image takes 358 MB decoded, in each
@@ -43,7 +45,7 @@ INTERPOLATIONS = {
 class Recipe(object):
     def __init__(self, resize, crop, interpolation="bilinear", resize_mode="shorter",
                  scale=255.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), channel_order="RGB", layout="NCHW",
-                 crop_offset="round", resize_with="pillow"):
+                 crop_offset="round", resize_with="pillow", decoder="pillow"):
         if interpolation not in INTERPOLATIONS:
             raise ValueError("interpolation {!r}: expected one of {}".format(interpolation, sorted(INTERPOLATIONS)))
         if resize_mode not in ("shorter", "square"):
@@ -54,6 +56,8 @@ class Recipe(object):
             raise ValueError("resize_with {!r}: expected 'pillow' or 'framework'".format(resize_with))
         if crop_offset not in ("round", "floor"):
             raise ValueError("crop_offset {!r}: expected 'round' or 'floor'".format(crop_offset))
+        if decoder not in DECODERS:
+            raise ValueError("decoder {!r}: expected one of {}".format(decoder, ", ".join(DECODERS)))
         self.resize = int(resize)
         self.crop = int(crop)
         self.interpolation = interpolation
@@ -65,10 +69,23 @@ class Recipe(object):
         self.layout = layout
         self.crop_offset = crop_offset
         self.resize_with = resize_with
+        self.decoder = decoder
 
     @classmethod
     def from_dict(cls, spec):
         return cls(**spec)
+
+    @property
+    def uses_framework(self):
+        """Whether the crops need the row's framework: its own resize or its own JPEG decoder."""
+        return self.resize_with == "framework" or self.decoder in FRAMEWORK_DECODERS
+
+    def as_dict(self):
+        """The fields, JSON-ready (for decoder processes and results); from_dict(as_dict()) is the same recipe."""
+        return {"resize": self.resize, "crop": self.crop, "interpolation": self.interpolation,
+                "resize_mode": self.resize_mode, "scale": self.scale, "mean": [float(v) for v in self.mean],
+                "std": [float(v) for v in self.std], "channel_order": self.channel_order, "layout": self.layout,
+                "crop_offset": self.crop_offset, "resize_with": self.resize_with, "decoder": self.decoder}
 
     def input_shape(self, batch):
         if self.layout == "NCHW":
@@ -94,21 +111,28 @@ def load_rgb(path):
     saved = ImageFile.LOAD_TRUNCATED_IMAGES
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
-        try:
-            opened = Image.open(path)
-        except Image.DecompressionBombError as exc:
-            raise ImageRefused("too large", _too_large(_pillow_pixels(exc), str(exc)))
-        with opened as image:
-            width, height = image.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise ImageRefused("too large", _too_large("{} x {} = {}".format(width, height, width * height)))
-            if _wide(image.mode):
-                raise ImageRefused("more than 8 bits per channel", _WIDE_REASON.format(mode=image.mode))
+        with open_checked(path) as image:
             image.load()
             mode = image.mode
             return image.convert("RGB"), mode
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = saved
+
+
+def open_checked(path):
+    """Pillow's image of the file, not yet decoded; ImageRefused when it is too large or wider than 8 bits."""
+    try:
+        image = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise ImageRefused("too large", _too_large(_pillow_pixels(exc), str(exc)))
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        image.close()
+        raise ImageRefused("too large", _too_large("{} x {} = {}".format(width, height, width * height)))
+    if _wide(image.mode):
+        image.close()
+        raise ImageRefused("more than 8 bits per channel", _WIDE_REASON.format(mode=image.mode))
+    return image
 
 
 # PIL's convert("RGB") clips 16- and 32-bit values to 255 (torchvision, Keras); OpenCV's imdecode
@@ -202,7 +226,10 @@ def preprocess_file(path, recipe, adapter=None):
 
 def crop_file(path, recipe, adapter=None):
     """(HWC uint8 RGB crop, Pillow mode): everything of the recipe before the float conversion."""
-    image, mode = load_rgb(path)
+    if recipe.decoder == "pillow":
+        image, mode = load_rgb(path)
+    else:
+        image, mode = decode(path, recipe.decoder, adapter, open_checked)
     return np.asarray(resize_and_crop(image, recipe, adapter), dtype=np.uint8), mode
 
 
