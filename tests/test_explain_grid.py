@@ -25,7 +25,7 @@ def test_torchvision_grid_is_one_axis_at_a_time_around_the_official_recipe(recip
     official, framework = recipes["torchvision-224"]
     variants = single_variants(official, framework)
     assert names(variants) == [
-        "interpolation=nearest", "interpolation=bicubic", "interpolation=lanczos",
+        "interpolation=nearest", "interpolation=bicubic", "interpolation=lanczos", "resize_with=framework",
         "resize=shorter-224", "resize=square-256", "resize=square-224",
         "crop_offset=floor", "channel_order=BGR", "normalisation=caffe", "normalisation=tf",
         "decoder=framework", "decoder=opencv"]
@@ -36,7 +36,9 @@ def test_torchvision_grid_is_one_axis_at_a_time_around_the_official_recipe(recip
         assert changed <= set(variant["changes"]) and changed, variant["name"]
     # 224 / 0.875 is exactly the official 256: neither rounding of it is a variant of its own
     assert not any(v["name"] == "resize=shorter-256" for v in variants)
-    assert cross_product_size(variants) == 4 * 4 * 2 * 2 * 3 * 3 == 576
+    assert cross_product_size(variants) == 4 * 2 * 4 * 2 * 2 * 3 * 3 == 1152
+    resize = next(v for v in variants if v["axis"] == "resize_with")
+    assert "antialiasing off (torchvision's tensor resize, as pytorch/vision#6506)" in resize["description"]
 
 
 def test_the_decoder_axis_is_each_frameworks_own_and_opencv(recipes):

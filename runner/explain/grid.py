@@ -5,9 +5,9 @@ the probe's recipe (runner/probe/preprocess.py Recipe; matrix.toml [preprocess.*
 the official recipe. The axes, each value other than the official one:
 
     interpolation   nearest, bilinear, bicubic, lanczos (the framework's own resize has no lanczos)
-    resize_with     the framework's own resize (OpenCV inside MXNet, no antialiasing) vs Pillow's (which
-                    filters when it downscales): the antialias question, for the rows whose official
-                    recipe resizes with the framework (GluonCV)
+    resize_with     the framework's own resize, antialiasing off (OpenCV inside MXNet; torchvision's tensor
+                    resize, torchvision >= 0.9) vs Pillow's (which filters when it downscales): the antialias
+                    question, both ways round (GluonCV's official recipe resizes with MXNet)
     resize          shorter side to floor/ceil(crop / 0.875) (crop_pct 0.875 from the input size), shorter
                     side to the crop size (crop_pct 1.0), both sides to the official resize then centre
                     crop, both sides straight to the crop size (no crop)
@@ -48,8 +48,10 @@ FRAMEWORK_DECODERS = {
     "gluoncv": (("framework", "mx.image.imdecode (OpenCV inside MXNet) instead of Pillow"),),
     "torchvision": (("framework", "torchvision.io.decode_image (libjpeg-turbo) instead of Pillow"),),
 }
-# Frameworks whose adapter has its own resize (runner/probe/adapters/gluoncv.py Adapter.resize).
-FRAMEWORK_RESIZE = ("gluoncv",)
+# Frameworks whose adapter has its own resize (Adapter.resize; runner/probe/decoders.py says where it is missing).
+FRAMEWORK_RESIZE_OPS = {"gluoncv": "mx.image.imresize, OpenCV inside MXNet",
+                        "torchvision": "torchvision's tensor resize, as pytorch/vision#6506"}
+FRAMEWORK_RESIZE = tuple(FRAMEWORK_RESIZE_OPS)
 
 
 def normalisation_of(recipe):
@@ -80,8 +82,8 @@ def single_variants(official, framework=None):
         add("resize_with", "pillow", "resize with Pillow (antialiased) instead of the framework's own",
             {"resize_with": "pillow"})
     elif framework in FRAMEWORK_RESIZE:
-        add("resize_with", "framework", "resize with the framework's own op (no antialiasing) instead of Pillow",
-            {"resize_with": "framework"})
+        add("resize_with", "framework", "resize with the framework's own op, antialiasing off ({}) instead of "
+            "Pillow".format(FRAMEWORK_RESIZE_OPS[framework]), {"resize_with": "framework"})
     for value, description, changes in resize_rules(official):
         add("resize", value, description, changes)
     flipped = "floor" if official["crop_offset"] == "round" else "round"

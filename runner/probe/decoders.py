@@ -44,6 +44,19 @@ def unavailable(decoder, adapter):
     return None
 
 
+def resize_unavailable(adapter):
+    """Why this row has no resize of its own for recipe.resize_with = "framework", or None."""
+    name = getattr(adapter, "name", None)
+    if name == "gluoncv":
+        return None
+    if name == "torchvision":
+        if hasattr(getattr(adapter.torchvision, "transforms", None), "InterpolationMode"):
+            return None
+        return "torchvision {} has no tensor resize with InterpolationMode (0.9 and later)".format(
+            adapter.torchvision.__version__)
+    return "no resize of its own in the probe for {}".format(name)
+
+
 def decode(path, decoder, adapter, open_checked):
     """(RGB Pillow image, Pillow's mode of the file); open_checked(path) (preprocess.py) refuses what load_rgb
     refuses, before anything is decoded."""

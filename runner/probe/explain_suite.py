@@ -32,7 +32,7 @@ import numpy as np
 from .crop_cache import PIXEL_FIELDS
 from .crop_source import input_batches
 from .error_suite import batch_ranges, image_accounting, input_workers
-from .decoders import unavailable
+from .decoders import resize_unavailable, unavailable
 from .explain_pairs import OFFICIAL, apply_changes, axis_effects, choose_pairs, invalid_reason
 from .preprocess import Recipe, to_batch
 from .top5 import best_classes
@@ -73,7 +73,8 @@ def run_explain_suite(adapter, model, official, dataset, params, out_dir, crop_c
     skipped, runnable = [], []
     for variant in singles:
         recipe = apply_changes(official_dict, variant["changes"])
-        reason = invalid_reason(recipe) or unavailable(recipe.get("decoder", "pillow"), adapter)
+        reason = invalid_reason(recipe) or unavailable(recipe.get("decoder", "pillow"), adapter) or (
+            resize_unavailable(adapter) if recipe.get("resize_with") == "framework" else None)
         if reason:
             skipped.append({"name": variant["name"], "reason": reason})
         else:

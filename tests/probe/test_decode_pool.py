@@ -186,6 +186,12 @@ class _Model(object):
     def predict(self, _, batch):
         return self.adapter.predict(self.model, batch)
 
+    @property
+    def predict_later(self):
+        """The adapter's, with the model bound (None where the adapter has none: the suite predicts now)."""
+        later = getattr(self.adapter, "predict_later", None)
+        return None if later is None else (lambda _, batch: later(self.model, batch))
+
 
 def _kept_items(dataset, chosen, adapter, batch_size):
     kept = []

@@ -7,7 +7,7 @@ import pytest
 
 from runner.probe.crop_cache import key_content
 from runner.probe.dataset import open_dataset
-from runner.probe.decoders import unavailable
+from runner.probe.decoders import resize_unavailable, unavailable
 from runner.probe.preprocess import Recipe, crop_file, load_rgb, open_checked
 from runner.probe.decoders import decode
 
@@ -77,12 +77,18 @@ class Decoding(Recording):
         return getattr(self.adapter, attribute)
 
 
-def test_worker_processes_decode_as_the_probe_does(adapter, imagenet_sample, tmp_path):
-    decoders = own_decoders(adapter)
-    if not decoders:
-        pytest.skip("this row has no decoder of its own")
+@pytest.mark.parametrize("uses", ["decoder", "resize"])
+def test_worker_processes_decode_and_resize_as_the_probe_does(adapter, imagenet_sample, tmp_path, uses):
     fields = recipe(RECIPES[FRAMEWORK]).as_dict()
-    chosen = Recipe.from_dict(dict(fields, decoder=decoders[0]))
+    if uses == "decoder":
+        decoders = own_decoders(adapter)
+        if not decoders:
+            pytest.skip("this row has no decoder of its own")
+        chosen = Recipe.from_dict(dict(fields, decoder=decoders[0]))
+    else:
+        if resize_unavailable(adapter):
+            pytest.skip(resize_unavailable(adapter))
+        chosen = Recipe.from_dict(dict(fields, resize_with="framework"))
     assert chosen.uses_framework
     dataset = open_dataset(str(imagenet_sample))
     inline, pooled = Decoding(adapter), Decoding(adapter)
@@ -92,6 +98,28 @@ def test_worker_processes_decode_as_the_probe_does(adapter, imagenet_sample, tmp
     assert all(np.array_equal(a, b) for a, b in zip(inline.inputs, pooled.inputs))
     crop, _ = crop_file(str(dataset.root + "/" + dataset.items[0][0]), chosen, adapter)
     assert crop.shape == (chosen.crop, chosen.crop, 3)
+
+
+def test_the_rows_own_resize_without_antialias_is_near_pillows_but_apart(adapter, imagenet_sample):
+    """torchvision's tensor resize with antialias off (pytorch/vision#6506) against Pillow's, which filters when
+    it downscales: the same picture, far more than the decoders apart; MXNet's is GluonCV's official."""
+    reason = resize_unavailable(adapter)
+    if FRAMEWORK == "keras" or (FRAMEWORK == "torchvision" and reason):
+        assert reason is not None
+        pytest.skip(reason)
+    assert reason is None
+    pillow = recipe(RECIPES[FRAMEWORK])
+    if pillow.resize_with == "framework":
+        pillow = Recipe.from_dict(dict(pillow.as_dict(), resize_with="pillow"))
+    own = Recipe.from_dict(dict(pillow.as_dict(), resize_with="framework"))
+    gaps = []
+    for path in sorted((imagenet_sample / "images").iterdir()):
+        ours, _ = crop_file(str(path), pillow, adapter)
+        theirs, _ = crop_file(str(path), own, adapter)
+        assert theirs.dtype == np.uint8 and theirs.shape == ours.shape == (own.crop, own.crop, 3)
+        gaps.append(np.abs(theirs.astype(np.int16) - ours).mean())
+    print("{}: own resize vs Pillow, mean |difference| per image {:.2f}-{:.2f}".format(FRAMEWORK, min(gaps), max(gaps)))
+    assert 0.5 < np.mean(gaps) < 20  # apart (aliasing), yet the same picture
 
 
 def test_the_crop_cache_keeps_each_decoders_crops_apart(adapter):

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import Unsupported
 from ..weights import WeightsError, file_to_load, sha256_file, tensor_digest
+from .torchvision_io import cached_weights_file
 
 # The published tables are for these weights; "DEFAULT" may move to a newer recipe.
 PRETRAINED_TAG = "IMAGENET1K_V1"
@@ -167,7 +168,7 @@ class Adapter(object):
                 raise WeightsError("pretrained weights for {} could not be loaded ({}: {}); on an offline host use "
                                    "WEIGHTS=random or a weights file".format(name, type(exc).__name__, exc))
             record["tag"] = PRETRAINED_TAG if "weights" in args else "pretrained=True"
-            path = self._cached_file(name)
+            path = cached_weights_file(self.torchvision, name, PRETRAINED_TAG)
             if path:
                 record.update(path=path, sha256=sha256_file(path))
         else:
@@ -184,25 +185,12 @@ class Adapter(object):
             (key, value.detach().cpu().numpy()) for key, value in model.state_dict().items())
         return model, record
 
-    def _cached_file(self, name):
-        url = None
-        get_weight = getattr(self.torchvision.models, "get_weight", None)
-        if get_weight is not None:
-            try:
-                url = get_weight("{}_Weights.{}".format(_weights_enum_prefix(name), PRETRAINED_TAG)).url
-            except Exception:  # noqa: BLE001 - enum names vary; fall back to model_urls
-                url = None
-        if url is None:
-            module = inspect.getmodule(getattr(self.torchvision.models, name))
-            url = getattr(module, "model_urls", {}).get(name)
-        if not url:
-            return None
-        home = os.environ.get("TORCH_HOME", os.path.expanduser("~/.torch"))
-        for sub in ("hub/checkpoints", "models", "checkpoints"):
-            path = os.path.join(home, sub, os.path.basename(url))
-            if os.path.isfile(path):
-                return path
-        return None
+    # -- preprocessing ---------------------------------------------------------------------
+    def resize(self, array, size, interpolation):
+        """HWC uint8 -> HWC uint8 of `size` (width, height): torchvision's tensor resize without antialiasing
+        (adapters/torchvision_io.py), the path pytorch/vision#6506 found apart from Pillow's."""
+        from .torchvision_io import tensor_resize
+        return tensor_resize(self.torch, self.torchvision, array, size, interpolation)
 
     # -- running -------------------------------------------------------------------------
     def staging(self, shape):
@@ -288,12 +276,3 @@ def _parameters(factory):
     if any(p.kind == p.VAR_KEYWORD for p in params.values()):
         names.add("**")
     return names
-
-
-def _weights_enum_prefix(name):
-    special = {"inception_v3": "Inception_V3", "mobilenet_v2": "MobileNet_V2", "densenet121": "DenseNet121"}
-    if name in special:
-        return special[name]
-    if name.startswith("resnet"):
-        return "ResNet" + name[len("resnet"):]
-    return name.capitalize()
