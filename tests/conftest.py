@@ -39,3 +39,11 @@ def sample():
 def _unsaved_results_elsewhere(tmp_path_factory, monkeypatch):
     """A test's results never land in, nor are read from, the user's own ~/.cache/dlmatrix/unsaved."""
     monkeypatch.setenv("DLMATRIX_UNSAVED", str(tmp_path_factory.mktemp("unsaved")))
+
+
+@pytest.fixture(autouse=True)
+def _crops_elsewhere(tmp_path_factory, monkeypatch):
+    """Error cells of a test decode into a crop cache of the test session's, not the user's ~/.cache/dlmatrix/crops
+    (shared within the session: the slow runs reuse each other's crops as a user's runs would). A test of the
+    default location removes the variable itself."""
+    monkeypatch.setenv("DLMATRIX_CACHE", str(tmp_path_factory.getbasetemp() / "crops"))

@@ -53,8 +53,9 @@ def _evaluations_line(answer):
     rule = answer.get("pair_rule") or {}
     aim = "came closest to the published number" if answer["published"] is not None else "moved the error most"
     if e["pairs"]:
-        pairs = ("{} pairs of the (at most {}) axes that {}: each axis's closest variant with each of the other's "
-                 "(at most {})".format(e["pairs"], rule.get("axes", 3), aim, rule.get("values", 3)))
+        pairs = ("{} pair{} of the (at most {}) axes that {}: each axis's closest variant with each of the other's "
+                 "(at most {})".format(e["pairs"], "" if e["pairs"] == 1 else "s", rule.get("axes", 3), aim,
+                                       rule.get("values", 3)))
     elif not rule.get("axes", 3):
         pairs = "no pairs (--pair-axes 0)"
     else:
