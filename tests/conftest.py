@@ -47,3 +47,16 @@ def _crops_elsewhere(tmp_path_factory, monkeypatch):
     (shared within the session: the slow runs reuse each other's crops as a user's runs would). A test of the
     default location removes the variable itself."""
     monkeypatch.setenv("DLMATRIX_CACHE", str(tmp_path_factory.getbasetemp() / "crops"))
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's chromium for the browser tests; skipped where absent unless DLMATRIX_REQUIRE_BROWSER=1 (CI)."""
+    from .browser import find_chromium
+
+    path = find_chromium()
+    if path is None:
+        if os.environ.get("DLMATRIX_REQUIRE_BROWSER") == "1":
+            pytest.fail("DLMATRIX_REQUIRE_BROWSER=1 but there is no chromium here (bash tests/browser-up.sh)")
+        pytest.skip("no chromium here (bash tests/browser-up.sh installs it)")
+    return path

@@ -100,52 +100,69 @@ def test_explain_names_the_planted_variant(row, tmp_path, monkeypatch):
     assert "| 1 | {} |".format(planted) in markdown and "Made by `python -m runner explain" in markdown
 
 
-@pytest.mark.slow
-def test_run_explain_sweeps_a_cell_that_differs_and_the_report_shows_it(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def explained_run(tmp_path_factory):
     """A weights file (a seeded network saved by the row's own torch) is "the published weights" to the matrix, so
-    its error cell is judged against the published number, differs, and `run --explain` sweeps it; the report
-    shows the answer under the Findings. `report` alone shows it again."""
+    its error cell is judged against the published number, differs, and `run --explain` sweeps it."""
     sample = sample_dir()
     if sample is None:
         pytest.skip("the ImageNet val sample (../shared/data/imagenet-val-sample) is not here")
-    monkeypatch.setenv("DLMATRIX_CACHE", str(tmp_path / "crops"))
     import hashlib
     import subprocess
 
+    work = tmp_path_factory.mktemp("run-explain")
     common = ["--env", "torch-current", "--model", "mobilenet_v2", "--imagenet", str(sample), "--limit", "8",
-              "--suite", "error", "--results-dir", str(tmp_path / "results"), "--reports-dir", str(tmp_path / "reports")]
+              "--suite", "error", "--results-dir", str(work / "results"), "--reports-dir", str(work / "reports")]
     code, out = run_cli(["run", "--matrix", str(ROOT / "matrix.toml"), "--weights", "random", "--run", "build"] + common)
     assert code == 0, out
-    (built,) = [json.loads(p.read_text()) for p in (tmp_path / "results" / "build").glob("*.json")]
+    (built,) = [json.loads(p.read_text()) for p in (work / "results" / "build").glob("*.json")]
     python = built["provenance"]["python"]["executable"]  # the row's environment
-    weights = tmp_path / "mobilenet_v2.pth"
+    weights = work / "mobilenet_v2.pth"
     subprocess.run([python, "-c", "import sys, torch, torchvision; torch.manual_seed(0); "
                     "torch.save(torchvision.models.mobilenet_v2().state_dict(), sys.argv[1])", str(weights)], check=True)
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     entry = '[models.mobilenet_v2.torchvision]\nname = "mobilenet_v2"\n'
     text = (ROOT / "matrix.toml").read_text()
     assert entry in text
-    matrix = tmp_path / "matrix.toml"
+    matrix = work / "matrix.toml"
     matrix.write_text(text.replace(entry, entry + 'weights_file = {{ path = "{}", sha256 = "{}" }}\n'.format(
         weights, digest)))
-    (tmp_path / "locks").symlink_to(ROOT / "locks")
-
+    (work / "locks").symlink_to(ROOT / "locks")
     code, out = run_cli(["run", "--matrix", str(matrix), "--weights", "file", "--run", "file", "--explain"] + common)
     assert code == 0, out
-    folder = tmp_path / "reports" / "explain" / "torch-current-mobilenet_v2"
+    return {"work": work, "matrix": matrix, "report": work / "reports" / "file"}
+
+
+@pytest.mark.slow
+def test_run_explain_sweeps_a_cell_that_differs_and_the_report_shows_it(explained_run):
+    """The answer is written where `explain` writes it, and report.md and report.html show it under the Findings;
+    `report` alone shows it again."""
+    work, matrix = explained_run["work"], explained_run["matrix"]
+    folder = work / "reports" / "explain" / "torch-current-mobilenet_v2"
     answer = json.loads((folder / "explain.json").read_text())
     assert answer["weights"] == "file" and answer["dataset"]["images"] == 8 and not answer["recentred"]
     assert answer["reference"] == "published" and answer["published"]["top1_error"] > 20
-    report = (tmp_path / "reports" / "file" / "report.md").read_text()
+    report = (explained_run["report"] / "report.md").read_text()
     why = report[report.index("### Why they differ"):report.index("## Verdicts")]
     assert "**torch-current mobilenet_v2**: {}: ".format(answer["status"]) in why
     assert "(../explain/torch-current-mobilenet_v2/explain.md)" in why and "| 1 | " in why
     assert "**differs** torchvision mobilenet_v2" in report[:report.index("### Why they differ")]
-    html = (tmp_path / "reports" / "file" / "report.html").read_text()
+    html = (explained_run["report"] / "report.html").read_text()
     assert '<div id="explain">' in html and html.index('<div id="explain">') < html.index('<section id="verdicts">')
 
-    (tmp_path / "reports" / "file").rename(tmp_path / "reports" / "first")
-    code, out = run_cli(["report", "--matrix", str(matrix), "--run", "file", "--results-dir", str(tmp_path / "results"),
-                         "--reports-dir", str(tmp_path / "reports")])
+    (explained_run["report"] / "report.md").unlink()
+    code, out = run_cli(["report", "--matrix", str(matrix), "--run", "file", "--results-dir", str(work / "results"),
+                         "--reports-dir", str(work / "reports")])
     assert code == 0, out
-    assert why in (tmp_path / "reports" / "file" / "report.md").read_text()
+    assert why in (explained_run["report"] / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_the_explain_section_opens_clean_in_chromium(explained_run, chromium, tmp_path):
+    from runner.report.html import expected_sections
+
+    from .report_browser import open_report
+
+    check = open_report(explained_run["report"] / "report.html", expected_sections(["torchvision"]), tmp_path)
+    assert check.failures() == []
+    assert "Why they differ: the preprocessing sweep" in check.text and "torch-current mobilenet_v2" in check.text

@@ -8,7 +8,6 @@ the probe's own telemetry.csv format (write_series) and the summary its summaris
 
 import base64
 import html
-import os
 import re
 import xml.etree.ElementTree as ElementTree
 
@@ -19,7 +18,6 @@ from runner.probe.telemetry_summary import summarise, write_series
 from runner.report import write_report
 from runner.report.html import expected_sections
 
-from .browser import find_chromium
 from .matrices import REAL
 from .report_browser import open_report, small_real_run
 
@@ -32,16 +30,6 @@ REASONS = {  # every status a cell can end with but ok, each with the kind of re
     "out_of_memory": "killed for memory (memory_limit 8g)",
     "interrupted": "stopped by the user (Ctrl-C) before the cell finished",
 }
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    path = find_chromium()
-    if path is None:
-        if os.environ.get("DLMATRIX_REQUIRE_BROWSER") == "1":
-            pytest.fail("DLMATRIX_REQUIRE_BROWSER=1 but there is no chromium here (bash tests/browser-up.sh)")
-        pytest.skip("no chromium here (bash tests/browser-up.sh installs it)")
-    return path
 
 
 def _series(peak_util, peak_power):

@@ -5,11 +5,13 @@ import io
 import os
 
 from ..explain.table import COLUMNS, rows
-from .html_table import esc
+from .html_table import esc, table
 
 SHOWN = 5  # variants of each answer shown here; explain.md beside it holds them all
 # The table's columns kept here: the variant, its error, its distance to the published number, whether inside.
 KEPT = [COLUMNS.index(name) for name in ("#", "Variant", "Top-1 % (95% CI)", "Top-1 - published", "Inside")]
+KINDS = {"#": "number", "Variant": "text", "Top-1 % (95% CI)": "number", "Top-1 - published": "number",
+         "Inside": "text"}
 
 INTRO = ("For each error cell whose reproduced error differs from the published one, a sweep of its preprocessing "
          "on the cell's own images and weights (`runner explain`; `run --explain` runs it): the official recipe, one "
@@ -61,9 +63,9 @@ def render_html(entries, report_dir):
             continue
         out.append('<p>{}: {}: {} (<a href="{}">explain.md</a>)</p>'.format(
             title, esc(answer["status"]), esc(answer["verdict"]), esc(_link(entry, report_dir))))
-        out.append('<table class="sortable"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>'.format(
-            "".join("<th>{}</th>".format(esc(COLUMNS[i])) for i in KEPT),
-            "".join("<tr>{}</tr>".format("".join("<td>{}</td>".format(esc(cell)) for cell in row))
-                    for row in _table(answer))))
+        # the page's sortable table (its script sorts "number" columns on the number each cell starts with)
+        out.append(table("explain-{}-{}".format(result["environment"], result["model"]),
+                         [(esc(COLUMNS[i]), KINDS[COLUMNS[i]]) for i in KEPT],
+                         [[esc(cell) for cell in row] for row in _table(answer)]))
     out.append("</div>")
     return "\n".join(out)
