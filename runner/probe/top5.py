@@ -19,7 +19,8 @@ def best_classes(logits, k=5):
     if neg.shape[1] <= k:
         return np.argsort(neg, axis=1, kind="mergesort")[:, :k]
     kth = np.partition(neg, k - 1, axis=1)[:, k - 1:k]
-    rows, cols = np.nonzero(neg <= kth)  # row by row, each row's classes in index order
+    with np.errstate(invalid="ignore"):  # NaN compares with nothing, silently: those rows go below
+        rows, cols = np.nonzero(neg <= kth)  # row by row, each row's classes in index order
     counts = np.bincount(rows, minlength=len(neg))
     order = np.lexsort((cols, neg[rows, cols], rows))  # by row, then value, then class index
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
