@@ -5,10 +5,10 @@
     FOLDER/locks/KEY.lock                 flock held by the one cell that builds KEY; the others wait, then read
     FOLDER/digests/ROOT.json              the val set's file digests, by (size, mtime, inode): hashed once
 
-KEY is a hash of everything that determines the pixels: the images' sha256 digests in order, the recipe's
-resize and crop fields (not its normalisation, which runs after the cache), Pillow and its libjpeg and
-zlib, the framework's version where its own resize is used, and the machine architecture (libjpeg-turbo
-has SIMD code per architecture). Cells of other models, re-runs and other rows with the same key read
+KEY is a hash of everything that determines the pixels (runner/probe/crop_key.py): the images' sha256
+digests in order, the recipe's decode, resize and crop fields (not its normalisation, which runs after the
+cache), Pillow and its libjpeg and zlib, the framework's version where its own decoder or resize is used,
+and the machine architecture (libjpeg-turbo has SIMD code per architecture). Cells of other models, re-runs and other rows with the same key read
 the crops instead of decoding. The manifest holds each crop's sha256: a reader checks every crop before
 it is used, and a damaged entry is rebuilt (runner/probe/crop_source.py).
 
@@ -20,54 +20,16 @@ recently used entries that no cell is building are removed.
 import errno
 import fcntl
 import hashlib
-import json
 import os
-import platform
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .crop_key import FORMAT
 from .decode_pool import CropFile
-from .decoders import FRAMEWORK_DECODERS
 from .jsonio import read_json, write_json_atomic
-
-FORMAT = 1
-PIXEL_FIELDS = ("resize", "crop", "interpolation", "resize_mode", "crop_offset", "resize_with", "decoder")
-
-
-def pixel_libraries(recipe, adapter):
-    """What decodes and resizes: the libraries and versions whose output the crops are."""
-    from PIL import Image
-    import PIL
-
-    libraries = {"pillow": PIL.__version__, "libjpeg": getattr(Image.core, "jpeglib_version", None),
-                 "zlib": getattr(Image.core, "zlib_version", None), "machine": platform.machine()}
-    if recipe.resize_with == "framework":
-        libraries["resize"] = {"framework": adapter.name, "versions": adapter.versions()}
-    if recipe.decoder in FRAMEWORK_DECODERS:
-        libraries["decoder"] = {"framework": adapter.name, "versions": adapter.versions()}
-    elif recipe.decoder == "opencv":
-        import cv2
-
-        libraries["decoder"] = {"opencv": cv2.__version__}
-    return libraries
-
-
-def key_content(rels, digests, recipe, adapter):
-    listing = "".join("{}\t{}\n".format(rel, digest) for rel, digest in zip(rels, digests))
-    return {"format": FORMAT, "count": len(rels), "images_sha256": hashlib.sha256(listing.encode("utf-8")).hexdigest(),
-            # Pillow decodes unless the recipe says otherwise: left out then, so earlier entries keep their keys
-            "recipe": {field: getattr(recipe, field) for field in PIXEL_FIELDS
-                       if field != "decoder" or recipe.decoder != "pillow"},
-            "libraries": pixel_libraries(recipe, adapter)}
-
-
-def content_key(content):
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
-
 
 def sha256_file(path):
     digest = hashlib.sha256()

@@ -12,7 +12,8 @@ import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .crop_cache import CropCache, content_key, key_content
+from .crop_cache import CropCache
+from .crop_key import content_key, key_content
 from .decode_pool import Batch, CropFile, crop_batches
 
 

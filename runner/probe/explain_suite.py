@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from .crop_cache import PIXEL_FIELDS
+from .crop_key import PIXEL_FIELDS
 from .crop_source import input_batches
 from .error_suite import batch_ranges, image_accounting, input_workers
 from .decoders import resize_unavailable, unavailable

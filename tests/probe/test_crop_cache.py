@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from runner.probe.crop_cache import CropCache, content_key, key_content
+from runner.probe.crop_cache import CropCache
+from runner.probe.crop_key import content_key, key_content
 from runner.probe.dataset import open_dataset
 from runner.probe.preprocess import Recipe, crop_file
 

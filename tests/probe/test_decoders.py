@@ -5,7 +5,7 @@ exactly as the probe's own process does; a decoder the row lacks is said, not us
 import numpy as np
 import pytest
 
-from runner.probe.crop_cache import key_content
+from runner.probe.crop_key import key_content
 from runner.probe.dataset import open_dataset
 from runner.probe.decoders import resize_unavailable, unavailable
 from runner.probe.preprocess import Recipe, crop_file, load_rgb, open_checked
