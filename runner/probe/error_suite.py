@@ -33,6 +33,14 @@ def device_conversion(adapter, recipe, params):
     return make(recipe) if make is not None else None
 
 
+def _predict_now(adapter):
+    """predict_later for an adapter without one: the logits are made now and handed over when asked."""
+    def later(model, batch):
+        logits = adapter.predict(model, batch)
+        return lambda: logits
+    return later
+
+
 def batch_ranges(count, batch_size):
     return [(start, min(start + batch_size, count)) for start in range(0, count, batch_size)]
 
@@ -67,8 +75,7 @@ def run_error_suite(adapter, model, recipe, dataset, params, out_dir, crop_cache
                             prefetch, crop_cache, out_dir, cache)
     converter = Converter(recipe, conversion_threads(params.get("convert_threads", 0)),
                           staging=getattr(adapter, "staging", None), on_device=device_conversion(adapter, recipe, params))
-    later = getattr(adapter, "predict_later", None) or (lambda m, b: (lambda logits: lambda: logits)(
-        adapter.predict(m, b)))
+    later = getattr(adapter, "predict_later", None) or _predict_now(adapter)
     pending, timing = None, {"model_s": 0.0}  # pending: the batch whose logits are still on their way
 
     def rank(start, kept, logits):
