@@ -3,7 +3,8 @@ and how each answer, or why there is none, shows under the report's Findings."""
 
 import json
 
-from runner.explain.gaps import answer_folder, explain_gaps, explanations, gaps, request_for
+from runner.explain.gaps import explain_gaps, explanations, gaps, request_for
+from runner.explain.run import answer_folder
 from runner.explain.ranking import rank, verdict as explain_verdict
 from runner.report.explanations import SHOWN, render_html, render_markdown
 from runner.report.findings import render_findings

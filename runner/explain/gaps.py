@@ -9,10 +9,10 @@ their results already.
 """
 
 import os
-from pathlib import Path
 
 from ..errors import UserError
 from ..probe.jsonio import read_json
+from .run import ExplainFailed, ExplainRequest, answer_folder, run_explain
 
 EXPLAIN_BACKENDS = ("venv", "local")
 
@@ -26,27 +26,18 @@ def gaps(judgement, results):
             if verdict.kind == "published" and verdict.verdict == "differs" and verdict.cells[0] in by_id]
 
 
-def answer_folder(reports_dir, environment, model):
-    return Path(reports_dir) / "explain" / "{}-{}".format(environment, model)
-
-
-def request_for(result, pair_axes=3, pair_values=3):
+def request_for(result):
     """The explain request that sweeps the cell's own images, weights, seed, device and threads."""
-    from .run import ExplainRequest
-
     provenance = result.get("provenance") or {}
     dataset = provenance.get("dataset") or {}
     return ExplainRequest(env=result["environment"], model=result["model"], imagenet=dataset.get("root"),
                           labels_file=dataset.get("labels_file"), limit=dataset.get("limit") or None,
                           weights=(provenance.get("weights") or {}).get("source"), seed=provenance.get("seed"),
-                          device=provenance.get("device_requested"), threads=provenance.get("threads_requested"),
-                          pair_axes=pair_axes, pair_values=pair_values)
+                          device=provenance.get("device_requested"), threads=provenance.get("threads_requested"))
 
 
 def explain_gaps(matrix, judgement, results, backend, env_dir, reports_dir, say):
     """Run the explain cell of every gap; returns {(row, model): the reason} for those that could not run."""
-    from .run import ExplainFailed, run_explain
-
     failed = {}
     found = gaps(judgement, results)
     if found:

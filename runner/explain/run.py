@@ -106,11 +106,15 @@ def plan_explain(matrix, request, say):
     return explain_cell, published, reference
 
 
+def answer_folder(reports_dir, environment, model):
+    """Where the answer of (row, model) is written: REPORTS_DIR/explain/<row>-<model>/."""
+    return Path(reports_dir) / "explain" / "{}-{}".format(environment, model)
+
+
 def run_explain(matrix, request, backend_name, env_dir, reports_dir, say, command=None):
     """Plan, run and rank; returns (answer, markdown path, json path)."""
     cell, published, reference = plan_explain(matrix, request, say)
-    out = make_folder(Path(reports_dir) / "explain" / "{}-{}".format(cell.environment.name, cell.model.key),
-                      flag="--reports-dir")
+    out = make_folder(answer_folder(reports_dir, cell.environment.name, cell.model.key), flag="--reports-dir")
     variants = cell.params["variants"]
     say("explain {} {}: the official recipe ({}), {} single-axis variants, then up to {} pairs, on {} images; "
         "weights {}".format(cell.environment.name, cell.model.key, cell.variant.preprocess.name, len(variants),
