@@ -43,12 +43,31 @@ def _ldconfig_names():
     return set()
 
 
-def check_gpu(cells, backend_name, say, gpu=None, libraries=missing_libraries):
+def no_gpu_here(gpu, executor, driver_node="/dev/nvidiactl"):
+    """Why no cell can use CUDA on this host, or None. Only where the cells run here (the local executor: a Slurm
+    login node has no GPU and its compute nodes do) and only when NVML cannot start and the NVIDIA driver's
+    control device is absent: a loaded driver makes it, on the host and in every container given a GPU."""
+    if executor != "local" or not gpu.get("unavailable") or os.path.exists(driver_node):
+        return None
+    return ("this host has no NVIDIA GPU driver ({}; no {}): DEVICE=cuda needs an NVIDIA GPU and its driver; "
+            "run DEVICE=cpu here, or on a GPU host (or --executor slurm for a cluster's GPU nodes)").format(
+                gpu["unavailable"], driver_node)
+
+
+def check_gpu(cells, backend_name, say, gpu=None, libraries=missing_libraries, executor="local",
+              driver_node="/dev/nvidiactl"):
     """`cells` with those that cannot run on this GPU marked incompatible; says one line per row."""
     gpu_cells = [cell for cell in cells if cell.device.startswith("cuda") and not cell.skip_reason]
     if not gpu_cells:
         return cells
     gpu = gpu if gpu is not None else read_gpu(gpu_cells[0].device)
+    absent = no_gpu_here(gpu, executor, driver_node)
+    if absent:
+        # Every GPU build would be downloaded (GBs) only for each cell to fail loading the CUDA runtime.
+        say("GPU check: {}; its {} GPU cells are incompatible, no GPU build is made".format(
+            absent, len(gpu_cells)))
+        checked = {cell.id for cell in gpu_cells}
+        return [replace(cell, incompatible=absent) if cell.id in checked else cell for cell in cells]
     if gpu.get("unavailable"):
         say("GPU check: {}; each cell checks its build when it starts".format(gpu["unavailable"]))
         return cells

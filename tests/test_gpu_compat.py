@@ -138,13 +138,31 @@ def test_a_venv_host_without_the_builds_system_libraries_is_told_which_and_where
     assert cell.incompatible is None
 
 
-def test_cpu_cells_and_an_unreadable_gpu_pass_unchanged():
+def test_cpu_cells_and_an_unreadable_gpu_pass_unchanged(tmp_path):
     cpu = gpu_cells(("tf-1.13",), device="cpu")
     assert check_gpu(cpu, "venv", lambda line: None, gpu=H200) == cpu
     said = []
     cuda = gpu_cells(("tf-1.13",))
-    assert check_gpu(cuda, "venv", said.append, gpu={"unavailable": "NVML cannot start"}) == cuda
+    driver = tmp_path / "nvidiactl"  # the driver is loaded, NVML still cannot tell: the cells find out
+    driver.touch()
+    assert check_gpu(cuda, "venv", said.append, gpu={"unavailable": "NVML cannot start"}, driver_node=str(driver)) \
+        == cuda
     assert "each cell checks its build when it starts" in said[0]
+
+
+def test_a_host_without_an_nvidia_driver_marks_every_gpu_cell_incompatible_before_building(tmp_path):
+    cells = gpu_cells(("tf-1.13", "mxnet-1.5")) + gpu_cells(("torch-1.0",), device="cpu")
+    unavailable = {"unavailable": "NVML cannot start: NVML Shared Library Not Found"}
+    said = []
+    marked = check_gpu(cells, "venv", said.append, gpu=unavailable, driver_node=str(tmp_path / "nvidiactl"))
+    assert [cell.incompatible is not None for cell in marked] == [True, True, False]
+    assert marked[0].incompatible.startswith("this host has no NVIDIA GPU driver (NVML cannot start: NVML Shared "
+                                             "Library Not Found; no {}/nvidiactl)".format(tmp_path))
+    assert said == ["GPU check: {}; its 2 GPU cells are incompatible, no GPU build is made".format(
+        marked[0].incompatible)]
+    # A Slurm login node has no GPU; its compute nodes do: the cells check there.
+    assert check_gpu(cells, "venv", said.append, gpu=unavailable, executor="slurm",
+                     driver_node=str(tmp_path / "nvidiactl")) == cells
 
 
 def test_missing_libraries_looks_in_ldconfig_and_the_library_path(tmp_path):
