@@ -60,13 +60,13 @@ def check_gpu(cells, backend_name, say, gpu=None, libraries=missing_libraries, e
     gpu_cells = [cell for cell in cells if cell.device.startswith("cuda") and not cell.skip_reason]
     if not gpu_cells:
         return cells
+    checked = {cell.id for cell in gpu_cells}
     gpu = gpu if gpu is not None else read_gpu(gpu_cells[0].device)
     absent = no_gpu_here(gpu, executor, driver_node)
     if absent:
         # Every GPU build would be downloaded (GBs) only for each cell to fail loading the CUDA runtime.
         say("GPU check: {}; its {} GPU cells are incompatible, no GPU build is made".format(
             absent, len(gpu_cells)))
-        checked = {cell.id for cell in gpu_cells}
         return [replace(cell, incompatible=absent) if cell.id in checked else cell for cell in cells]
     if gpu.get("unavailable"):
         say("GPU check: {}; each cell checks its build when it starts".format(gpu["unavailable"]))
@@ -92,7 +92,6 @@ def check_gpu(cells, backend_name, say, gpu=None, libraries=missing_libraries, e
         say("GPU check, {} on {} ({}): {}{}".format(env.name, gpu["name"], "sm_{}{}".format(*gpu["capability"]),
                                                     verdict["status"], ": " + verdict["reason"]
                                                     if verdict["status"] != "ok" else ""))
-    checked = {cell.id for cell in gpu_cells}
     marked = []
     for cell in cells:
         verdict = verdicts[cell.environment.name] if cell.id in checked else None

@@ -72,7 +72,8 @@ def run_matrix(settings, options, out):
         # A container's own cache would vanish with it: downloads happen once per host instead.
         options = replace(options, weights_cache=os.path.join(default_cache_home(), "weights"))
     cells = plan_cells(matrix, options)
-    cells = check_gpu(cells, settings.backend, say, executor=settings.executor)  # a build that cannot run on this GPU: incompatible, now
+    # A build that cannot run on this GPU (or a host with no GPU driver): incompatible, now.
+    cells = check_gpu(cells, settings.backend, say, executor=settings.executor)
     if settings.show_plan:
         for line in plan_table(cells):
             say(line)

@@ -49,6 +49,20 @@ def _crops_elsewhere(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("DLMATRIX_CACHE", str(tmp_path_factory.getbasetemp() / "crops"))
 
 
+def docker_client_or_skip():
+    """A client of the Docker engine that answers; skipped where none does, failed where DLMATRIX_REQUIRE_DOCKER=1
+    (CI, after docker/engine-up.sh)."""
+    docker = pytest.importorskip("docker")
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        if os.environ.get("DLMATRIX_REQUIRE_DOCKER") == "1":
+            pytest.fail("DLMATRIX_REQUIRE_DOCKER=1 but no Docker engine answers: {}".format(exc))
+        pytest.skip("no Docker engine here ({})".format(exc))
+    return client
+
+
 @pytest.fixture(scope="module")
 def chromium():
     """Debian's chromium for the browser tests; skipped where absent unless DLMATRIX_REQUIRE_BROWSER=1 (CI)."""

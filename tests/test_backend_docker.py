@@ -30,7 +30,7 @@ from runner.errors import UserError
 from runner.matrix import load_matrix
 from runner.storage import lock_holder
 
-from .conftest import ROOT
+from .conftest import ROOT, docker_client_or_skip
 from .faults import fault_case
 from .matrices import FAST_SUITES, write_matrix
 
@@ -112,14 +112,7 @@ def test_docker_matrix_keys_are_validated(tmp_path):
 
 @pytest.fixture(scope="module")
 def engine():
-    docker = pytest.importorskip("docker")
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        if os.environ.get("DLMATRIX_REQUIRE_DOCKER") == "1":
-            pytest.fail("DLMATRIX_REQUIRE_DOCKER=1 but no Docker engine answers: {}".format(exc))
-        pytest.skip("no Docker engine here ({})".format(exc))
+    client = docker_client_or_skip()
     code, out = run_cli(["docker-base"])  # the project's own base: debootstrap + import, once per host
     assert code == 0, out
     return client

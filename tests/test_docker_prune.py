@@ -13,6 +13,8 @@ import pytest
 
 from runner.backends.docker_prune import Tagged, prune_images, stale
 
+from .conftest import docker_client_or_skip
+
 
 def tagged(tag, created, base="dlmatrix-base:bookworm", image_id=None):
     row = tag.split("/", 1)[1].rsplit(":", 1)[0]
@@ -38,15 +40,7 @@ def test_the_newest_image_of_each_row_and_base_stays_and_rows_gone_from_the_matr
 
 @pytest.fixture(scope="module")
 def client():
-    docker = pytest.importorskip("docker")
-    try:
-        engine = docker.from_env()
-        engine.ping()
-    except docker.errors.DockerException as exc:
-        if os.environ.get("DLMATRIX_REQUIRE_DOCKER") == "1":
-            pytest.fail("DLMATRIX_REQUIRE_DOCKER=1 but no Docker engine answers: {}".format(exc))
-        pytest.skip("no Docker engine here ({})".format(exc))
-    return engine
+    return docker_client_or_skip()
 
 
 def build(client, tag, build_dir, base):

@@ -11,11 +11,10 @@ import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from .conftest import sample_dir
+from .conftest import docker_client_or_skip, sample_dir
 from .matrices import ROOT
 
 pytestmark = pytest.mark.slow
@@ -79,10 +78,6 @@ def as_run_here(command):
 COMMANDS = readme_commands((ROOT / "README.md").read_text())
 
 
-def engine_answers():
-    return shutil.which("docker") is not None and subprocess.run(["docker", "info"], capture_output=True).returncode == 0
-
-
 def git_status(folder):
     return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=str(folder),
                           capture_output=True, text=True, check=True).stdout
@@ -121,8 +116,8 @@ def test_every_readme_command_is_run_here_or_says_why_not():
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c not in NOT_RUN], ids=lambda c: c.split("\n")[0][:70])
 def test_a_readme_command_runs_and_leaves_git_status_clean(checkout, command):
-    if command in NEEDS_DOCKER and os.environ.get("DLMATRIX_REQUIRE_DOCKER") != "1" and not engine_answers():
-        pytest.skip("no Docker engine here (bash docker/engine-up.sh)")
+    if command in NEEDS_DOCKER:
+        docker_client_or_skip()
     # As from the reader's shell: not the make (or tox) that runs these tests.
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "VIRTUAL_ENV")}
     done = subprocess.run(["bash", "-c", as_run_here(command)], cwd=str(checkout), env=env, capture_output=True,
