@@ -33,7 +33,7 @@ endif
 # ARGS included.
 CELL_ARGS = --device $(DEVICE) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(IMAGENET),--imagenet $(IMAGENET)) $(if $(LIMIT),--limit $(LIMIT))
 
-.PHONY: matrix plan report test failures-table host-lock bench bench-overhead bench-nvml bench-eval setup clean
+.PHONY: matrix plan report test test-host test-probes failures-table host-lock bench bench-overhead bench-nvml bench-eval setup clean
 
 # BACKEND=docker first makes sure the CPU base image exists (debootstrap; no registry needed).
 matrix: $(VENV)/.ready
@@ -47,8 +47,31 @@ report: $(VENV)/.ready
 	$(PY) -m runner report --run $(RUN)
 
 # The probe envs build each row through the host package (python -m runner env): DLMATRIX_HOST_PY.
+TOX = DLMATRIX_HOST_PY=$(abspath $(PY)) DLMATRIX_SAMPLE=$${DLMATRIX_SAMPLE:-$(abspath ../shared/data/imagenet-val-sample)} \
+      $(VENV)/bin/tox
+PROBE_ENVS = $(shell sed -n 's/^\[testenv:\(probe-[a-z0-9]*\)\]$$/\1/p' tox.ini | paste -sd, -)
+# TEST_JOBS=2: the host's tests run beside the eight probe envs (one after another), about as long
+# together; much of each is waiting (imports, subprocesses, builds, containers), so the two share a
+# 2-core machine well. The probe envs print as they go; the host's output is kept in .tox/host.log
+# and shown when it ends. TEST_JOBS=1 runs every env in turn; ARGS="-e probe-tf113" runs those tox
+# arguments instead. tox's own `tox p` is not used: where CI is detected it ignores its -p limit.
+TEST_JOBS ?= 2
 test: $(VENV)/.ready
-	DLMATRIX_HOST_PY=$(abspath $(PY)) DLMATRIX_SAMPLE=$${DLMATRIX_SAMPLE:-$(abspath ../shared/data/imagenet-val-sample)} $(VENV)/bin/tox $(ARGS)
+ifneq ($(strip $(ARGS)),)
+	$(TOX) $(ARGS)
+else ifeq ($(TEST_JOBS),1)
+	$(TOX)
+else
+	$(MAKE) --no-print-directory -j 2 test-host test-probes
+endif
+
+test-host: $(VENV)/.ready
+	@mkdir -p .tox && echo "host tests: beside the probe envs; their output goes to .tox/host.log and is shown when they end"
+	@start=$$SECONDS; $(TOX) -e host > .tox/host.log 2>&1; status=$$?; cat .tox/host.log; \
+	    echo "host tests: exit $$status after $$((SECONDS - start)) s"; exit $$status
+
+test-probes: $(VENV)/.ready
+	$(TOX) -e $(PROBE_ENVS)
 
 # README's "Failures and bad input" table, made from the fault tests (all of them, slow and docker ones too).
 failures-table: $(VENV)/.ready

@@ -18,6 +18,7 @@ from .progress import plan_table, say as _say
 from .plan import Options, plan_cells, resolve_auto_weights
 from .gpu_check import check_gpu
 from .pipeline import RunSettings, run_matrix
+from .report import report_files
 from .cli_slurm import add_run_flags, add_slurm_parsers, cmd_cell, cmd_status, slurm_overrides
 from .cli_judge import add_judge_parsers, cmd_bisect, cmd_compare, open_run
 from .explain.cli import add_explain_parser, cmd_explain
@@ -100,7 +101,7 @@ def build_parser():
     add_judge_parsers(sub, _common)
     add_explain_parser(sub, _common)
 
-    report = sub.add_parser("report", help="write reports/<run>/report.{md,csv,json} from results/<run>/")
+    report = sub.add_parser("report", help="write reports/<run>/report.{html,md,csv,json} from results/<run>/")
     _common(report)
     report.add_argument("--run", dest="run_name", required=True, help="the run to report (a folder in results/)")
     report.add_argument("--results-dir", default="results")
@@ -149,13 +150,13 @@ def cmd_run(args, out):
         slurm=slurm_overrides(args), show_plan=args.show_plan, explain=args.explain)
     summary = run_matrix(settings, options, sys.stderr)
     if summary.submitted:
-        out.write("{} cells: {} left running in Slurm, the other {} have results; `python -m runner status --run {}` "
+        out.write("{} cells: {} left running in Slurm, the other {} have results; `dlmatrix status --run {}` "
                   "shows them, and the same command again, once they have ended, collects them and writes the "
                   "report\n".format(summary.total, summary.submitted, summary.reused, summary.report_dir.name))
         return 0
     out.write("{} cells: {} run now, {} reused; {}; report: {}\n".format(
         summary.total, summary.ran, summary.reused,
-        ", ".join("{} {}".format(v, k) for k, v in sorted(summary.counts.items())), summary.report_dir / "report.md"))
+        ", ".join("{} {}".format(v, k) for k, v in sorted(summary.counts.items())), report_files(summary.report_dir)))
     return 1 if summary.failed else 0
 
 
@@ -195,7 +196,7 @@ def cmd_report(args, out):
     judgement = judge(matrix, store, results, drift=drift)
     report_dir = write_report(matrix, results, problems, drift, Path(args.reports_dir) / args.run_name, args.run_name,
                               judgement, store.root, explanations(judgement, results, args.reports_dir))
-    out.write("report: {}\n".format(report_dir / "report.md"))
+    out.write("report: {}\n".format(report_files(report_dir)))
     return 0
 
 

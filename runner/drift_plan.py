@@ -31,6 +31,27 @@ def plan_drift_loads(matrix, cells, store):
     not); one whose writer has no ok result yet has nothing to load, and its own result says why.
     """
     loads, planned = [], set()
+    for loader, env, writer in _pairs(matrix, cells):
+        result = store.get(writer.id)
+        if result is not None and result["status"] == "ok":
+            load = load_cell(loader, env.name, result, store)
+            if load.id not in planned:  # versions that wrote bit-identical files share one load
+                planned.add(load.id)
+                loads.append(load)
+    return loads
+
+
+def anticipated_loads(matrix, cells, todo_ids):
+    """Before the writers run: one stand-in per load this run will likely add, for the progress's
+    time left. A load is new when its loader or the writer it reads runs now; the stand-in is
+    the loader's own cell (a load evaluates what its writer evaluates). An upper bound: a writer
+    that fails, or two that write the same file, make fewer."""
+    return [loader for loader, env, writer in _pairs(matrix, cells)
+            if loader.id in todo_ids or writer.id in todo_ids]
+
+
+def _pairs(matrix, cells):
+    """(loader, older environment, that environment's writer cell) for every writer drift cell in `cells`."""
     for loader in cells:
         if loader.suite != "drift" or loader.checkpoint is not None or loader.skip_reason:
             continue
@@ -40,10 +61,5 @@ def plan_drift_loads(matrix, cells, store):
             if env.name == loader.environment.name:
                 break
             writer = writers.get((env.name, loader.model.key))
-            result = store.get(writer.id) if writer else None
-            if result is not None and result["status"] == "ok":
-                load = load_cell(loader, env.name, result, store)
-                if load.id not in planned:  # versions that wrote bit-identical files share one load
-                    planned.add(load.id)
-                    loads.append(load)
-    return loads
+            if writer is not None:
+                yield loader, env, writer

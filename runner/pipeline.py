@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .backends import get_backend
 from .backends.base import default_cache_home
-from .drift_plan import plan_drift_loads
+from .drift_plan import anticipated_loads, plan_drift_loads
 from .executors import open_executor
 from .explain.gaps import explain_gaps, explanations
 from .executors.local import make_slots
@@ -22,7 +22,7 @@ from .gpu_check import check_gpu
 from .matrix import load_matrix
 from .plan import plan_cells, resolve_auto_weights
 from .progress import Progress, past_durations, plan_table
-from .report import write_report
+from .report import report_files, write_report
 from .results import FAILED, ResultStore
 from .storage import run_lock
 from .verdicts.drift import compare_versions
@@ -96,15 +96,16 @@ def run_matrix(settings, options, out):
             progress.say("{} cells planned; {} already have results in {}; backend {}".format(
                 len(cells), len(cells) - len(todo), store.root, backend.name))
             progress.plan(todo)
+            progress.expect(anticipated_loads(matrix, cells, {cell.id for cell in todo}))
             left = len(todo) - len(executor.run(todo))  # cells without a result yet: --no-wait leaves them in Slurm
             if settings.no_wait and left:
                 return _left_running(cells, left, Path(settings.reports_dir) / run_name)
             # Then each version loads the checkpoints its older versions wrote (known only now).
             loads = plan_drift_loads(matrix, cells, store)
             load_todo = [cell for cell in loads if _needs_run(store.get(cell.id), settings)]
+            progress.add(len(load_todo), past_durations(settings.results_dir, [cell.id for cell in load_todo]))
+            progress.plan(load_todo)
             if loads:
-                progress.add(len(load_todo))
-                progress.plan(load_todo)
                 progress.say("{} drift loads planned; {} already have results".format(
                     len(loads), len(loads) - len(load_todo)))
             left = len(load_todo) - len(executor.run(load_todo))
@@ -126,7 +127,7 @@ def run_matrix(settings, options, out):
     for cell in cells:
         status = statuses.get(cell.id, "missing")
         counts[status] = counts.get(status, 0) + 1
-    say("report: {}".format(report_dir / "report.md"))
+    say("report: {}".format(report_files(report_dir)))
     return RunSummary(total=len(cells), ran=ran, reused=len(cells) - ran, counts=counts,
                       report_dir=report_dir)
 

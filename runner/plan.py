@@ -162,7 +162,9 @@ def resolve_auto_weights(matrix, options, say, timeout_s=5.0):
 
     if (options.weights or matrix.defaults.weights) != "auto":
         return options
-    hosts = sorted({FRAMEWORKS[env.framework].weights_host for env in matrix.environments})
+    # Only the rows this run selects: a torch-only run needs no answer from MXNet's host.
+    chosen = set(options.environments) or {env.name for env in matrix.environments}
+    hosts = sorted({FRAMEWORKS[env.framework].weights_host for env in matrix.environments if env.name in chosen})
     for host in hosts:
         try:
             socket.create_connection((host, 443), timeout=timeout_s).close()

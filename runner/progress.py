@@ -91,6 +91,7 @@ class Progress:
         self.running = {}  # number -> (cell, started at)
         self.suite_seconds = {}  # suite -> durations of cells that ended ok in this run
         self.pending = []  # cells planned but not started (for the time left)
+        self.expected = []  # stand-ins for drift loads not planned yet (drift_plan.anticipated_loads)
         self.following = None  # (label, log path) of an environment being built
         if live is None:
             live = hasattr(out, "isatty") and out.isatty() and os.environ.get("TERM") != "dumb"
@@ -123,10 +124,18 @@ class Progress:
         with self.lock:
             self.pending.extend(cells)
 
-    def add(self, cells):
+    def expect(self, stand_ins):
+        """Cells that will join later (drift loads, once their checkpoints exist), counted in the time left
+        until `add` replaces them with the real ones."""
+        with self.lock:
+            self.expected = list(stand_ins)
+
+    def add(self, cells, estimates=None):
         """More cells joined the run (drift loads, planned once their checkpoints exist)."""
         with self.lock:
             self.total += cells
+            self.expected = []
+            self.estimates.update(estimates or {})
 
     # -- events --------------------------------------------------------------------------------------
 
@@ -158,11 +167,13 @@ class Progress:
             self.pending = [waiting for waiting in self.pending if waiting.id != cell.id]
             expected = self._estimate(cell)
             left = self._time_left()
+            more = self.total - number
+            loads = " and about {} drift loads".format(len(self.expected)) if self.expected else ""
         hint = []
         if expected is not None:
             hint.append("about {}".format(clock(expected)))
-        if left is not None and self.total - number > 0:
-            hint.append("{} more after it, about {} in all".format(self.total - number, clock(left)))
+        if left is not None and (more > 0 or loads):
+            hint.append("{} more after it{}, about {} in all".format(more, loads, clock(left)))
         self.say("cell {}/{} {} ({}){} ...{}".format(number, self.total, cell.label, cell.id, where,
                                                      " ({})".format("; ".join(hint)) if hint else ""))
         return number
@@ -197,7 +208,7 @@ class Progress:
             expected = self._estimate(cell)
             if expected is not None:
                 parts.append(max(0.0, expected - (time.monotonic() - started)))
-        for cell in self.pending:
+        for cell in self.pending + self.expected:
             expected = self._estimate(cell)
             if expected is None:
                 return None
@@ -213,8 +224,9 @@ class Progress:
             ended = sum(self.statuses.values())
             bad = sum(n for status, n in self.statuses.items() if status not in ("ok", "skipped"))
             left = self._time_left()
-            lines = ["{}/{} cells ended{}, {} left{}; {} elapsed".format(
+            lines = ["{}/{} cells ended{}, {} left{}{}; {} elapsed".format(
                 ended, self.total, " ({} not ok)".format(bad) if bad else "", self.total - ended,
+                " and about {} drift loads to plan".format(len(self.expected)) if self.expected else "",
                 ", about {} to go".format(clock(left)) if left is not None else "",
                 clock(time.monotonic() - self.begin))]
             for number, (cell, started) in sorted(self.running.items()):

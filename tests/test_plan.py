@@ -4,7 +4,7 @@ import pytest
 
 from runner.errors import UserError
 from runner.matrix import load_matrix
-from runner.plan import Options, plan_cells
+from runner.plan import Options, plan_cells, resolve_auto_weights
 from runner.progress import plan_table
 
 from .matrices import REAL, write_matrix
@@ -151,6 +151,26 @@ def test_drift_loads_are_keyed_by_the_checkpoint_digest_not_by_names_or_order(tm
     assert changed.id != loads[("tf-current", "tf-1.13")].id
 
 
+def test_the_loads_to_come_are_anticipated_from_the_cells_that_run_now(imagenet_sample):
+    from runner.drift_plan import anticipated_loads
+
+    matrix = load_matrix(REAL)
+    cells = plan_cells(matrix, Options(weights="random", imagenet=str(imagenet_sample), suites=("drift",),
+                                       environments=("tf-1.13", "tf-2.1", "tf-current"), models=("mobilenet",)))
+    writers = {c.environment.name: c for c in cells}
+    every = anticipated_loads(matrix, cells, {c.id for c in cells})
+    # each version loads every older one's checkpoint: 2.1 loads 1.13; current loads 1.13 and 2.1
+    assert sorted(c.environment.name for c in every) == ["tf-2.1", "tf-current", "tf-current"]
+    assert anticipated_loads(matrix, cells, set()) == []  # all there already: no new load
+    # only tf-1.13 runs anew: both loads of its new checkpoint are new, tf-current's load of 2.1's is not
+    assert sorted(c.environment.name for c in anticipated_loads(matrix, cells, {writers["tf-1.13"].id})) == [
+        "tf-2.1", "tf-current"]
+    full = plan_cells(matrix, Options(weights="random", imagenet=str(imagenet_sample)))
+    # every (version, older version, model): torch 5, TF 18, MXNet 18. The sample run made 33: writers that
+    # skip (ResNet101 in TF 1.13, MobileNetV2 in torchvision 0.2) and bit-identical files make fewer
+    assert len(anticipated_loads(matrix, full, {c.id for c in full})) == 5 + 18 + 18
+
+
 def test_engine_settings_reach_the_probe_spec_and_the_drift_ids():
     matrix = load_matrix(REAL)
     base = plan_cells(matrix, Options(weights="random"))
@@ -180,3 +200,26 @@ def test_gpu_cells_take_the_cuda_throughput_settings_and_their_ids_follow(tmp_pa
     changed = plan_cells(load_matrix(lowered), Options(weights="random", device="cuda:1", suites=("throughput",)))
     assert changed[0].params["min_window_s"] == 1.0 and changed[0].id != gpu[0].id
     assert ids(plan_cells(load_matrix(lowered), Options(weights="random", suites=("throughput",)))) == ids(cpu)
+
+
+def test_weights_auto_asks_only_the_hosts_of_the_selected_rows(monkeypatch):
+    """A torch-only run must not depend on (or mention) MXNet's or TensorFlow's download host."""
+    import socket
+
+    asked, said = [], []
+
+    def refuse(address, timeout=None):
+        asked.append(address[0])
+        raise OSError("unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    matrix = load_matrix(REAL)
+    torch_rows = tuple(e.name for e in matrix.environments if e.framework == "torchvision")
+    options = resolve_auto_weights(matrix, Options(weights="auto", environments=torch_rows), said.append)
+    assert options.weights == "random"
+    assert asked == ["download.pytorch.org"]
+    assert "download.pytorch.org" in said[0] and "amazonaws" not in said[0]
+
+    asked.clear()
+    resolve_auto_weights(matrix, Options(weights="auto"), said.append)
+    assert len(asked) == 1  # the first unreachable host decides; all rows' hosts are candidates

@@ -50,6 +50,22 @@ def test_each_start_line_says_what_the_cell_and_the_rest_should_take():
     assert "cell 2/3 env model error: failed in 41.0 s" in out.getvalue()
 
 
+def test_drift_loads_to_come_count_in_the_time_left_until_the_real_ones_are_planned():
+    out = io.StringIO()
+    writers = [cell("w1", suite="drift"), cell("w2", suite="drift")]
+    progress = Progress(2, out, estimates={"w1": 10, "w2": 20}, live=False)
+    progress.plan(writers)
+    progress.expect([writers[1]])  # w2 will load w1's checkpoint: a load about as long as w2
+    assert progress._time_left() == 50
+    number = progress.start(writers[0])
+    assert out.getvalue().splitlines()[-1].endswith("1 more after it and about 1 drift loads, about 0:00:50 in all)")
+    progress.done(writers[0], result("drift", 10.0), number)
+    progress.done(writers[1], result("drift", 20.0), progress.start(writers[1]))
+    progress.add(1, {"load": 7.0})  # the real load, known from an earlier run
+    progress.plan([cell("load", suite="drift")])
+    assert progress._time_left() == 7.0 and progress.total == 3
+
+
 def test_slots_share_the_time_left():
     progress = Progress(4, io.StringIO(), estimates={c: 100 for c in "abcd"}, live=False, slots=2)
     progress.plan([cell(c) for c in "abcd"])

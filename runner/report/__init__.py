@@ -22,6 +22,11 @@ from .tables import COLUMNS, build_rows
 REPORT_SCHEMA_VERSION = 6  # 2: drift; 3: GPU telemetry, decode/model images/s; 4: engine; 5: verdicts; 6: image accounting
 
 
+def report_files(report_dir):
+    """How a command names the report it wrote: the page to open first, then what lies beside it."""
+    return "{} (report.md, report.csv and report.json beside it)".format(Path(report_dir) / "report.html")
+
+
 def write_report(matrix, results, problems, drift, report_dir, run_name, judgement=None, results_dir=None,
                  explained=()):
     """report.md, report.html (the same with plots, one self-contained page), report.csv (one row per cell and
