@@ -103,7 +103,15 @@ def checkout(tmp_path_factory):
     for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"]):
         subprocess.run(["git"] + args, cwd=str(folder), check=True)
     assert git_status(folder) == ""
+    # The README's first command (make matrix or make test) sets up .venv; the examples after it use
+    # .venv/bin/dlmatrix. Set up here, so each example runs alone too (pytest -k), not only in the README's order.
+    subprocess.run(["make", "setup"], cwd=str(folder), env=readers_env(), check=True, capture_output=True)
     return folder
+
+
+def readers_env():
+    """As from the reader's shell: not the make (or tox) that runs these tests."""
+    return {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "VIRTUAL_ENV")}
 
 
 def test_every_readme_command_is_run_here_or_says_why_not():
@@ -118,9 +126,7 @@ def test_every_readme_command_is_run_here_or_says_why_not():
 def test_a_readme_command_runs_and_leaves_git_status_clean(checkout, command):
     if command in NEEDS_DOCKER:
         docker_client_or_skip()
-    # As from the reader's shell: not the make (or tox) that runs these tests.
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "VIRTUAL_ENV")}
-    done = subprocess.run(["bash", "-c", as_run_here(command)], cwd=str(checkout), env=env, capture_output=True,
+    done = subprocess.run(["bash", "-c", as_run_here(command)], cwd=str(checkout), env=readers_env(), capture_output=True,
                           text=True, timeout=1800)
     refusal = REFUSED_HERE.get(command)
     if done.returncode == 2 and refusal and refusal in done.stderr:
