@@ -66,7 +66,7 @@ else
 endif
 
 test-host: $(VENV)/.ready
-	@mkdir -p .tox && echo "host tests: beside the probe envs; their output goes to .tox/host.log and is shown when they end"
+	@mkdir -p .tox && echo "host tests: beside the probe envs; their output goes to .tox/host.log (tail -f it to follow) and is shown when they end"
 	@start=$$SECONDS; $(TOX) -e host > .tox/host.log 2>&1; status=$$?; cat .tox/host.log; \
 	    echo "host tests: exit $$status after $$((SECONDS - start)) s"; exit $$status
 

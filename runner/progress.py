@@ -167,13 +167,12 @@ class Progress:
             self.pending = [waiting for waiting in self.pending if waiting.id != cell.id]
             expected = self._estimate(cell)
             left = self._time_left()
-            more = self.total - number
-            loads = " and about {} drift loads".format(len(self.expected)) if self.expected else ""
+            after = _after(self.total - number, len(self.expected))
         hint = []
         if expected is not None:
             hint.append("about {}".format(clock(expected)))
-        if left is not None and (more > 0 or loads):
-            hint.append("{} more after it{}, about {} in all".format(more, loads, clock(left)))
+        if left is not None and after:
+            hint.append("{}, about {} in all".format(after, clock(left)))
         self.say("cell {}/{} {} ({}){} ...{}".format(number, self.total, cell.label, cell.id, where,
                                                      " ({})".format("; ".join(hint)) if hint else ""))
         return number
@@ -226,7 +225,8 @@ class Progress:
             left = self._time_left()
             lines = ["{}/{} cells ended{}, {} left{}{}; {} elapsed".format(
                 ended, self.total, " ({} not ok)".format(bad) if bad else "", self.total - ended,
-                " and about {} drift loads to plan".format(len(self.expected)) if self.expected else "",
+                " and about {} drift load{} to come".format(len(self.expected), "" if len(self.expected) == 1 else "s")
+                if self.expected else "",
                 ", about {} to go".format(clock(left)) if left is not None else "",
                 clock(time.monotonic() - self.begin))]
             for number, (cell, started) in sorted(self.running.items()):
@@ -238,6 +238,14 @@ class Progress:
                 label, path = self.following
                 lines.append("  {}: {}".format(label, _last_line(path)))
         return Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
+
+
+def _after(cells, loads):
+    """'3 more after it', '3 more and about 2 drift loads after it', 'about 1 drift load after it' or ''."""
+    parts = ["{} more".format(cells)] if cells else []
+    if loads:
+        parts.append("about {} drift load{}".format(loads, "" if loads == 1 else "s"))
+    return " and ".join(parts) + " after it" if parts else ""
 
 
 def _last_line(path):

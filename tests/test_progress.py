@@ -58,9 +58,10 @@ def test_drift_loads_to_come_count_in_the_time_left_until_the_real_ones_are_plan
     progress.expect([writers[1]])  # w2 will load w1's checkpoint: a load about as long as w2
     assert progress._time_left() == 50
     number = progress.start(writers[0])
-    assert out.getvalue().splitlines()[-1].endswith("1 more after it and about 1 drift loads, about 0:00:50 in all)")
+    assert out.getvalue().splitlines()[-1].endswith("(about 0:00:10; 1 more and about 1 drift load after it, about 0:00:50 in all)")
     progress.done(writers[0], result("drift", 10.0), number)
     progress.done(writers[1], result("drift", 20.0), progress.start(writers[1]))
+    assert out.getvalue().splitlines()[-2].endswith("(about 0:00:20; about 1 drift load after it, about 0:00:40 in all)")
     progress.add(1, {"load": 7.0})  # the real load, known from an earlier run
     progress.plan([cell("load", suite="drift")])
     assert progress._time_left() == 7.0 and progress.total == 3
