@@ -50,11 +50,12 @@ report: $(VENV)/.ready
 TOX = DLMATRIX_HOST_PY=$(abspath $(PY)) DLMATRIX_SAMPLE=$${DLMATRIX_SAMPLE:-$(abspath ../shared/data/imagenet-val-sample)} \
       $(VENV)/bin/tox
 PROBE_ENVS = $(shell sed -n 's/^\[testenv:\(probe-[a-z0-9]*\)\]$$/\1/p' tox.ini | paste -sd, -)
-# TEST_JOBS=2: the host's tests run beside the eight probe envs (one after another), about as long
-# together; much of each is waiting (imports, subprocesses, builds, containers), so the two share a
-# 2-core machine well. The probe envs print as they go; the host's output is kept in .tox/host.log
-# and shown when it ends. TEST_JOBS=1 runs every env in turn; ARGS="-e probe-tf113" runs those tox
-# arguments instead. tox's own `tox p` is not used: where CI is detected it ignores its -p limit.
+# TEST_JOBS=2: the host's tests run beside the eight probe envs and then the fault tests (one after
+# another), about as long together; much of each is waiting (imports, subprocesses, builds,
+# containers), so the two share a 2-core machine well. The probe envs print as they go; the host's
+# output is kept in .tox/host.log and shown when it ends. TEST_JOBS=1 runs every env in turn;
+# ARGS="-e probe-tf113" runs those tox arguments instead. tox's own `tox p` is not used: where CI
+# is detected it ignores its -p limit.
 TEST_JOBS ?= 2
 test: $(VENV)/.ready
 ifneq ($(strip $(ARGS)),)
@@ -71,7 +72,7 @@ test-host: $(VENV)/.ready
 	    echo "host tests: exit $$status after $$((SECONDS - start)) s"; exit $$status
 
 test-probes: $(VENV)/.ready
-	$(TOX) -e $(PROBE_ENVS)
+	$(TOX) -e $(PROBE_ENVS),host-faults
 
 # README's "Failures and bad input" table, made from the fault tests (all of them, slow and docker ones too).
 failures-table: $(VENV)/.ready
