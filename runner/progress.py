@@ -225,8 +225,7 @@ class Progress:
             left = self._time_left()
             lines = ["{}/{} cells ended{}, {} left{}{}; {} elapsed".format(
                 ended, self.total, " ({} not ok)".format(bad) if bad else "", self.total - ended,
-                " and about {} drift load{} to come".format(len(self.expected), "" if len(self.expected) == 1 else "s")
-                if self.expected else "",
+                " and {} to come".format(_loads(len(self.expected))) if self.expected else "",
                 ", about {} to go".format(clock(left)) if left is not None else "",
                 clock(time.monotonic() - self.begin))]
             for number, (cell, started) in sorted(self.running.items()):
@@ -244,8 +243,12 @@ def _after(cells, loads):
     """'3 more after it', '3 more and about 2 drift loads after it', 'about 1 drift load after it' or ''."""
     parts = ["{} more".format(cells)] if cells else []
     if loads:
-        parts.append("about {} drift load{}".format(loads, "" if loads == 1 else "s"))
+        parts.append(_loads(loads))
     return " and ".join(parts) + " after it" if parts else ""
+
+
+def _loads(count):
+    return "about {} drift load{}".format(count, "" if count == 1 else "s")
 
 
 def _last_line(path):
