@@ -3,10 +3,11 @@
     python -m runner.probe.decode_worker RESULT_FD DATA_FD
 
 Reads one header line (JSON: the val set's root and items, the recipe, the framework whose resize the
-recipe uses, where crops go in the data file), then one task per line, "index position". For each it
-decodes and crops the image exactly as the in-process path does (preprocess.crop_item), writes the
-uint8 crop at `position` of the data file (pwrite: the pages stay in the page cache or /dev/shm and
-count in no process's resident memory) and answers one JSON line on RESULT_FD:
+recipe uses, where crops go in the data file), then one task per line, "index position count": images
+index .. index+count-1 into slots position .. position+count-1. For each image it decodes and crops
+exactly as the in-process path does (preprocess.crop_item) and writes the uint8 crop into its slot of
+the data file (pwrite: the pages stay in the page cache or /dev/shm and count in no process's resident
+memory); then it answers one JSON line per task on RESULT_FD, a list with one entry per image:
 [index, Pillow mode, problem, seconds, sha256 of the crop].
 
 It ends when its task pipe closes, which the kernel does when the parent ends in any way (kill -9
@@ -40,17 +41,21 @@ def serve(tasks, answers, data_fd):
     answers.write("ready\n")
     answers.flush()
     for line in tasks:
-        index, position = (int(word) for word in line.split())
-        tick = time.perf_counter()
-        crop, mode, problem = crop_item(root, items[index], recipe, adapter)
-        digest = None
-        if crop is not None:
-            data = crop.tobytes()
-            if len(data) != slot_bytes:
-                raise RuntimeError("crop of {} is {} bytes, the slot {}".format(items[index], len(data), slot_bytes))
-            os.pwrite(data_fd, data, offset + position * slot_bytes)
-            digest = hashlib.sha256(data).hexdigest()
-        answers.write(json.dumps([index, mode, problem, time.perf_counter() - tick, digest]) + "\n")
+        first, position, count = (int(word) for word in line.split())
+        done = []
+        for index in range(first, first + count):
+            tick = time.perf_counter()
+            crop, mode, problem = crop_item(root, items[index], recipe, adapter)
+            digest = None
+            if crop is not None:
+                data = crop.tobytes()
+                if len(data) != slot_bytes:
+                    raise RuntimeError("crop of {} is {} bytes, the slot {}".format(items[index], len(data),
+                                                                                   slot_bytes))
+                os.pwrite(data_fd, data, offset + (position + index - first) * slot_bytes)
+                digest = hashlib.sha256(data).hexdigest()
+            done.append([index, mode, problem, time.perf_counter() - tick, digest])
+        answers.write(json.dumps(done) + "\n")
         answers.flush()
 
 
