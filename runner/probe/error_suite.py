@@ -6,7 +6,8 @@ read back in the val set's order, so the predictions are exactly those of one de
 cache (runner/probe/crop_cache.py) a val set is decoded once per recipe and library versions, and
 every later cell reads the checked crops instead. The float conversion and normalisation run in
 threads, a batch ahead of the model (runner/probe/convert.py), or on the GPU where the adapter can
-(torch: runner/probe/adapters/torch_device.py). What limited the run is recorded:
+(torch: runner/probe/adapters/torch_device.py), where the model's first pass of each batch size also runs
+while the input starts. What limited the run is recorded:
 decode capacity, model speed, how long the model waited for input, and the cache's part.
 """
 
@@ -71,8 +72,10 @@ def run_error_suite(adapter, model, recipe, dataset, params, out_dir, crop_cache
         return batch.crops if len(kept) == len(batch.infos) else batch.crops[kept]
 
     wall = time.perf_counter()
-    batches = input_batches(dataset, recipe, adapter, batch_ranges(len(dataset.items), batch_size), workers,
-                            prefetch, crop_cache, out_dir, cache)
+    ranges = batch_ranges(len(dataset.items), batch_size)
+    warm_up = getattr(adapter, "warm_up_later", None)  # the model's first passes, while the input starts
+    warmed = warm_up(model, recipe, sorted({stop - start for start, stop in ranges})) if warm_up else None
+    batches = input_batches(dataset, recipe, adapter, ranges, workers, prefetch, crop_cache, out_dir, cache)
     converter = Converter(recipe, conversion_threads(params.get("convert_threads", 0)),
                           staging=getattr(adapter, "staging", None), on_device=device_conversion(adapter, recipe, params))
     later = getattr(adapter, "predict_later", None) or _predict_now(adapter)
@@ -97,6 +100,8 @@ def run_error_suite(adapter, model, recipe, dataset, params, out_dir, crop_cache
             kept = kept_of.pop(batch.start)
             if floats is not None:
                 tick = time.perf_counter()
+                if warmed is not None:
+                    timing["warm_up_s"], warmed = warmed(), None
                 queued = (batch.start, kept, later(model, floats))
                 timing["model_s"] += time.perf_counter() - tick
                 # this batch is queued before the one before it is ranked: the GPU does not wait for the host
@@ -107,6 +112,11 @@ def run_error_suite(adapter, model, recipe, dataset, params, out_dir, crop_cache
         if pending is not None:
             rank(*pending)
     finally:
+        if warmed is not None:  # ended before its first batch: the warm-up is waited for, not left on the GPU
+            try:
+                warmed()
+            except Exception:
+                pass  # the loop's own error, or the message that no image decoded, says what went wrong
         converter.close()
         batches.close()  # ends the decoder processes and lets go of the cache's lock now, not at collection
     decode_s, model_s, top1, top5 = seen["decode_s"], timing["model_s"], counted["top1"], counted["top5"]
@@ -137,6 +147,9 @@ def run_error_suite(adapter, model, recipe, dataset, params, out_dir, crop_cache
         "model_s": model_s,
         "input_wait_s": wait_s,  # the model loop waiting for input: decoded crops and their conversion
         "first_batch_s": timing.get("first_batch_s"),  # from the start to the first batch: pool, cache, checks
+        # the model's first pass of each batch size, started with the input (a GPU's kernels load then);
+        # the loop's wait for it is in model_s. None: the adapter has none on this device
+        "warm_up_s": timing.get("warm_up_s"),
         "convert_on": "host" if converter.on_device is None else "device",
         "convert_threads": converter.threads,  # 0: converted on the device
         "wall_s": wall_s,

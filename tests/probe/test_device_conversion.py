@@ -104,3 +104,26 @@ def test_the_adapter_hands_the_same_logits_later_as_now(device):
     assert (conversion is None) == (device == "cpu")  # the CPU converts in the host's threads
     if conversion is not None:
         assert adapter.predict_later(model, conversion(crops))().tobytes() == now.tobytes()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_warm_up_leaves_the_model_predicting_the_same_and_says_its_time(tmp_path, device):
+    """The torch adapter's warm-up (started by the error suite on a GPU only; here also on the CPU, where its
+    code is the same): a forward pass per batch size in a thread, the model unchanged by it."""
+    from runner.probe.adapters import load_adapter
+    from runner.probe.adapters.torch_device import warm_up_later
+
+    adapter = load_adapter("torchvision", device, 1)
+    model, _ = adapter.build("resnet18", {}, {"source": "random", "seed": 0}, str(tmp_path), [1, 3, 64, 64])
+    chosen = recipe("torchvision-224")
+    batch = np.random.RandomState(0).standard_normal((3, 3, 224, 224)).astype(np.float32)
+    before = adapter.predict(model, batch)
+    seconds = warm_up_later(adapter, model, chosen, [3, 2])()
+    assert seconds > 0
+    assert np.array_equal(adapter.predict(model, batch).view(np.uint32), before.view(np.uint32))
+    started = adapter.warm_up_later(model, chosen, [3])
+    assert (started is None) == (device == "cpu")  # on the CPU it would take the decoders' cores
+    if started is not None:
+        assert started() > 0
+    with pytest.raises(TypeError):  # the warm-up's own error, raised where it is waited for
+        warm_up_later(adapter, "not a model", chosen, [1])()

@@ -88,3 +88,60 @@ def test_the_next_batch_is_queued_before_this_ones_logits_are_read(imagenet_samp
     expected = [("queued", 0)] + [event for k in range(1, batches) for event in (("queued", k), ("read", k - 1))]
     assert model.log == expected + [("read", batches - 1)]
     assert 0 < queued["first_batch_s"] <= queued["wall_s"]
+
+
+class WarmedModel(PixelModel):
+    """warm_up_later as the torch adapter offers it on a GPU, with a log; `fails`: the warm-up's error."""
+
+    def __init__(self, fails=None):
+        self.log, self.fails = [], fails
+
+    def warm_up_later(self, model, chosen, batch_sizes):
+        self.log.append(("warm-up", tuple(batch_sizes), chosen.input_shape(1)))
+
+        def joined():
+            self.log.append(("joined",))
+            if self.fails:
+                raise self.fails
+            return 0.25
+        return joined
+
+    def predict(self, model, batch):
+        self.log.append(("predict", len(batch)))
+        return PixelModel.predict(self, model, batch)
+
+
+def test_the_warm_up_starts_with_the_input_and_ends_before_the_first_batch(imagenet_sample, tmp_path):
+    serial, serial_rows = evaluate(imagenet_sample, tmp_path, "serial", workers=1, prefetch=0)
+    out = tmp_path / "warmed"
+    out.mkdir()
+    model = WarmedModel()
+    warmed = run_error_suite(model, None, recipe("torchvision-224"), open_dataset(str(imagenet_sample)),
+                             {"batch_size": 4, "workers": 2}, str(out))
+    assert (out / "predictions.csv").read_text() == serial_rows
+    # 30 images, 4 a batch: shapes of 4 and of the last 2, once each, joined before the first forward pass
+    assert model.log[:3] == [("warm-up", (2, 4), (1, 3, 224, 224)), ("joined",), ("predict", 4)]
+    assert model.log.count(("joined",)) == 1 and model.log[-1] == ("predict", 2)
+    assert warmed["warm_up_s"] == 0.25 and serial["warm_up_s"] is None
+
+
+def test_a_warm_up_that_fails_fails_the_suite_with_its_own_error(imagenet_sample, tmp_path):
+    with pytest.raises(MemoryError, match="warm-up ran out"):
+        run_error_suite(WarmedModel(fails=MemoryError("warm-up ran out")), None, recipe("torchvision-224"),
+                        open_dataset(str(imagenet_sample)), {"batch_size": 4, "workers": 1}, str(tmp_path))
+
+
+def test_a_warm_up_is_waited_for_when_no_image_reaches_the_model(tmp_path):
+    """Every file unreadable: the suite's own message, and the warm-up is not left running."""
+    folder = tmp_path / "set" / "images"
+    folder.mkdir(parents=True)
+    for k in range(3):
+        (folder / "ILSVRC2012_val_{:08d}.JPEG".format(k + 1)).write_bytes(b"not a jpeg")
+    (tmp_path / "set" / "val_labels.txt").write_text("".join(
+        "ILSVRC2012_val_{:08d}.JPEG n{:08d}\n".format(k + 1, k) for k in range(3)))
+    (tmp_path / "set" / "synsets.txt").write_text("".join("n{:08d} class {}\n".format(k, k) for k in range(1000)))
+    model = WarmedModel(fails=MemoryError("not this one"))
+    with pytest.raises(RuntimeError, match="no image of the 3 selected could be decoded"):
+        run_error_suite(model, None, recipe("torchvision-224"), open_dataset(str(tmp_path / "set")),
+                        {"batch_size": 2, "workers": 1}, str(tmp_path))
+    assert model.log == [("warm-up", (1, 2), (1, 3, 224, 224)), ("joined",)]

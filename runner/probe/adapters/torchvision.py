@@ -212,6 +212,14 @@ class Adapter(object):
         from .torch_device import predict_later
         return predict_later(self, model, array)
 
+    def warm_up_later(self, model, recipe, batch_sizes):
+        """The first forward pass of each batch size, started now in a thread (adapters/torch_device.py): () ->
+        its seconds. None on the CPU, where it would take cores from the decoders and has no kernels to load."""
+        if self.device.type != "cuda":
+            return None
+        from .torch_device import warm_up_later
+        return warm_up_later(self, model, recipe, batch_sizes)
+
     def to_device(self, array):
         if isinstance(array, self.torch.Tensor):  # converted on the device already (device_conversion)
             tensor = array
