@@ -1,15 +1,17 @@
 """The error suite's input pipeline by itself: decode + official preprocessing, no model, images/s.
 
-One decoder in this process first (the machine's decode rate per core), then, with the same files, the
+One decoder in this process first (the machine's decode rate per core), then as many processes as workers
+decoding at once with no pipeline around them (the most CPU decoding reaches here), then, with the same files, the
 same recipe (torchvision's resnet50 eval: resize 256 bilinear, centre crop 224, normalise) and the same
 number of workers, every pipeline delivering float32 batches the model could take:
   threads      the error suite before the worker processes (threads decoding and normalising, np.stack)
   processes    the error suite's worker processes (uint8 crops through a ring), converted to float in threads
-               a batch ahead (runner/probe/convert.py)
+               a batch ahead (runner/probe/convert.py); and the crops alone (the GPU converts them)
   dataloader   torch DataLoader, worker processes, torchvision transforms (what timm's validate.py does);
                only where torch and torchvision import (run this with a torch row's python)
   cache build  the first pass with the crop cache: file digests, the worker processes, the entry written
-  cache hit    every later pass: the entry's crops read and checked, converted as above
+  cache hit    every later pass: the entry's crops read and checked, converted as above; and the crops
+               alone, read and checked: all the host does where the GPU converts (convert_on = "device")
 
     python benchmarks/eval_pipeline.py DATA_DIR [--workers 2] [--batch-size 64] [--repeat 2] [--limit N]
 
@@ -18,8 +20,11 @@ Called by benchmarks/eval_speed.py (with --pipeline-python, which may be a torch
 
 import argparse
 import collections
+import glob
+import multiprocessing
 import os
 import platform
+import resource
 import shutil
 import sys
 import tempfile
@@ -35,7 +40,7 @@ from runner.probe.convert import Converter, conversion_threads  # noqa: E402
 from runner.probe.crop_source import decoded, input_batches  # noqa: E402
 from runner.probe.dataset import open_dataset  # noqa: E402
 from runner.probe.error_suite import batch_ranges  # noqa: E402
-from runner.probe.preprocess import Recipe, preprocess_item  # noqa: E402
+from runner.probe.preprocess import Recipe, crop_item, preprocess_item  # noqa: E402
 
 RECIPE = dict(resize=256, crop=224, interpolation="bilinear", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 
@@ -104,11 +109,49 @@ def dataloader(dataset, recipe, workers, batch_size):
         yield batch.numpy()
 
 
+def _decode_share(job):
+    root, rels, recipe = job
+    for rel in rels:
+        crop_item(root, rel, recipe)
+    return len(rels)
+
+
+def all_cores(dataset, recipe, processes):
+    """(seconds, images, 0.0): `processes` forked processes decoding and cropping at once, each an
+    interleaved share of the files, timed once they are all started. No pipeline around them: with every
+    core busy (shared caches, the all-core clock, two threads on a core where a core has two), this is the
+    most any CPU decoding reaches here."""
+    shares = [[rel for rel, _ in dataset.items[k::processes]] for k in range(processes)]
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        pool.map(abs, range(processes), chunksize=1)  # every process started before the clock
+        tick = time.perf_counter()
+        images = sum(pool.map(_decode_share, [(dataset.root, share, recipe) for share in shares], chunksize=1))
+        return time.perf_counter() - tick, images, 0.0
+
+
+def physical_cores():
+    """Cores, not hardware threads: the distinct thread-sibling sets in sysfs (None where unreadable)."""
+    sets = set()
+    for cpu in glob.glob("/sys/devices/system/cpu/cpu[0-9]*/topology/thread_siblings_list"):
+        try:
+            with open(cpu) as handle:
+                sets.add(handle.read().strip())
+        except OSError:
+            return None
+    return len(sets) or None
+
+
 def timed(batches):
-    """(seconds, images) to drain a pipeline, its start-up included."""
-    tick = time.perf_counter()
+    """(seconds, images, CPU seconds of this process) to drain a pipeline, its start-up included. This
+    process's CPU, its threads' included, is what the pipeline takes from the cores the model loop runs on."""
+    tick, used = time.perf_counter(), _cpu_s()
     images = sum(len(batch) for batch in batches)
-    return time.perf_counter() - tick, images
+    return time.perf_counter() - tick, images, _cpu_s() - used
+
+
+def _cpu_s():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main():
@@ -133,17 +176,27 @@ def main():
         print("input pipeline alone: {} images, {} workers, batch {}, Python {}{}, best of {}".format(
             len(dataset.items), args.workers, args.batch_size, platform.python_version(),
             " with " + peer if peer else "", args.repeat))
+        print("  (us: this process's CPU per image, its threads' included; the workers' CPU is their own)")
         rows = []
 
         def measure(name, make, note=""):
-            best = min((timed(make(run)) for run in range(args.repeat)), key=lambda pair: pair[0])
+            best = min((timed(make(run)) for run in range(args.repeat)), key=lambda trial: trial[0])
             rows.append((name, best[1] / best[0]))
-            print("  {:<34} {:>9.1f} images/s  ({:.1f} s){}".format(name, best[1] / best[0], best[0], note))
+            print("  {:<34} {:>9.1f} images/s  ({:.1f} s)  {:>6.0f} us{}".format(
+                name, best[1] / best[0], best[0], 1e6 * best[2] / best[1], note))
 
         measure("one decoder, this process", lambda _: processes(dataset, recipe, 1, args.batch_size, scratch,
                                                                  threads=1))
+        best = min((all_cores(dataset, recipe, args.workers) for _ in range(args.repeat)), key=lambda t: t[0])
+        rows.append(("all at once", best[1] / best[0]))
+        print("  {:<34} {:>9.1f} images/s  ({:.1f} s)  (the decoding alone: the most any pipeline reaches)".format(
+            "{} processes decoding at once".format(args.workers), best[1] / best[0], best[0]))
         measure("threads (before)", lambda _: threads(dataset, recipe, args.workers, args.batch_size))
         measure("worker processes", lambda _: processes(dataset, recipe, args.workers, args.batch_size, scratch))
+        measure("worker processes, uint8 crops", lambda _: (
+            batch.crops for batch in decoded(dataset.root, dataset.items, recipe, None,
+                                             batch_ranges(len(dataset.items), args.batch_size), args.workers, 2,
+                                             scratch)), "  (the host's part where the GPU converts)")
         if peer:
             measure("torch DataLoader", lambda _: dataloader(dataset, recipe, args.workers, args.batch_size))
         else:
@@ -165,11 +218,27 @@ def main():
                           hits[-1])
 
         measure("crop cache, hit", hit)
+
+        def hit_uint8(_):
+            hits.append({})
+            ranges = batch_ranges(len(dataset.items), args.batch_size)
+            settings = {"dir": os.path.join(scratch, "cache-0"), "limit_bytes": 1 << 40}
+            return (batch.crops for batch in input_batches(dataset, recipe, None, ranges, args.workers, 2, settings,
+                                                           scratch, hits[-1]))
+
+        measure("crop cache, hit, uint8 crops", hit_uint8, "  (the host's part where the GPU converts)")
         assert all(record["status"] == "hit" for record in hits), hits
         rate = dict(rows)
         first, again, ours = rate["crop cache, first pass (build)"], rate["crop cache, hit"], rate["worker processes"]
-        print("one core decodes {:.1f} images/s here: {} cores, at most {:.0f} images/s with CPU decoding".format(
-            rate["one decoder, this process"], os.cpu_count(), rate["one decoder, this process"] * os.cpu_count()))
+        cores = physical_cores()
+        print("one core decodes {:.1f} images/s alone; {} logical CPUs{} decode {:.0f} images/s at once ({:.1f} "
+              "each): at most {:.0f} images/s with CPU decoding here".format(
+                  rate["one decoder, this process"], os.cpu_count(),
+                  " on {} cores".format(cores) if cores and cores != os.cpu_count() else "",
+                  rate["all at once"], rate["all at once"] / args.workers, rate["all at once"]))
+        print("the worker processes deliver {:.0%} of that as uint8 crops, {:.0%} as float batches converted here"
+              .format(rate["worker processes, uint8 crops"] / rate["all at once"],
+                      rate["worker processes"] / rate["all at once"]))
         peers = [name for name in rate if "DataLoader" in name]
         if peers:
             print("target: worker processes >= the DataLoader peer: {:.2f} x ({})".format(
