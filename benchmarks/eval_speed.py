@@ -120,9 +120,10 @@ def row_cells(throughput, args, data, work, cache):
     pure = {r["model"]: args.images / r["metrics"]["batches"][0]["images_per_s"]
             for r in run(throughput, args, ["--suite", "throughput"], work, "row-pure", row=True)}
     text = throughput.replace("[suites.error]\n", "[suites.error]\nworkers = {}\nprefetch = 4\n".format(
-        max(args.workers)))
+        0 if 0 in args.workers else max(args.workers)))
     errors = run(text, args, ["--suite", "error", "--imagenet", str(data)], work, "row-error", cache=cache, row=True)
-    print("the row's error cells ({} workers; the crop cache as the runs above left it):".format(max(args.workers)))
+    print("the row's error cells ({} workers; the crop cache as the runs above left it):".format(
+        errors[0]["metrics"]["input_workers"]))
     print("{:>16} {:>12} {:>12} {:>10} {:>16}".format("model", "crop cache", "pure s", "wall s", "wall / model"))
     for result in errors:
         m = result["metrics"]
@@ -142,7 +143,9 @@ def main():
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--backend", default="local")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 8],
+                        help="decoder processes of the error cells, one line each (0: the count the probe picks from "
+                             "the cores, as [suites.error.cuda] asks); the cache's lines take 0 if given, else the most")
     parser.add_argument("--iterations", type=int, default=30, help="of the pure-model timing, per trial")
     parser.add_argument("--trials", type=int, default=3, help="of the pure-model timing (the median is used)")
     parser.add_argument("--keep", help="keep the synthetic set here (reused when it exists)")
@@ -189,7 +192,7 @@ def main():
         print("{:>8} {:>12} {:>8} {:>10} {:>14} {:>14} {:>12} {:>16}".format(
             "workers", "crop cache", "convert", "wall s", "decode img/s", "model img/s", "wait s", "wall / model"))
         cache = str(work / "crops")
-        most = max(args.workers)
+        most = 0 if 0 in args.workers else max(args.workers)  # 0: the probe's own count (all cores but two on a GPU)
         runs = [(workers, "off", "off", "device") for workers in args.workers]
         runs += [(most, cache, "build", "device"), (most, cache, "hit", "device")]
         if args.device != "cpu":  # where the conversion can run on the GPU: the host's threads side by side

@@ -8,7 +8,8 @@
 #   row    the current PyTorch row through the local backend (what is installed, --ignore-pins): the error suite
 #          on IMAGENET_DIR and the throughput suite with the GPU defaults, in fp32, then again in bf16 with
 #          channels_last for the models in ROW_MODELS_BF16 (default resnet50); one run folder, one report
-#   bench  benchmarks/eval_speed.py on EVAL_IMAGES synthetic JPEGs (default 50000): decoder processes, the
+#   bench  benchmarks/eval_speed.py on EVAL_IMAGES synthetic JPEGs (default 50000): decoder processes (EVAL_WORKERS,
+#          default 0: the GPU cells' default, all cores but two; "1 16" for one decoder and 16 processes), the
 #          crop cache's first pass and hit, the DataLoader peer, and the row's error cells against pure model time
 #   tests  the probe tests that need the GPU to mean anything: the device conversion's bits, the torch adapter
 #
@@ -73,7 +74,7 @@ for part in $PARTS; do
   bench)
     stage "bench: eval_speed, $EVAL_IMAGES images"
     timeout "$BENCH_LIMIT_S" "$PY" benchmarks/eval_speed.py --device "$DEVICE" --backend local --ignore-pins \
-      --images "$EVAL_IMAGES" --workers "$(nproc)" --pipeline-images "$PIPELINE_IMAGES" --row --keep "$WORK/val" \
+      --images "$EVAL_IMAGES" --workers ${EVAL_WORKERS:-0} --pipeline-images "$PIPELINE_IMAGES" --row --keep "$WORK/val" \
       | tee "$OUT/eval_speed-$DEVICE.txt"
     echo "exit $?"
     ;;

@@ -185,11 +185,11 @@ def _select(what, chosen, valid):
 
 def _suite_params(matrix, suite, device):
     if suite == "error":
-        params = {"batch_size": matrix.error.batch_size, "workers": matrix.error.workers,
-                  "prefetch": matrix.error.prefetch}
-        if matrix.error.convert_on != "device":  # the default stays out, so earlier cells keep their ids
-            params["convert_on"] = matrix.error.convert_on
-        return params, matrix.error.timeout_s
+        e = matrix.error.for_device(device)  # a GPU cell: [suites.error.cuda] over the suite's keys
+        params = {"batch_size": e.batch_size, "workers": e.workers, "prefetch": e.prefetch}
+        if e.convert_on != "device":  # the default stays out, so earlier cells keep their ids
+            params["convert_on"] = e.convert_on
+        return params, e.timeout_s
     t = matrix.throughput.for_device(device)  # a GPU cell: [suites.throughput.cuda] over the suite's keys
     return {"batch_sizes": list(t.batch_sizes), "warmup": t.warmup, "iterations": t.iterations,
             "trials": t.trials, "min_window_s": t.min_window_s}, t.timeout_s

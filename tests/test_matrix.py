@@ -76,6 +76,12 @@ def test_matrix_objects_are_frozen():
     ((("iterations = 20", "iteratoins = 20"),), "",
      r"suites.throughput.cuda.iteratoins: unknown key; expected one of: batch_sizes, iterations, min_window_s"),
     ((("[suites.throughput.cuda]", "[suites.throughput.gpu]"),), "", r"suites.throughput.gpu: unknown key"),
+    ((("workers = 0 ", "workers = -1 "),), "",
+     r"suites.error.cuda.workers: expected 0 \(as many as the cell's cores allow\) or more, got -1"),
+    ((("prefetch = 4", "prefetch = -4"),), "", r"suites.error.cuda.prefetch: expected 0 or more batches"),
+    ((("prefetch = 4", "prefetch = 4\nlimit = 5"),), "",
+     r"suites.error.cuda.limit: unknown key; expected one of: batch_size, prefetch, timeout_s, workers"),
+    ((("[suites.error.cuda]", "[suites.error.gpu]"),), "", r"suites.error.gpu: unknown key"),
 ])
 def test_bad_input_names_file_key_and_expectation(tmp_path, replace, append, message):
     path = write_matrix(tmp_path, replace=replace, append=append)

@@ -202,6 +202,21 @@ def test_gpu_cells_take_the_cuda_throughput_settings_and_their_ids_follow(tmp_pa
     assert ids(plan_cells(load_matrix(lowered), Options(weights="random", suites=("throughput",)))) == ids(cpu)
 
 
+def test_gpu_error_cells_take_the_cuda_pipeline_settings_and_cpu_ids_stay(tmp_path):
+    matrix = load_matrix(REAL)
+    cpu, gpu = (plan_cells(matrix, Options(weights="random", device=device, suites=("error",)))
+                for device in ("cpu", "cuda"))
+    assert cpu[0].params == {"batch_size": 32, "workers": 4, "prefetch": 2}
+    assert gpu[0].params == {"batch_size": 64, "workers": 0, "prefetch": 4}  # 0: the probe counts the cores
+    assert gpu[0].timeout_s == cpu[0].timeout_s == 7200  # the suite's: the cuda table leaves it
+    text = REAL.read_text()
+    table = text[text.index("# Error cells on a GPU"):text.index("[suites.throughput]")]
+    plain = load_matrix(write_matrix(tmp_path, replace=((table, ""),)))
+    assert ids(plan_cells(plain, Options(weights="random", suites=("error",)))) == ids(cpu)
+    same = plan_cells(plain, Options(weights="random", device="cuda", suites=("error",)))
+    assert same[0].params == cpu[0].params and same[0].id != gpu[0].id
+
+
 def test_weights_auto_asks_only_the_hosts_of_the_selected_rows(monkeypatch):
     """A torch-only run must not depend on (or mention) MXNet's or TensorFlow's download host."""
     import socket

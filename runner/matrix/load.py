@@ -136,11 +136,13 @@ def _slurm(table):
 
 
 def _error_suite(table):
+    """[suites.error], and its optional [suites.error.cuda] whose pipeline keys replace the suite's for GPU cells."""
+    cuda = table.table("cuda", None)
     suite = ErrorSuite(
         batch_size=positive(table, "batch_size"),
         limit=table.get("limit", int, 0, check=lambda v: v >= 0, expected="0 (all images) or a positive integer"),
         timeout_s=positive(table, "timeout_s"),
-        workers=table.get("workers", int, 4, check=lambda v: v >= 0, expected="0 (one per core) or more"),
+        workers=_workers(table, 4),
         prefetch=table.get("prefetch", int, 2, check=lambda v: v >= 0, expected="0 or more batches"),
         convert_on=table.get("convert_on", str, "device", check=lambda v: v in ("device", "host"),
                              expected="\"device\" or \"host\""),
@@ -150,7 +152,18 @@ def _error_suite(table):
                                    expected="a size in Docker's notation, e.g. '50g' or '512m'"),
     )
     table.done()
+    if cuda is not None:
+        suite = replace(suite, cuda=replace(
+            suite, batch_size=positive(cuda, "batch_size", suite.batch_size), workers=_workers(cuda, suite.workers),
+            prefetch=cuda.get("prefetch", int, suite.prefetch, check=lambda v: v >= 0, expected="0 or more batches"),
+            timeout_s=positive(cuda, "timeout_s", suite.timeout_s)))
+        cuda.done()
     return suite
+
+
+def _workers(table, default):
+    return table.get("workers", int, default, check=lambda v: v >= 0,
+                     expected="0 (as many as the cell's cores allow) or more")
 
 
 def _throughput_suite(table):

@@ -118,7 +118,7 @@ class ErrorSuite:
     batch_size: int
     limit: int
     timeout_s: int
-    workers: int  # JPEG decoder processes (0 = one per core, up to 8; 1 = in the probe's own process)
+    workers: int  # JPEG decoder processes (0 = from the cell's cores: runner/probe/error_suite.py; 1 = in the probe)
     prefetch: int  # batches decoded ahead of the model
     # Where the float conversion runs: "device" (the GPU, where the adapter can: torch) or "host" (threads).
     # The bits are the same either way.
@@ -127,6 +127,11 @@ class ErrorSuite:
     # ~/.cache/dlmatrix/crops; DLMATRIX_CACHE overrides both) and its size limit in Docker's notation.
     crop_cache: Optional[str] = None
     crop_cache_limit: str = "50g"
+    cuda: Optional["ErrorSuite"] = None  # [suites.error.cuda] merged over these keys: GPU cells' settings
+
+    def for_device(self, device):
+        """The settings a cell on `device` ('cpu', 'cuda', 'cuda:N') runs with."""
+        return self.cuda if self.cuda is not None and device.startswith("cuda") else self
 
     @property
     def crop_cache_limit_bytes(self):

@@ -16,7 +16,7 @@ from . import PROBE_VERSION, RESULT_SCHEMA_VERSION
 from .adapters import Unsupported, load_adapter
 from .dataset import DatasetError, open_dataset
 from .drift_suite import run_drift_suite
-from .error_suite import run_error_suite
+from .error_suite import input_workers, run_error_suite
 from .explain_suite import run_explain_suite
 from .gpu_compat import cell_verdict
 from .jsonio import read_json, write_json_atomic
@@ -146,8 +146,9 @@ def _run_suite(adapter, spec, timeline, load, provenance):
     series = []  # (window, row) pairs for telemetry.csv
     if spec["suite"] == "error":
         with telemetry.window() as window:
-            metrics = run_error_suite(adapter, model, recipe, dataset, params, spec["output_dir"],
-                                      spec.get("crop_cache"))
+            workers = input_workers(params, spec["device"])  # 0: from this host's cores and the device
+            metrics = run_error_suite(adapter, model, recipe, dataset, dict(params, workers=workers),
+                                      spec["output_dir"], spec.get("crop_cache"))
         metrics["telemetry"] = window.summary(images=metrics["images_evaluated"])
         series += [("error", row) for row in window.series()]
         files["predictions"] = metrics["predictions_file"]

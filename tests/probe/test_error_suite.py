@@ -54,8 +54,17 @@ def test_unreadable_files_are_listed_in_order_with_workers(tmp_path):
 
 def test_workers_asked_are_given_also_to_a_framework_resize():
     """Worker processes each load their own framework: MXNet's front end needs no sharing between threads."""
-    assert input_workers({"workers": 4}) == 4
+    assert input_workers({"workers": 4}) == 4 == input_workers({"workers": 4}, "cuda:1")
     assert input_workers({"workers": 0}) >= 1
+
+
+@pytest.mark.parametrize("cores, cpu, cuda", [(16, 8, 14), (4, 4, 2), (2, 2, 1), (1, 1, 1)])
+def test_workers_0_counts_the_cores_this_cell_may_use(monkeypatch, cores, cpu, cuda):
+    """A Slurm allocation or docker's --cpuset-cpus shows in the affinity, not in os.cpu_count()."""
+    monkeypatch.setattr("os.cpu_count", lambda: 64)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)))
+    assert input_workers({"workers": 0}) == input_workers({"workers": 0}, "cpu") == cpu
+    assert input_workers({"workers": 0}, "cuda") == input_workers({"workers": 0}, "cuda:3") == cuda
 
 
 class QueuedModel(PixelModel):
