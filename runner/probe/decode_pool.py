@@ -34,7 +34,8 @@ QUEUED_PER_WORKER = 32
 MAX_TASK_IMAGES = 16
 PROBE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-Batch = collections.namedtuple("Batch", "start stop crops infos")  # infos: [mode, problem, seconds, sha256] each
+# infos: [mode, problem, seconds, sha256 of the crop] each; the sha256 only where the crops go to a cache entry
+Batch = collections.namedtuple("Batch", "start stop crops infos")
 
 
 class CropFile(object):
@@ -113,8 +114,8 @@ def _inline(root, items, recipe, adapter, ranges, store):
             digest = None
             if crop is not None:
                 crops[index - start] = crop
-                digest = hashlib.sha256(crop.tobytes()).hexdigest()
                 if store is not None and store.ring is None:
+                    digest = hashlib.sha256(crop.tobytes()).hexdigest()
                     store.write(index, crop)
             infos.append([mode, problem, time.perf_counter() - tick, digest])
         yield Batch(start, stop, crops, infos)
@@ -133,8 +134,10 @@ class Pool(object):
     def __init__(self, root, items, recipe, adapter, workers, store):
         self.store = store
         framework = getattr(adapter, "name", None) if recipe.uses_framework else None
+        # A cache entry (one slot per image) keeps each crop's sha256 for its readers; a ring's crops need none.
         header = json.dumps({"root": os.path.abspath(root), "items": [rel for rel, _ in items],
-                             "recipe": recipe.as_dict(), "framework": framework, "data_offset": store.offset, "slot_bytes": store.slot_bytes})
+                             "recipe": recipe.as_dict(), "framework": framework, "data_offset": store.offset,
+                             "slot_bytes": store.slot_bytes, "digests": store.ring is None})
         environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
             [PROBE_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
         self.workers, self.selector = [], selectors.DefaultSelector()
