@@ -22,7 +22,7 @@ from .gpu_check import check_gpu
 from .matrix import load_matrix
 from .plan import plan_cells, resolve_auto_weights
 from .progress import Progress, past_durations, plan_table
-from .report import report_files, write_report
+from .report import write_report
 from .results import FAILED, ResultStore
 from .storage import run_lock
 from .verdicts.drift import compare_versions
@@ -127,7 +127,6 @@ def run_matrix(settings, options, out):
     for cell in cells:
         status = statuses.get(cell.id, "missing")
         counts[status] = counts.get(status, 0) + 1
-    say("report: {}".format(report_files(report_dir)))
     return RunSummary(total=len(cells), ran=ran, reused=len(cells) - ran, counts=counts,
                       report_dir=report_dir)
 
