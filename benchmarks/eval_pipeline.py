@@ -1,7 +1,7 @@
 """The error suite's input pipeline by itself: decode + official preprocessing, no model, images/s.
 
-One decoder in this process first (the machine's decode rate per core), then as many processes as workers
-decoding at once with no pipeline around them (the most CPU decoding reaches here), then, with the same files, the
+One decoder in this process first, then one process and as many processes as workers decoding and cropping
+with no pipeline around them (one core's rate, and the most CPU decoding reaches here), then, with the same files, the
 same recipe (torchvision's resnet50 eval: resize 256 bilinear, centre crop 224, normalise) and the same
 number of workers, every pipeline delivering float32 batches the model could take:
   threads      the error suite before the worker processes (threads decoding and normalising, np.stack)
@@ -187,10 +187,12 @@ def main():
 
         measure("one decoder, this process", lambda _: processes(dataset, recipe, 1, args.batch_size, scratch,
                                                                  threads=1))
-        best = min((all_cores(dataset, recipe, args.workers) for _ in range(args.repeat)), key=lambda t: t[0])
-        rows.append(("all at once", best[1] / best[0]))
-        print("  {:<34} {:>9.1f} images/s  ({:.1f} s)  (the decoding alone: the most any pipeline reaches)".format(
-            "{} processes decoding at once".format(args.workers), best[1] / best[0], best[0]))
+        for count, name in ((1, "one core"), (args.workers, "all at once")):
+            best = min((all_cores(dataset, recipe, count) for _ in range(args.repeat)), key=lambda t: t[0])
+            rows.append((name, best[1] / best[0]))
+            print("  {:<34} {:>9.1f} images/s  ({:.1f} s)  (decode and crop alone, no pipeline)".format(
+                "{} process{} decoding at once".format(count, "" if count == 1 else "es"), best[1] / best[0],
+                best[0]))
         measure("threads (before)", lambda _: threads(dataset, recipe, args.workers, args.batch_size))
         measure("worker processes", lambda _: processes(dataset, recipe, args.workers, args.batch_size, scratch))
         measure("worker processes, uint8 crops", lambda _: (
@@ -231,10 +233,11 @@ def main():
         rate = dict(rows)
         first, again, ours = rate["crop cache, first pass (build)"], rate["crop cache, hit"], rate["worker processes"]
         cores = physical_cores()
-        print("one core decodes {:.1f} images/s alone; {} logical CPUs{} decode {:.0f} images/s at once ({:.1f} "
-              "each): at most {:.0f} images/s with CPU decoding here".format(
-                  rate["one decoder, this process"], os.cpu_count(),
-                  " on {} cores".format(cores) if cores and cores != os.cpu_count() else "",
+        print("one core decodes and crops {:.1f} images/s alone; {} at once{} {:.0f} ({:.1f} each): at most {:.0f} "
+              "images/s with CPU decoding here".format(
+                  rate["one core"], args.workers,
+                  " on {} logical CPUs of {} cores".format(os.cpu_count(), cores) if cores and cores != os.cpu_count()
+                  else " on {} cores".format(os.cpu_count()),
                   rate["all at once"], rate["all at once"] / args.workers, rate["all at once"]))
         print("the worker processes deliver {:.0%} of that as uint8 crops, {:.0%} as float batches converted here"
               .format(rate["worker processes, uint8 crops"] / rate["all at once"],
