@@ -33,7 +33,7 @@ endif
 # ARGS included.
 CELL_ARGS = --device $(DEVICE) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(IMAGENET),--imagenet $(IMAGENET)) $(if $(LIMIT),--limit $(LIMIT))
 
-.PHONY: matrix plan report test test-host test-probes failures-table host-lock bench bench-overhead bench-nvml bench-eval setup clean
+.PHONY: matrix plan report test test-host test-probes failures-table host-lock bench bench-overhead bench-nvml bench-eval bench-feed setup clean
 
 # BACKEND=docker first makes sure the CPU base image exists (debootstrap; no registry needed).
 matrix: $(VENV)/.ready
@@ -89,6 +89,10 @@ bench-overhead: $(VENV)/.ready
 
 bench-nvml: $(VENV)/.ready
 	$(PY) benchmarks/nvml_cost.py --device $(DEVICE) --backend $(BENCH_BACKEND) $(ARGS) | tee benchmarks/results/nvml_cost-$(DEVICE).txt
+
+# The error suite's host side against a stand-in GPU (benchmarks/eval_feed.py): no GPU needed.
+bench-feed: $(VENV)/.ready
+	$(PY) benchmarks/eval_feed.py --images $(EVAL_IMAGES) $(ARGS) | tee benchmarks/results/eval_feed-cpu.txt
 
 bench-eval: $(VENV)/.ready
 	$(PY) benchmarks/eval_speed.py --device $(DEVICE) --backend $(BENCH_BACKEND) --images $(EVAL_IMAGES) $(ARGS) | tee benchmarks/results/eval_speed-$(DEVICE).txt
