@@ -56,8 +56,14 @@ class CropCache(object):
         memo_path = os.path.join(self.folder, "digests", memo_name)
         memo = _read_or_none(memo_path) or {}
         memo = memo.get("files", {}) if memo.get("root") == root else {}
-        stats = [os.stat(os.path.join(root, rel)) for rel in rels]
-        marks = [[st.st_size, st.st_mtime_ns, st.st_ino] for st in stats]
+        marks = []
+        folder = os.open(root, os.O_RDONLY)  # stat each file from it: no path to join and walk from / (50,000 a hit)
+        try:
+            for rel in rels:
+                st = os.stat(rel, dir_fd=folder)
+                marks.append([st.st_size, st.st_mtime_ns, st.st_ino])
+        finally:
+            os.close(folder)
         missing = [i for i, rel in enumerate(rels) if (memo.get(rel) or [None])[:3] != marks[i]]
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:  # hashlib lets go of the GIL
             for i, digest in zip(missing, pool.map(lambda i: sha256_file(os.path.join(root, rels[i])), missing)):
