@@ -116,12 +116,12 @@ def _decode_share(job):
     return len(rels)
 
 
-def all_cores(dataset, recipe, processes):
+def all_cores(dataset, recipe, processes, of):
     """(seconds, images, 0.0): `processes` forked processes decoding and cropping at once, each an
-    interleaved share of the files, timed once they are all started. No pipeline around them: with every
-    core busy (shared caches, the all-core clock, two threads on a core where a core has two), this is the
-    most any CPU decoding reaches here."""
-    shares = [[rel for rel, _ in dataset.items[k::processes]] for k in range(processes)]
+    interleaved share, one of `of`, of the files, timed once they are all started. No pipeline around them:
+    with every core busy (shared caches, the all-core clock, two threads on a core where a core has two),
+    this is the most any CPU decoding reaches here."""
+    shares = [[rel for rel, _ in dataset.items[k::of]] for k in range(processes)]
     with multiprocessing.get_context("fork").Pool(processes) as pool:
         pool.map(abs, range(processes), chunksize=1)  # every process started before the clock
         tick = time.perf_counter()
@@ -188,7 +188,9 @@ def main():
         measure("one decoder, this process", lambda _: processes(dataset, recipe, 1, args.batch_size, scratch,
                                                                  threads=1))
         for count, name in ((1, "one core"), (args.workers, "all at once")):
-            best = min((all_cores(dataset, recipe, count) for _ in range(args.repeat)), key=lambda t: t[0])
+            # one process takes the share each of all takes: the same images per process, a fraction of the time
+            best = min((all_cores(dataset, recipe, count, args.workers) for _ in range(args.repeat)),
+                       key=lambda t: t[0])
             rows.append((name, best[1] / best[0]))
             print("  {:<34} {:>9.1f} images/s  ({:.1f} s)  (decode and crop alone, no pipeline)".format(
                 "{} process{} decoding at once".format(count, "" if count == 1 else "es"), best[1] / best[0],
