@@ -23,11 +23,11 @@ class PixelModel(object):
         return flat[:, positions]
 
 
-def evaluate(root, tmp_path, name, **params):
+def evaluate(root, tmp_path, name, model=None, **params):
     out = tmp_path / name
     out.mkdir()
     dataset = open_dataset(str(root))
-    metrics = run_error_suite(PixelModel(), None, recipe("torchvision-224"), dataset,
+    metrics = run_error_suite(model or PixelModel(), None, recipe("torchvision-224"), dataset,
                               dict({"batch_size": 4}, **params), str(out))
     return metrics, (out / "predictions.csv").read_text()
 
@@ -86,12 +86,9 @@ class QueuedModel(PixelModel):
 
 def test_the_next_batch_is_queued_before_this_ones_logits_are_read(imagenet_sample, tmp_path):
     serial, serial_rows = evaluate(imagenet_sample, tmp_path, "serial", workers=1, prefetch=0)
-    out = tmp_path / "queued"
-    out.mkdir()
     model = QueuedModel()
-    queued = run_error_suite(model, None, recipe("torchvision-224"), open_dataset(str(imagenet_sample)),
-                             {"batch_size": 4, "workers": 2}, str(out))
-    assert (out / "predictions.csv").read_text() == serial_rows
+    queued, queued_rows = evaluate(imagenet_sample, tmp_path, "queued", model, workers=2)
+    assert queued_rows == serial_rows
     assert queued["top1_correct"] == serial["top1_correct"] and queued["top5_correct"] == serial["top5_correct"]
     batches = 8  # 30 images, 4 a batch
     expected = [("queued", 0)] + [event for k in range(1, batches) for event in (("queued", k), ("read", k - 1))]
@@ -122,12 +119,9 @@ class WarmedModel(PixelModel):
 
 def test_the_warm_up_starts_with_the_input_and_ends_before_the_first_batch(imagenet_sample, tmp_path):
     serial, serial_rows = evaluate(imagenet_sample, tmp_path, "serial", workers=1, prefetch=0)
-    out = tmp_path / "warmed"
-    out.mkdir()
     model = WarmedModel()
-    warmed = run_error_suite(model, None, recipe("torchvision-224"), open_dataset(str(imagenet_sample)),
-                             {"batch_size": 4, "workers": 2}, str(out))
-    assert (out / "predictions.csv").read_text() == serial_rows
+    warmed, warmed_rows = evaluate(imagenet_sample, tmp_path, "warmed", model, workers=2)
+    assert warmed_rows == serial_rows
     # 30 images, 4 a batch: shapes of 4 and of the last 2, once each, joined before the first forward pass
     assert model.log[:3] == [("warm-up", (2, 4), (1, 3, 224, 224)), ("joined",), ("predict", 4)]
     assert model.log.count(("joined",)) == 1 and model.log[-1] == ("predict", 2)
