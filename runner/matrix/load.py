@@ -143,7 +143,7 @@ def _error_suite(table):
         limit=table.get("limit", int, 0, check=lambda v: v >= 0, expected="0 (all images) or a positive integer"),
         timeout_s=positive(table, "timeout_s"),
         workers=_workers(table, 4),
-        prefetch=table.get("prefetch", int, 2, check=lambda v: v >= 0, expected="0 or more batches"),
+        prefetch=_prefetch(table, 2),
         convert_on=table.get("convert_on", str, "device", check=lambda v: v in ("device", "host"),
                              expected="\"device\" or \"host\""),
         crop_cache=table.get("crop_cache", str, None, check=lambda v: v.strip() != "",
@@ -155,7 +155,7 @@ def _error_suite(table):
     if cuda is not None:
         suite = replace(suite, cuda=replace(
             suite, batch_size=positive(cuda, "batch_size", suite.batch_size), workers=_workers(cuda, suite.workers),
-            prefetch=cuda.get("prefetch", int, suite.prefetch, check=lambda v: v >= 0, expected="0 or more batches"),
+            prefetch=_prefetch(cuda, suite.prefetch),
             timeout_s=positive(cuda, "timeout_s", suite.timeout_s)))
         cuda.done()
     return suite
@@ -164,6 +164,10 @@ def _error_suite(table):
 def _workers(table, default):
     return table.get("workers", int, default, check=lambda v: v >= 0,
                      expected="0 (as many as the cell's cores allow) or more")
+
+
+def _prefetch(table, default):
+    return table.get("prefetch", int, default, check=lambda v: v >= 0, expected="0 or more batches")
 
 
 def _throughput_suite(table):
