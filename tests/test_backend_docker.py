@@ -6,11 +6,13 @@ missing engine is a failure.
 """
 
 import errno
+import fcntl
 import io
 import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -274,6 +276,20 @@ def accept_until_closed(listener):
             return
 
 
+def bridge_gateway(engine):
+    """The host's address on the default bridge: where a container with a network reaches this host."""
+    bridge = engine.networks.get("bridge").attrs
+    config = bridge["IPAM"]["Config"][0]
+    if "Gateway" in config:
+        return config["Gateway"]
+    # A daemon's first start leaves Gateway out of the default bridge's IPAM (moby/moby#26799): a fresh CI
+    # machine's always. The bridge interface holds the address (SIOCGIFADDR).
+    name = bridge["Options"]["com.docker.network.bridge.name"].encode()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        request = fcntl.ioctl(probe.fileno(), 0x8915, struct.pack("256s", name[:15]))
+    return socket.inet_ntoa(request[20:24])
+
+
 @pytest.mark.slow
 def test_a_cell_container_cannot_reach_the_network_write_its_image_or_gain_privileges(docker_run, engine, tmp_path):
     image = docker_run["results"][(HISTORICAL, "resnet50", "error")]["provenance"]["runner"]["environment"]["image"]
@@ -287,7 +303,7 @@ def test_a_cell_container_cannot_reach_the_network_write_its_image_or_gain_privi
     listener.bind(("0.0.0.0", 0))
     listener.listen(16)
     threading.Thread(target=accept_until_closed, args=(listener,), daemon=True).start()
-    gateway = engine.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    gateway = bridge_gateway(engine)
     command = ["python", "-c", ATTEMPTS, gateway, str(listener.getsockname()[1]), str(PIDS_LIMIT)]
     try:
         with open(tmp_path / "cell.log", "wb") as log:
