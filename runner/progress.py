@@ -51,9 +51,23 @@ def plan_table(cells):
             note = "  batches {}, >= {} iterations and >= {:g} s per trial".format(
                 ",".join(str(b) for b in cell.params["batch_sizes"]), cell.params["iterations"],
                 cell.params.get("min_window_s", 0))
+        if cell.suite == "error" and not note:  # the device's settings ([suites.error.cuda] on a GPU)
+            note = "  batch {}, {}".format(cell.params["batch_size"], _decoders(cell))
         lines.append("{}  {:<16} {:<14} {:<10} {}{}".format(cell.id, cell.environment.name, cell.model.key,
                                                             cell.suite, cell.device, note))
     return lines + ["{} cells".format(len(cells))]
+
+
+def _decoders(cell):
+    """The error cell's decoders in words (runner/probe/error_suite.py input_workers counts them for 0)."""
+    workers = cell.params["workers"]
+    if workers == 1:
+        return "decoded in the probe"
+    if workers == 0:
+        count = "decoders: all cores but two" if cell.device.startswith("cuda") else "decoders: one per core, up to 8"
+    else:
+        count = "{} decoder processes".format(workers)
+    return "{}, {} batches ahead".format(count, cell.params["prefetch"])
 
 
 def past_durations(results_dir, cell_ids):

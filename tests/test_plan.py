@@ -1,3 +1,4 @@
+import dataclasses
 import shutil
 
 import pytest
@@ -209,6 +210,10 @@ def test_gpu_error_cells_take_the_cuda_pipeline_settings_and_cpu_ids_stay(tmp_pa
     assert cpu[0].params == {"batch_size": 32, "workers": 4, "prefetch": 2}
     assert gpu[0].params == {"batch_size": 64, "workers": 0, "prefetch": 4}  # 0: the probe counts the cores
     assert gpu[0].timeout_s == cpu[0].timeout_s == 7200  # the suite's: the cuda table leaves it
+    runnable = [dataclasses.replace(cells[-1], skip_reason=None, incompatible=None) for cells in (cpu, gpu)]
+    assert plan_table(runnable[:1])[-2].endswith("error      cpu  batch 32, 4 decoder processes, 2 batches ahead")
+    assert plan_table(runnable[1:])[-2].endswith(
+        "error      cuda  batch 64, decoders: all cores but two, 4 batches ahead")
     text = REAL.read_text()
     table = text[text.index("# Error cells on a GPU"):text.index("[suites.throughput]")]
     plain = load_matrix(write_matrix(tmp_path, replace=((table, ""),)))
