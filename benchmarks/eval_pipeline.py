@@ -75,17 +75,25 @@ def converted(batches, recipe, threads):
         batches.close()
 
 
-def processes(dataset, recipe, workers, batch_size, scratch, prefetch=2, threads=0):
-    ranges = batch_ranges(len(dataset.items), batch_size)
-    batches = decoded(dataset.root, dataset.items, recipe, None, ranges, workers, prefetch, scratch)
+def delivered(batches, recipe, threads, floats):
+    """Float batches converted as the error suite does, or (floats=False) the uint8 crops alone: all the host
+    does where the GPU converts them."""
+    if not floats:
+        return (batch.crops for batch in batches)
     return converted(batches, recipe, conversion_threads(threads))
 
 
-def cached(dataset, recipe, workers, batch_size, scratch, cache_dir, record, prefetch=2, threads=0):
+def processes(dataset, recipe, workers, batch_size, scratch, prefetch=2, threads=0, floats=True):
+    ranges = batch_ranges(len(dataset.items), batch_size)
+    batches = decoded(dataset.root, dataset.items, recipe, None, ranges, workers, prefetch, scratch)
+    return delivered(batches, recipe, threads, floats)
+
+
+def cached(dataset, recipe, workers, batch_size, scratch, cache_dir, record, prefetch=2, threads=0, floats=True):
     ranges = batch_ranges(len(dataset.items), batch_size)
     settings = {"dir": cache_dir, "limit_bytes": 1 << 40}
     batches = input_batches(dataset, recipe, None, ranges, workers, prefetch, settings, scratch, record)
-    return converted(batches, recipe, conversion_threads(threads))
+    return delivered(batches, recipe, threads, floats)
 
 
 def dataloader(dataset, recipe, workers, batch_size):
@@ -197,10 +205,9 @@ def main():
                 best[0]))
         measure("threads (before)", lambda _: threads(dataset, recipe, args.workers, args.batch_size))
         measure("worker processes", lambda _: processes(dataset, recipe, args.workers, args.batch_size, scratch))
-        measure("worker processes, uint8 crops", lambda _: (
-            batch.crops for batch in decoded(dataset.root, dataset.items, recipe, None,
-                                             batch_ranges(len(dataset.items), args.batch_size), args.workers, 2,
-                                             scratch)), "  (the host's part where the GPU converts)")
+        measure("worker processes, uint8 crops", lambda _: processes(
+            dataset, recipe, args.workers, args.batch_size, scratch, floats=False),
+            "  (the host's part where the GPU converts)")
         if peer:
             measure("torch DataLoader", lambda _: dataloader(dataset, recipe, args.workers, args.batch_size))
         else:
@@ -216,21 +223,13 @@ def main():
         assert all(record["status"] == "built" for record in records), records
         hits = []
 
-        def hit(_):
+        def hit(floats):
             hits.append({})
             return cached(dataset, recipe, args.workers, args.batch_size, scratch, os.path.join(scratch, "cache-0"),
-                          hits[-1])
+                          hits[-1], floats=floats)
 
-        measure("crop cache, hit", hit)
-
-        def hit_uint8(_):
-            hits.append({})
-            ranges = batch_ranges(len(dataset.items), args.batch_size)
-            settings = {"dir": os.path.join(scratch, "cache-0"), "limit_bytes": 1 << 40}
-            return (batch.crops for batch in input_batches(dataset, recipe, None, ranges, args.workers, 2, settings,
-                                                           scratch, hits[-1]))
-
-        measure("crop cache, hit, uint8 crops", hit_uint8, "  (the host's part where the GPU converts)")
+        measure("crop cache, hit", lambda _: hit(True))
+        measure("crop cache, hit, uint8 crops", lambda _: hit(False), "  (the host's part where the GPU converts)")
         assert all(record["status"] == "hit" for record in hits), hits
         rate = dict(rows)
         first, again, ours = rate["crop cache, first pass (build)"], rate["crop cache, hit"], rate["worker processes"]
