@@ -122,7 +122,9 @@ def engine():
 
 def leftover_containers(client, pid=None):
     """Cell containers of this test process (or of runner `pid`); other runs may share the engine."""
-    return client.containers.list(all=True, filters={"label": "{}={}".format(OWNER_LABEL, owner(pid))})
+    # A finished cell's container may be removed between the listing and its inspection.
+    return client.containers.list(all=True, filters={"label": "{}={}".format(OWNER_LABEL, owner(pid))},
+                                  ignore_removed=True)
 
 
 @pytest.fixture(scope="module")

@@ -79,10 +79,14 @@ class DockerBackend(Backend):
             self._engine["nvidia_runtime"] = _nvidia_runtime_version()
         # Containers a killed runner of this host left behind. A live runner's, or another host's
         # (a shared engine), are not ours to remove; an unlabelled one only once it has exited.
-        for stale in self._client.containers.list(all=True, filters={"label": CELL_LABEL}):
+        # A container can go (its watcher removes it) between the listing and its inspection or removal.
+        for stale in self._client.containers.list(all=True, filters={"label": CELL_LABEL}, ignore_removed=True):
             owner_label = stale.labels.get(OWNER_LABEL)
             if (_owner_gone(owner_label) if owner_label else stale.status == "exited"):
-                stale.remove(force=True)
+                try:
+                    stale.remove(force=True)
+                except docker.errors.NotFound:
+                    pass
         self._images = ImageBuilder(self._client, self.settings, self.options, self._engine)
         self._fetcher = WeightsFetcher(self._client, self.settings, self.options.ca_bundle, self._running)
         log("docker engine {} (API {}), runtimes: {}".format(
