@@ -16,7 +16,8 @@ from . import PROBE_VERSION, RESULT_SCHEMA_VERSION
 from .adapters import Unsupported, load_adapter
 from .dataset import DatasetError, open_dataset
 from .drift_suite import run_drift_suite
-from .error_suite import input_workers, run_error_suite
+from .crop_source import prefill
+from .error_suite import batch_ranges, input_workers, run_error_suite
 from .explain_suite import run_explain_suite
 from .gpu_compat import cell_verdict
 from .jsonio import read_json, write_json_atomic
@@ -28,6 +29,9 @@ from .throughput import is_out_of_memory, measured_batches, run_throughput_suite
 from .timestamps import now_iso
 from .weights import WeightsError
 from .cpu_load import Meter
+
+
+PREFILL_NICENESS = 10
 
 
 class Skip(Exception):
@@ -118,12 +122,14 @@ def _run_suite(adapter, spec, timeline, load, provenance):
         raise Skip("not available in this version: {} has no model {!r}".format(versions, model_spec["name"]))
     recipe = Recipe.from_dict(spec["preprocess"])
     dataset = None
-    if spec["suite"] in ("error", "drift", "explain"):
+    if spec["suite"] in ("error", "drift", "explain", "prefill"):
         data = spec["dataset"]
         dataset = open_dataset(data["root"], data.get("labels_file"), data.get("limit", 0))
         if data.get("manifest_sha256") and dataset.manifest_sha256() != data["manifest_sha256"]:
             raise DatasetError("ImageNet val set {!r} changed since the cell was planned (manifest hash differs); "
                                "plan again".format(data["root"]))
+    if spec["suite"] == "prefill":  # runner/prefill.py: a later cell's crops, no model
+        return "ok", _prefill(adapter, recipe, dataset, spec), None, dataset.describe(), {}
     if spec["suite"] == "drift":
         metrics, files = run_drift_suite(adapter, model_spec, recipe, dataset, spec["suite_params"],
                                          spec["output_dir"], spec["drift"], spec.get("seed", 0))
@@ -170,6 +176,19 @@ def _run_suite(adapter, spec, timeline, load, provenance):
         write_series(os.path.join(spec["output_dir"], "telemetry.csv"), series)
         files["telemetry"] = "telemetry.csv"
     return "ok", metrics, weights, dataset.describe() if dataset else None, files
+
+
+def _prefill(adapter, recipe, dataset, spec):
+    """Decode the cell's crops into the crop cache, beside a GPU cell that reads its own from there."""
+    # Below that cell's priority: the decoders (which inherit it) take only the cores its loop leaves idle.
+    os.nice(PREFILL_NICENESS)
+    params = spec["suite_params"]
+    workers = input_workers(params, "cuda")  # as many as a GPU cell's: all the cores but its loop's two
+    tick = time.perf_counter()
+    record = prefill(dataset, recipe, adapter, batch_ranges(len(dataset.items), int(params["batch_size"])), workers,
+                     int(params.get("prefetch", 2)), spec["crop_cache"], spec["output_dir"])
+    return {"crop_cache": record, "input_workers": workers, "images_selected": len(dataset.items),
+            "wall_s": time.perf_counter() - tick}
 
 
 def device_used(placement, asked):

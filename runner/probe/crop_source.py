@@ -28,17 +28,8 @@ def input_batches(dataset, recipe, adapter, ranges, workers, window, settings, s
         for batch in decoded(dataset.root, dataset.items, recipe, adapter, ranges, workers, window, scratch_dir):
             yield batch
         return
-    try:
-        cache = CropCache(settings["dir"], settings["limit_bytes"])
-    except OSError as exc:
-        raise RuntimeError("crop cache {}: cannot be used ({}); make it writable, or choose another folder or "
-                           "\"off\" with DLMATRIX_CACHE or [suites.error] crop_cache".format(settings["dir"], exc))
-    rels = [rel for rel, _ in dataset.items]
-    tick = time.perf_counter()
-    content = key_content(rels, cache.file_digests(dataset.root, rels, workers), recipe, adapter)
-    key = content_key(content)
-    record.update(key=key, folder=cache.folder, limit_bytes=cache.limit_bytes, key_s=time.perf_counter() - tick,
-                  lock_wait_s=0.0, damaged=None)
+    cache = _open(settings)
+    rels, content, key = _key(cache, dataset, recipe, adapter, workers, record)
     delivered, damaged = 0, None
     entry = cache.complete_entry(key, rels, recipe.crop)
     while True:
@@ -74,6 +65,50 @@ def input_batches(dataset, recipe, adapter, ranges, workers, window, settings, s
         entry = None
 
 
+def prefill(dataset, recipe, adapter, ranges, workers, window, settings, scratch_dir):
+    """Decode `recipe`'s crops of the val set into the cache ahead of the cell that will read them
+    (runner/prefill.py); nothing is delivered. Returns the record: status "hit" (there already, or built by
+    another cell while this waited), "built", or "not stored" (with the reason); key, key_s, lock_wait_s."""
+    record = {}
+    cache = _open(settings)
+    rels, content, key = _key(cache, dataset, recipe, adapter, workers, record)
+    entry = cache.complete_entry(key, rels, recipe.crop)
+    if entry is None:
+        lock, waited = cache.lock(key)
+        record["lock_wait_s"] += waited
+        try:
+            entry = cache.complete_entry(key, rels, recipe.crop)
+            if entry is None:
+                for _ in _build(cache, key, content, dataset, recipe, adapter, ranges, 0, workers, window,
+                                scratch_dir, record, rebuild=False, deliver=False):
+                    pass
+                return record
+        finally:
+            lock.close()
+    entry.close()  # its crops are checked by the cell that reads them
+    record["status"] = "hit"
+    return record
+
+
+def _open(settings):
+    try:
+        return CropCache(settings["dir"], settings["limit_bytes"])
+    except OSError as exc:
+        raise RuntimeError("crop cache {}: cannot be used ({}); make it writable, or choose another folder or "
+                           "\"off\" with DLMATRIX_CACHE or [suites.error] crop_cache".format(settings["dir"], exc))
+
+
+def _key(cache, dataset, recipe, adapter, workers, record):
+    """(the val set's file names, the key's content, the key); the record gets the key and what it took."""
+    rels = [rel for rel, _ in dataset.items]
+    tick = time.perf_counter()
+    content = key_content(rels, cache.file_digests(dataset.root, rels, workers), recipe, adapter)
+    key = content_key(content)
+    record.update(key=key, folder=cache.folder, limit_bytes=cache.limit_bytes, key_s=time.perf_counter() - tick,
+                  lock_wait_s=0.0, damaged=None)
+    return rels, content, key
+
+
 def decoded(root, items, recipe, adapter, ranges, workers, window, scratch_dir):
     """Batches from the decoders, without the cache: the worker processes write into a ring of slots."""
     if workers <= 1:
@@ -90,13 +125,16 @@ def decoded(root, items, recipe, adapter, ranges, workers, window, scratch_dir):
 
 
 def _build(cache, key, content, dataset, recipe, adapter, ranges, delivered, workers, window, scratch_dir, record,
-           rebuild):
+           rebuild, deliver=True):
     """Decode every range into a new entry, delivering ranges[delivered:] first (a rebuild after damage:
-    the ones before were delivered from the old entry), then commit it."""
+    the ones before were delivered from the old entry), then commit it. deliver=False (a prefill): the
+    batches are only stored, and where the entry cannot be stored nothing is decoded."""
     rels = [rel for rel, _ in dataset.items]
     builder, why = cache.new_entry(key, content, rels, recipe.crop)
     if builder is None:
         record.update(status="not stored", reason=why)
+        if not deliver:
+            return
         for batch in decoded(dataset.root, dataset.items, recipe, adapter, ranges[delivered:], workers, window,
                              scratch_dir):
             yield batch
