@@ -8,7 +8,8 @@ set, 1000 classes) and measures, on the same files:
 2. the error suite through the runner, against the pure-model time at the same batch size (the
    throughput suite's median images/s on input already on the device): one line per decoder setting
    without the crop cache, then a first pass that builds the cache and a second cell that hits it;
-   with --row, then every model of the row (their cells share the cache) against their pure-model sum.
+   with --row, then every model of the row from a cold crop cache (the first cell of a recipe decodes it,
+   the others read it, and the prefill decodes the next recipe beside them) against their pure-model sum.
 Targets (issue 14): on the GPU machine, first pass wall <= 2.0 x pure model, a cache hit <= 1.10 x,
 the row's error cells together <= 1.3 x their pure-model sum;
 on the CPU, the worker processes at least the DataLoader's rate, a cache hit at least 10 x the first
@@ -17,7 +18,7 @@ pass, and the model's wait for input near 0 on a hit.
     .venv/bin/python benchmarks/eval_speed.py [--images 50000] [--env torch-current] [--model resnet50]
         [--device cuda] [--backend local] [--batch-size 64] [--workers 1 8] [--keep DIR]
         [--pipeline-python PYTHON] [--pipeline-images N] [--pipeline-workers N] [--skip-cells] [--row]
-        [--ignore-pins]
+        [--no-prefill] [--ignore-pins]
 
 Its latest output is committed as benchmarks/results/eval_speed-<device>.txt.
 """
@@ -110,22 +111,30 @@ def run(matrix_text, args, extra, work, name, cache="off", row=False):
         if result["status"] != "ok":
             raise SystemExit("{} cell {} {}: {}".format(name, result["model"], result["status"], result["reason"]))
     if row:
-        return results
+        return results, done.stderr
     (result,) = results
     return result
 
 
-def row_cells(throughput, args, data, work, cache):
-    """Every model of the row: error cells reading the crop cache vs the sum of their pure-model times."""
+def row_cells(throughput, args, data, work):
+    """Every model of the row, from a cold crop cache as in a first matrix run: the first cell decodes its
+    recipe, the others read it, and beside them the prefill decodes the next recipe (runner/prefill.py);
+    their error cells' wall time vs the sum of their pure-model times."""
     pure = {r["model"]: args.images / r["metrics"]["batches"][0]["images_per_s"]
-            for r in run(throughput, args, ["--suite", "throughput"], work, "row-pure", row=True)}
-    text = throughput.replace("[suites.error]\n", "[suites.error]\nworkers = {}\nprefetch = 4\n".format(
-        0 if 0 in args.workers else max(args.workers)))
-    errors = run(text, args, ["--suite", "error", "--imagenet", str(data)], work, "row-error", cache=cache, row=True)
-    print("the row's error cells ({} workers; the crop cache as the runs above left it):".format(
-        errors[0]["metrics"]["input_workers"]))
+            for r in run(throughput, args, ["--suite", "throughput"], work, "row-pure", row=True)[0]}
+    text = throughput.replace("[suites.error]\n", "[suites.error]\nworkers = {}\nprefetch = 4\nprefill = {}\n".format(
+        0 if 0 in args.workers else max(args.workers), "false" if args.no_prefill else "true"))
+    tick = time.perf_counter()
+    errors, said = run(text, args, ["--suite", "error", "--imagenet", str(data)], work, "row-error",
+                       cache=str(work / "row-crops"), row=True)
+    elapsed = time.perf_counter() - tick
+    print("the row's error cells ({} workers; a cold crop cache; prefill {}):".format(
+        errors[0]["metrics"]["input_workers"], "off" if args.no_prefill else "on"))
+    for line in said.splitlines():
+        if "crop cache prefill" in line:
+            print("  " + line.split("] ", 1)[-1])
     print("{:>16} {:>12} {:>12} {:>10} {:>16}".format("model", "crop cache", "pure s", "wall s", "wall / model"))
-    for result in errors:
+    for result in sorted(errors, key=lambda r: r["started_at"]):  # in the order they ran
         m = result["metrics"]
         print("{:>16} {:>12} {:>12.1f} {:>10.1f} {:>16.3f}".format(
             result["model"], m["crop_cache"]["status"], pure[result["model"]], m["wall_s"],
@@ -133,6 +142,7 @@ def row_cells(throughput, args, data, work, cache):
     total, models = sum(r["metrics"]["wall_s"] for r in errors), sum(pure[r["model"]] for r in errors)
     print("row total: wall {:.1f} s, pure model {:.1f} s: {:.3f} x (target <= 1.3 on the GPU machine)".format(
         total, models, total / models))
+    print("the runner's whole run of them, process starts and model builds included: {:.1f} s".format(elapsed))
 
 
 def main():
@@ -155,6 +165,8 @@ def main():
     parser.add_argument("--pipeline-workers", type=int, default=os.cpu_count())
     parser.add_argument("--skip-cells", action="store_true", help="the input pipeline alone, no runner cells")
     parser.add_argument("--row", action="store_true", help="then every model of --env: error cells vs pure model")
+    parser.add_argument("--no-prefill", action="store_true",
+                        help="--row without the crop cache prefill (each new recipe then a first pass)")
     parser.add_argument("--ignore-pins", action="store_true",
                         help="passed to every runner run: with --backend local, run on an interpreter whose packages "
                              "differ from the row's pins (recorded in each result)")
@@ -208,7 +220,7 @@ def main():
                 "{:.1f}".format(m["decode_images_per_s"]) if m["decode_images_per_s"] else "-",
                 m["model_images_per_s"], m["input_wait_s"], m["wall_s"] / (args.images / model_rate)))
         if args.row:
-            row_cells(throughput, args, data, work, cache)
+            row_cells(throughput, args, data, work)
         if args.device == "cpu":
             print("GPU targets (first pass wall <= 2.0 x pure model, a cache hit <= 1.10 x, 50,000 images): not "
                   "measurable here; run with --device cuda on the GPU machine")

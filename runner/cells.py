@@ -38,6 +38,8 @@ class Cell:
     # Where an error cell reads and stores decoded crops ({"dir", "limit_bytes"}; None: no cache). Not part of
     # the id: the cache changes how fast a cell runs, never its result.
     crop_cache: Optional[dict] = None
+    # [suites.error] prefill: its crops may be decoded into the cache ahead of it (runner/prefill.py). Not part of the id.
+    prefill: bool = False
     # Set by runner/gpu_check.py before anything runs: why this row's build cannot run on the host's GPU,
     # or the check's verdict for one that can ("ok", "jit", "unknown"). Not part of the id: a property of the host.
     incompatible: Optional[str] = None

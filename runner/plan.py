@@ -100,6 +100,7 @@ def plan_cells(matrix, options):
                     params=params, timeout_s=timeout, weights=weights, device=device, threads=threads,
                     seed=seed, engine=engine, dataset=cell_dataset, skip_reason=skip,
                     crop_cache=crops if suite == "error" else None,
+                    prefill=bool(crops) and suite == "error" and matrix.error.for_device(device).prefill,
                 ))
     if not cells:
         raise UserError("no cells selected: the filters (--env/--model/--suite) leave nothing to run")

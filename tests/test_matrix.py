@@ -80,7 +80,7 @@ def test_matrix_objects_are_frozen():
      r"suites.error.cuda.workers: expected 0 \(as many as the cell's cores allow\) or more, got -1"),
     ((("prefetch = 4", "prefetch = -4"),), "", r"suites.error.cuda.prefetch: expected 0 or more batches"),
     ((("prefetch = 4", "prefetch = 4\nlimit = 5"),), "",
-     r"suites.error.cuda.limit: unknown key; expected one of: batch_size, prefetch, timeout_s, workers"),
+     r"suites.error.cuda.limit: unknown key; expected one of: batch_size, prefetch, prefill, timeout_s, workers"),
     ((("[suites.error.cuda]", "[suites.error.gpu]"),), "", r"suites.error.gpu: unknown key"),
 ])
 def test_bad_input_names_file_key_and_expectation(tmp_path, replace, append, message):

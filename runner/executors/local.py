@@ -15,6 +15,7 @@ from ..errors import UserError
 from ..gpus import annotate_throughput
 from ..probe import PROBE_VERSION, RESULT_SCHEMA_VERSION
 from ..probe.jsonio import read_json
+from ..prefill import Prefiller
 from ..probe.timestamps import now_iso
 from ..results import OWNER_FILE
 from ..storage import StorageError, write_json
@@ -47,8 +48,16 @@ class LocalExecutor:
                     ensure_environment(self.backend, cell.environment, self.ready_envs, self.progress)
             run_in_slots(cells, self.slots, lambda cell, slot: self._one(cell, slot, results), self.stop_all)
         else:
-            for cell in cells:
-                self._one(cell, self.slots[0] if self.slots else None, results)
+            # One cell at a time: the cores a cell reading the crop cache leaves idle may decode a later recipe's.
+            prefills = Prefiller(cells, self.backend, self.store, self.ready_envs, self.progress.say)
+            stopping = True
+            try:
+                for cell in cells:
+                    prefills.before(cell)
+                    self._one(cell, self.slots[0] if self.slots else None, results)
+                stopping = False
+            finally:
+                prefills.close(stopping)
         return results
 
     def _one(self, cell, slot, results):

@@ -150,12 +150,13 @@ def _error_suite(table):
                              expected="a folder for the decoded crops, or \"off\""),
         crop_cache_limit=table.get("crop_cache_limit", str, "50g", check=lambda v: re.match(r"^[1-9]\d*[bkmg]?$", v),
                                    expected="a size in Docker's notation, e.g. '50g' or '512m'"),
+        prefill=table.get("prefill", bool, False),
     )
     table.done()
     if cuda is not None:
         suite = replace(suite, cuda=replace(
             suite, batch_size=positive(cuda, "batch_size", suite.batch_size), workers=_workers(cuda, suite.workers),
-            prefetch=_prefetch(cuda, suite.prefetch),
+            prefetch=_prefetch(cuda, suite.prefetch), prefill=cuda.get("prefill", bool, suite.prefill),
             timeout_s=positive(cuda, "timeout_s", suite.timeout_s)))
         cuda.done()
     return suite

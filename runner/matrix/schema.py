@@ -127,6 +127,9 @@ class ErrorSuite:
     # ~/.cache/dlmatrix/crops; DLMATRIX_CACHE overrides both) and its size limit in Docker's notation.
     crop_cache: Optional[str] = None
     crop_cache_limit: str = "50g"
+    # Decode a later cell's recipe into the crop cache while a cell that reads its own crops from it runs
+    # (runner/prefill.py). Not part of the id: it changes when crops are decoded, never which.
+    prefill: bool = False
     cuda: Optional["ErrorSuite"] = None  # [suites.error.cuda] merged over these keys: GPU cells' settings
 
     def for_device(self, device):
