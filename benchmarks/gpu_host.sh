@@ -10,7 +10,9 @@
 #          channels_last for the models in ROW_MODELS_BF16 (default resnet50); one run folder, one report
 #   bench  benchmarks/eval_speed.py on EVAL_IMAGES synthetic JPEGs (default 50000): decoder processes (EVAL_WORKERS,
 #          default 0: the GPU cells' default, all cores but two; "1 16" for one decoder and 16 processes), the
-#          crop cache's first pass and hit, the DataLoader peer, and the row's error cells against pure model time
+#          crop cache's first pass and hit, the DataLoader peer, and the row's error cells from a cold crop cache
+#          against pure model time; EVAL_CELLS=row keeps to the row's cells (its first cell is the first pass, the
+#          others hits; about half the time, for a short lease)
 #   tests  the probe tests that need the GPU to mean anything: the device conversion's bits, the torch adapter
 #
 # Writes OUT_DIR/log.txt, plan-cuda.txt, tests-cuda.txt, eval_speed-cuda.txt and gpu-row.tar.gz (the row's results and report).
@@ -74,7 +76,7 @@ for part in $PARTS; do
   bench)
     stage "bench: eval_speed, $EVAL_IMAGES images"
     timeout "$BENCH_LIMIT_S" "$PY" benchmarks/eval_speed.py --device "$DEVICE" --backend local --ignore-pins \
-      --images "$EVAL_IMAGES" --workers ${EVAL_WORKERS:-0} --pipeline-images "$PIPELINE_IMAGES" --row --keep "$WORK/val" \
+      --images "$EVAL_IMAGES" --workers ${EVAL_WORKERS:-0} --pipeline-images "$PIPELINE_IMAGES" --row --cells "${EVAL_CELLS:-all}" --keep "$WORK/val" \
       | tee "$OUT/eval_speed-$DEVICE.txt"
     echo "exit $?"
     ;;

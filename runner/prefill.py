@@ -48,6 +48,8 @@ class Schedule:
         """("start", target): start a prefill for `target` beside `cell`; ("beside", None): a running one goes on
         beside it; ("wait", None): a running one is waited for first. `running`: a prefill runs now."""
         self.upcoming = [c for c in self.upcoming if c.id != cell.id]
+        if cell.skip_reason or cell.incompatible:
+            return "beside", None  # nothing runs: the host writes its result
         if not eligible(cell):
             return "wait", None  # throughput and drift cells are timed on quiet cores (the busy_share check)
         if recipe_group(cell) not in self.started:

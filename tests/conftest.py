@@ -64,6 +64,19 @@ def docker_client_or_skip():
 
 
 @pytest.fixture(scope="module")
+def engine():
+    """The Docker engine, with the project's own base image (debootstrap + import, once per host)."""
+    import io
+
+    from runner.cli import main
+
+    client = docker_client_or_skip()
+    out = io.StringIO()
+    assert main(["docker-base"], out=out) == 0, out.getvalue()
+    return client
+
+
+@pytest.fixture(scope="module")
 def chromium():
     """Debian's chromium for the browser tests; skipped where absent unless DLMATRIX_REQUIRE_BROWSER=1 (CI)."""
     from .browser import find_chromium

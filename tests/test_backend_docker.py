@@ -7,7 +7,6 @@ missing engine is a failure.
 
 import errno
 import fcntl
-import io
 import json
 import os
 import signal
@@ -27,26 +26,16 @@ from runner.backends.docker_cell import (CELL_LABEL, CROPS_IN_CONTAINER, OWNER_L
 from runner.backends.docker_fetch import MARKER_FOLDER
 from runner.backends.docker_image import render_dockerfile
 from runner.backends.docker_python import python_for_image
-from runner.cli import main
 from runner.errors import UserError
 from runner.matrix import load_matrix
 from runner.storage import lock_holder
 
-from .conftest import ROOT, docker_client_or_skip
+from .conftest import ROOT
+from .dockers import leftover_containers, results_of, run_cli
 from .faults import fault_case
 from .matrices import FAST_SUITES, write_matrix
 
 HISTORICAL, CURRENT = "mxnet-1.4", "tf-current"
-
-
-def run_cli(args):
-    out = io.StringIO()
-    return main(args, out=out), out.getvalue()
-
-
-def results_of(folder):
-    return {(r["environment"], r["model"], r["suite"]): r
-            for r in (json.loads(p.read_text()) for p in Path(folder).glob("*.json"))}
 
 
 # -- without an engine --------------------------------------------------------------------------------
@@ -111,21 +100,6 @@ def test_docker_matrix_keys_are_validated(tmp_path):
 
 
 # -- against the engine ---------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def engine():
-    client = docker_client_or_skip()
-    code, out = run_cli(["docker-base"])  # the project's own base: debootstrap + import, once per host
-    assert code == 0, out
-    return client
-
-
-def leftover_containers(client, pid=None):
-    """Cell containers of this test process (or of runner `pid`); other runs may share the engine."""
-    # A finished cell's container may be removed between the listing and its inspection.
-    return client.containers.list(all=True, filters={"label": "{}={}".format(OWNER_LABEL, owner(pid))},
-                                  ignore_removed=True)
-
 
 @pytest.fixture(scope="module")
 def docker_run(engine, sample, tmp_path_factory):

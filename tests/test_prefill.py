@@ -75,6 +75,17 @@ def test_no_prefill_on_a_cpu_run_or_without_a_cache_or_an_environment_built(imag
     assert {e[2] for e in simulate(off, {"torch-current": ReadyEnvironment("torch-current", "python")})} == {"wait"}
 
 
+def test_a_cell_the_host_skips_does_not_wait_for_a_prefill(images, monkeypatch):
+    monkeypatch.delenv("DLMATRIX_CACHE", raising=False)
+    ready = {"torch-current": ReadyEnvironment("torch-current", "python")}
+    cells = plan_cells(load_matrix(REAL), Options(weights="random", device="cuda", environments=("torch-current",)))
+    skipped = [cell for cell in cells if cell.suite == "error"]
+    assert skipped and all(cell.skip_reason for cell in skipped)  # no --imagenet
+    schedule = Schedule(cells)
+    assert {schedule.ahead_of(cell, ready, running=True)[0] for cell in skipped} == {"beside"}
+    assert Schedule(cells).ahead_of(next(c for c in cells if c.suite == "throughput"), ready, True)[0] == "wait"
+
+
 def test_the_setting_leaves_cell_ids_alone_and_a_bad_value_is_refused_by_name(tmp_path, images, monkeypatch):
     monkeypatch.delenv("DLMATRIX_CACHE", raising=False)
     (tmp_path / "off").mkdir()
