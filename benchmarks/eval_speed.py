@@ -177,7 +177,8 @@ def row_cells(throughput, args, data, work):
         total, models, total / models, where))
     for kind, target in (("first pass", "2.0"), ("hit", "1.10")):
         if ratios[kind]:
-            verdict = "" if args.device == "cpu" else ": " + ("met" if max(ratios[kind]) <= float(target) else "NOT met")
+            met = max(ratios[kind]) <= float(target)
+            verdict = "" if args.device == "cpu" else ": " + ("met" if met else "NOT met")
             print("  its {} cells: {:.3f} x at most (target <= {} on the GPU machine{})".format(
                 kind, max(ratios[kind]), target, verdict))
     print("the runner's whole run of them, process starts and model builds included: {:.1f} s".format(elapsed))

@@ -102,7 +102,8 @@ class Prefiller:
             spec = dict(target.spec(str(work), time.time()), suite="prefill", device="cpu", engine=None)
             write_json(work / "spec.json", spec, flag="--results-dir")
             log_path = self.store.log_path("prefill-" + target.id)
-            run = self.backend.run_probe(ready, work / "spec.json", log_path, target.timeout_s, owner_lock=work / OWNER_FILE)
+            run = self.backend.run_probe(ready, work / "spec.json", log_path, target.timeout_s,
+                                         owner_lock=work / OWNER_FILE)
             outcome = _outcome(run, work / "result.json", log_path)
         except Exception as exc:  # noqa: BLE001 - a prefill only saves time: its failure is said, never raised
             outcome = "failed: {}: {}".format(type(exc).__name__, exc)
