@@ -95,9 +95,9 @@ class Prefiller:
 
     def _run(self, target, beside):
         ready = self.ready_envs[target.environment.name]
-        work = self.store.new_attempt("prefill-" + target.id)
-        tick = time.perf_counter()
+        tick, work = time.perf_counter(), None
         try:
+            work = self.store.new_attempt("prefill-" + target.id)
             # No model runs: no GPU, and the framework's default settings (a precision the CPU lacks would skip it).
             spec = dict(target.spec(str(work), time.time()), suite="prefill", device="cpu", engine=None)
             write_json(work / "spec.json", spec, flag="--results-dir")
@@ -108,7 +108,8 @@ class Prefiller:
         except Exception as exc:  # noqa: BLE001 - a prefill only saves time: its failure is said, never raised
             outcome = "failed: {}: {}".format(type(exc).__name__, exc)
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            if work is not None:
+                shutil.rmtree(work, ignore_errors=True)
         line = "crop cache prefill for {} {} (beside {}): {} after {:.1f} s".format(
             target.environment.name, target.model.key, beside.model.key, outcome, time.perf_counter() - tick)
         self.say(line)

@@ -140,6 +140,10 @@ def test_a_real_run_reads_the_crops_a_prefill_decoded_and_predicts_what_its_own_
     results = error_results(folder)
     statuses = {model: r["metrics"]["crop_cache"]["status"] for model, r in results.items()}
     assert statuses == {"resnet50": "built", "resnet101": "hit", "inception_v3": "hit"}, said
+    assert [results[m]["metrics"]["crop_cache"]["entry_built"]["by"] for m in ("resnet101", "inception_v3")] == \
+        ["cell", "prefill"]
+    report = (tmp_path / "reports" / "prefilled" / "report.md").read_text()
+    assert "| inception_v3 |" in report and "| hit (decoded ahead) |" in report
     assert (folder / "logs" / "prefill-{}.log".format(results["inception_v3"]["cell_id"])).is_file()
     assert not list((folder / ".work").iterdir()), "the prefill's scratch folder was left behind"
 

@@ -134,3 +134,23 @@ def test_the_markdown_and_the_html_count_the_same_cells_drift_loads_included():
     assert "3 cells (a drift load of an older version's checkpoint is one of its own): 1 failed, 2 ok." in text
     page = render_html("r", matrix, rows, list(latest.values()), [], "now", [], None, ".", None)
     assert re.search(r"<p>3 cells \(the newest result of each", page)
+
+
+def test_the_input_pipeline_table_says_wall_wait_and_where_the_crops_came_from():
+    matrix = load_matrix(REAL)
+    prefilled = error("torch-current", None)
+    prefilled["metrics"].update(wall_s=12.25, input_wait_s=0.5, decode_images_per_s=None, crop_cache={
+        "status": "hit", "lock_wait_s": 3.2, "entry_built": {"by": "prefill", "at": "2026-12-01T00:00:00+00:00"}})
+    refused = dict(error("torch-1.0", None), cell_id="r")
+    refused["metrics"] = dict(refused["metrics"], wall_s=40.0, input_wait_s=20.0, crop_cache={
+        "status": "not stored", "reason": "the entry would take 9 bytes, over the cache's limit of 1"})
+    older = dict(error("tf-current", None), cell_id="o", framework="keras")  # from before the crop cache
+    rows = build_rows(matrix, latest_results([prefilled, refused, older]))
+    by = {r["environment"]: r for r in rows}
+    assert by["torch-current"]["crop_cache"] == "hit (decoded ahead), 3 s waiting for the entry"
+    assert by["torch-1.0"]["crop_cache"] == "not stored: the entry would take 9 bytes, over the cache's limit of 1"
+    assert by["tf-current"]["crop_cache"] == "" and by["tf-current"]["error_wall_s"] == ""
+    text = render_markdown("r", matrix, rows, [], "now")
+    assert "| Wall s | Waiting s | Crop cache | Decode images/s | Model images/s |" in text
+    assert "| resnet50 | 12.2 | 0.5 | hit (decoded ahead), 3 s waiting for the entry | - | 400.0 |" in text
+    assert "| resnet50 | - | - | - | 50.0 | 400.0 |" in text

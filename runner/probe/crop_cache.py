@@ -30,6 +30,7 @@ import numpy as np
 from .crop_key import FORMAT
 from .decode_pool import CropFile
 from .jsonio import read_json, write_json_atomic
+from .timestamps import now_iso
 
 def sha256_file(path):
     digest = hashlib.sha256()
@@ -206,14 +207,15 @@ class Builder(object):
             self.infos[index] = info
             self.decode_s += info[2]
 
-    def commit(self):
+    def commit(self, by="cell"):
+        """`by`: "cell" (an error cell decoded it for itself) or "prefill" (ahead of the cell, runner/prefill.py)."""
         folder = self.cache.entry_folder(self.key)
         # No fsync of the crops: a crash may leave pages of it unwritten under a durable manifest, and the
         # per-crop sha256 a reader checks finds them (the entry is rebuilt); syncing 7.5 GB would not pay.
         os.rename(os.path.join(folder, self.name + ".partial"), os.path.join(folder, self.name))
         manifest = {"format": FORMAT, "key": self.key, "content": self.content, "data": self.name,
                     "offset": self.store.offset, "shape": [len(self.rels), self.store.crop, self.store.crop, 3],
-                    "decode_s": self.decode_s,
+                    "decode_s": self.decode_s, "built": {"by": by, "at": now_iso()},
                     "items": [[rel, info[0], info[1], info[3]] for rel, info in zip(self.rels, self.infos)]}
         _write_shared(os.path.join(folder, "manifest.json"), manifest)
         self.store.close()

@@ -52,6 +52,7 @@ def input_batches(dataset, recipe, adapter, ranges, workers, window, settings, s
             finally:
                 lock.close()
         record["status"] = "rebuilt" if damaged else "hit"
+        record["entry_built"] = entry.manifest.get("built")  # by a cell or ahead of it, and when; None: older
         try:
             for batch in _read(entry, ranges[delivered:], workers, window):
                 delivered += 1
@@ -85,8 +86,8 @@ def prefill(dataset, recipe, adapter, ranges, workers, window, settings, scratch
                 return record
         finally:
             lock.close()
+    record.update(status="hit", entry_built=entry.manifest.get("built"))
     entry.close()  # its crops are checked by the cell that reads them
-    record["status"] = "hit"
     return record
 
 
@@ -148,7 +149,7 @@ def _build(cache, key, content, dataset, recipe, adapter, ranges, delivered, wor
             builder.add(batch)
             if count < len(ranges) - delivered:
                 yield batch
-        builder.commit()
+        builder.commit(by="cell" if deliver else "prefill")
         committed = True
     finally:
         if not committed:

@@ -140,14 +140,16 @@ def render_markdown(run_name, matrix, rows, problems, generated_at, drift=(), ju
             _fmt(row["cold_start_s"], 1), _gpu_columns(row, unavailable), _peak(row)))
 
     w("\n## Error suite: input pipeline and GPU\n\n")
-    w("Decode = JPEG decoding and preprocessing; model = the forward passes. A model far faster than decoding "
-      "means the input pipeline, not the framework, set the pace.\n\n")
-    w("| Environment | Model | Decode images/s | Model images/s | GPU util % | Peak MiB | J/image |\n"
-      "|---|---|---|---|---|---|---|\n")
+    w("Decode = JPEG decoding and preprocessing (the decoders together; - where every crop came from the crop "
+      "cache); model = the forward passes; waiting = the model loop waiting for input. A model far faster than "
+      "decoding means the input pipeline, not the framework, set the pace.\n\n")
+    w("| Environment | Model | Wall s | Waiting s | Crop cache | Decode images/s | Model images/s | GPU util % | "
+      "Peak MiB | J/image |\n|---|---|---|---|---|---|---|---|---|---|\n")
     for row in (r for r in rows if r["suite"] == "error" and r["status"] == "ok"):
-        w("| {} | {} | {} | {} | {} |\n".format(
-            _env_label(row), row["model"], _fmt(row["decode_images_per_s"], 1), _fmt(row["model_images_per_s"], 1),
-            _gpu_columns(row, unavailable)))
+        w("| {} | {} | {} | {} | {} | {} | {} | {} |\n".format(
+            _env_label(row), row["model"], _fmt(row["error_wall_s"], 1), _fmt(row["input_wait_s"], 1),
+            row["crop_cache"].replace("|", "\\|") or "-", _fmt(row["decode_images_per_s"], 1),
+            _fmt(row["model_images_per_s"], 1), _gpu_columns(row, unavailable)))
     if unavailable:
         w("\nGPU telemetry unavailable (-): {}.\n".format("; ".join(unavailable)))
 

@@ -11,7 +11,8 @@ COLUMNS = [
     "labels_without_image", "top1_error", "top1_ci_low", "top1_ci_high", "top5_error", "top5_ci_low", "top5_ci_high",
     "published_top1_error", "published_top5_error", "delta_top1", "delta_top5", "published_source",
     "published_revision", "batch_size", "batch_status", "images_per_s", "images_per_s_low", "images_per_s_high", "latency_p50_ms", "latency_p90_ms",
-    "latency_p99_ms", "cold_start_s", "decode_images_per_s", "model_images_per_s", "gpu_util_mean_pct", "gpu_util_samples",
+    "latency_p99_ms", "cold_start_s", "decode_images_per_s", "model_images_per_s", "error_wall_s", "input_wait_s",
+    "crop_cache", "gpu_util_mean_pct", "gpu_util_samples",
     "gpu_memory_peak_mib", "joules_per_image", "telemetry", "peak_fraction", "peak_precision", "cell_id",
 ]
 
@@ -29,6 +30,21 @@ def image_accounting(metrics):
             "unreadable_images": metrics["unreadable_count"], "unreadable_reasons": _reasons(metrics),
             "unlabeled_images": metrics.get("unlabeled_count", ""),
             "labels_without_image": metrics.get("labels_without_image_count", "")}
+
+
+def crop_cache_text(record):
+    """The error cell's crops: "hit", "hit (decoded ahead)" where a prefill built the entry (runner/prefill.py),
+    "built", "rebuilt", "not stored: <why>", "off"; "" for a result from before the cache."""
+    if not record:
+        return ""
+    text = record["status"]
+    if text == "hit" and (record.get("entry_built") or {}).get("by") == "prefill":
+        text += " (decoded ahead)"
+    if record.get("lock_wait_s", 0) >= 1:
+        text += ", {:.0f} s waiting for the entry".format(record["lock_wait_s"])
+    if text.startswith("not stored") and record.get("reason"):
+        text += ": " + record["reason"]
+    return text
 
 
 def image_counts_text(metrics):
@@ -130,7 +146,9 @@ def build_rows(matrix, results):
             row.update(top1_error=metrics["top1_error"], top5_error=metrics["top5_error"],
                        top1_ci_low=low1, top1_ci_high=high1, top5_ci_low=low5, top5_ci_high=high5,
                        decode_images_per_s=metrics.get("decode_images_per_s") or "",
-                       model_images_per_s=metrics.get("model_images_per_s") or "")
+                       model_images_per_s=metrics.get("model_images_per_s") or "",
+                       error_wall_s=metrics.get("wall_s", ""), input_wait_s=metrics.get("input_wait_s", ""),
+                       crop_cache=crop_cache_text(metrics.get("crop_cache")))
             row.update(_telemetry(metrics.get("telemetry")))
             if row["published_top1_error"] != "":
                 row.update(delta_top1=metrics["top1_error"] - row["published_top1_error"],

@@ -47,6 +47,7 @@ def test_built_once_then_read_with_the_same_tensors_and_predictions(imagenet_sam
     hit, hit_rows, hit_inputs = run(imagenet_sample, tmp_path, "hit", chosen, cache, workers=1)
     assert built["crop_cache"]["status"] == "built" and hit["crop_cache"]["status"] == "hit"
     assert hit["crop_cache"]["key"] == built["crop_cache"]["key"] and len(hit["crop_cache"]["key"]) == 32
+    assert hit["crop_cache"]["entry_built"]["by"] == "cell"  # not decoded ahead (tests/probe/test_crop_prefill.py)
     assert hit_rows == built_rows and hit["image_modes"] == built["image_modes"]
     assert_same_tensors(built_inputs, expected)
     assert_same_tensors(hit_inputs, expected)

@@ -28,6 +28,7 @@ def test_a_prefilled_entry_is_read_with_the_tensors_and_predictions_of_the_cells
     assert again["status"] == "hit" and again["key"] == record["key"]
     hit, rows, inputs = run(imagenet_sample, tmp_path, "hit", chosen, cache)
     assert hit["crop_cache"]["status"] == "hit" and hit["crop_cache"]["key"] == record["key"]
+    assert hit["crop_cache"]["entry_built"]["by"] == "prefill" and again["entry_built"]["by"] == "prefill"
     assert hit["decode_s"] == 0
     assert_same_tensors(inputs, reference_batches(dataset.root, dataset.items, chosen, None, 4))
     assert rows == evaluate(imagenet_sample, tmp_path, "plain", chosen, Recording(), None, workers=1)[1]
