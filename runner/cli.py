@@ -14,6 +14,7 @@ from pathlib import Path
 from .cli_checks import check_args
 from .errors import UserError
 from .matrix import load_matrix
+from .prefill import planned as planned_prefills
 from .progress import plan_table, say as _say
 from .plan import Options, plan_cells, resolve_auto_weights
 from .gpu_check import check_gpu
@@ -135,7 +136,7 @@ def cmd_plan(args, out):
     if args.format == "json":
         out.write(json.dumps([cell.as_dict() for cell in cells], indent=2) + "\n")
         return 0
-    out.write("".join(line + "\n" for line in plan_table(cells)))
+    out.write("".join(line + "\n" for line in plan_table(cells, planned_prefills(cells))))
     return 0
 
 

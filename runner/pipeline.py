@@ -21,6 +21,7 @@ from .executors.local import make_slots
 from .gpu_check import check_gpu
 from .matrix import load_matrix
 from .plan import plan_cells, resolve_auto_weights
+from .prefill import planned as planned_prefills
 from .progress import Progress, past_durations, plan_table
 from .report import write_report
 from .results import FAILED, ResultStore
@@ -74,11 +75,12 @@ def run_matrix(settings, options, out):
     cells = plan_cells(matrix, options)
     # A build that cannot run on this GPU (or a host with no GPU driver): incompatible, now.
     cells = check_gpu(cells, settings.backend, say, executor=settings.executor)
-    if settings.show_plan:
-        for line in plan_table(cells):
-            say(line)
     device = cells[0].device if cells else "cpu"
     slots = make_slots(settings, device)
+    if settings.show_plan:
+        one_at_a_time = settings.executor == "local" and len(slots) <= 1  # where the prefill runs (prefill.py)
+        for line in plan_table(cells, planned_prefills(cells) if one_at_a_time else {}):
+            say(line)
     backend = get_backend(settings.backend, matrix=matrix, env_dir=settings.env_dir, ignore_pins=settings.ignore_pins,
                           docker=_docker_options(settings, cells))
     run_name = settings.run_name or "{}-{}".format(backend.name, cells[0].device.replace(":", ""))

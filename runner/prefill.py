@@ -65,6 +65,24 @@ class Schedule:
         return "beside", None
 
 
+def preview(cells):
+    """[(cell, action, target)] as a run of `cells` one at a time would go, a started prefill taken to run until
+    a cell waits for it (one that ends sooner may let the next start earlier); each environment is built as
+    its first cell comes. For the plan and the tests."""
+    schedule, ready, running, events = Schedule(cells), {}, False, []
+    for cell in cells:
+        action, target = schedule.ahead_of(cell, ready, running)
+        ready[cell.environment.name] = cell.environment
+        running = (running and action == "beside") or action == "start"
+        events.append((cell, action, target))
+    return events
+
+
+def planned(cells):
+    """{id of a cell: the cell whose crops are decoded beside it}, as preview() expects them."""
+    return {cell.id: target for cell, action, target in preview(cells) if action == "start"}
+
+
 class Prefiller:
     """The prefills of one executor run over `cells` (in the order they run); one at a time."""
 

@@ -31,10 +31,11 @@ def clock(seconds):
     return "{:d}:{:02d}:{:02d}".format(seconds // 3600, seconds // 60 % 60, seconds % 60)
 
 
-def plan_table(cells):
+def plan_table(cells, prefills=None):
     """The plan as lines: on a GPU, the build each row installs; then each cell's id, row, model, suite, device,
-    and why it will be skipped or cannot run."""
-    lines, builds = [], {}
+    and why it will be skipped or cannot run. `prefills`: {cell id: the cell whose crops are decoded beside it}
+    (runner/prefill.py preview)."""
+    lines, builds, prefills = [], {}, prefills or {}
     for cell in cells:
         if cell.device.startswith("cuda"):
             check = cell.gpu_check or {}
@@ -53,6 +54,8 @@ def plan_table(cells):
                 cell.params.get("min_window_s", 0))
         if cell.suite == "error" and not note:  # the device's settings ([suites.error.cuda] on a GPU)
             note = "  batch {}, {}".format(cell.params["batch_size"], _decoders(cell))
+            if cell.id in prefills:
+                note += "; beside it, {}'s crops are decoded ahead".format(prefills[cell.id].model.key)
         lines.append("{}  {:<16} {:<14} {:<10} {}{}".format(cell.id, cell.environment.name, cell.model.key,
                                                             cell.suite, cell.device, note))
     return lines + ["{} cells".format(len(cells))]

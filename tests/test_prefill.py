@@ -20,7 +20,8 @@ from runner.cli import main
 from runner.errors import UserError
 from runner.matrix import load_matrix
 from runner.plan import Options, plan_cells
-from runner.prefill import Schedule
+from runner.prefill import Schedule, planned as planned_prefills, preview
+from runner.progress import plan_table
 
 from .conftest import sample_dir
 from .matrices import FAST_SUITES, REAL, ROOT, write_matrix
@@ -33,14 +34,10 @@ def planned(matrix, images, device, **options):
     return plan_cells(load_matrix(matrix), Options(weights="random", device=device, imagenet=str(images), **options))
 
 
-def simulate(cells, ready):
-    """Run the schedule over `cells` as the executor would: a started prefill runs until a cell waits for it."""
-    schedule, running, events = Schedule(cells), False, []
-    for cell in cells:
-        action, target = schedule.ahead_of(cell, ready, running)
-        events.append((cell.model.key, cell.suite, action, target.model.key if target else None))
-        running = (running and action == "beside") or action == "start"
-    return events
+def simulate(cells):
+    """preview() in words: (model, suite, action, the model a prefill starts for)."""
+    return [(cell.model.key, cell.suite, action, target.model.key if target else None)
+            for cell, action, target in preview(cells)]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +50,7 @@ def images(tmp_path_factory):
 def test_on_a_gpu_row_inception_is_decoded_beside_resnet101_and_only_error_cells_run_beside_it(images, monkeypatch):
     monkeypatch.delenv("DLMATRIX_CACHE", raising=False)
     cells = planned(REAL, images, "cuda", environments=("torch-current",))
-    events = simulate(cells, {"torch-current": ReadyEnvironment("torch-current", "python")})
+    events = simulate(cells)
     starts = [e for e in events if e[2] == "start"]
     # resnet50 decodes the 256 -> 224 crops; resnet101 reads them, so the cores decode inception's 342 -> 299
     assert starts == [("resnet101", "error", "start", "inception_v3")]
@@ -61,6 +58,8 @@ def test_on_a_gpu_row_inception_is_decoded_beside_resnet101_and_only_error_cells
     assert [e[:3] for e in events if e[1] == "error"] == [
         ("resnet50", "error", "wait"), ("resnet101", "error", "start"), ("densenet121", "error", "beside"),
         ("inception_v3", "error", "beside"), ("mobilenet_v2", "error", "beside")]
+    line = next(line for line in plan_table(cells, planned_prefills(cells)) if " resnet101 " in line and "error" in line)
+    assert line.endswith("; beside it, inception_v3's crops are decoded ahead")
 
 
 def test_no_prefill_on_a_cpu_run_or_without_a_cache_or_an_environment_built(images, monkeypatch):
@@ -68,11 +67,13 @@ def test_no_prefill_on_a_cpu_run_or_without_a_cache_or_an_environment_built(imag
     cpu = planned(REAL, images, "cpu", environments=("torch-current",), suites=("error",))
     assert not any(cell.prefill for cell in cpu)  # the model needs the cores there
     gpu = planned(REAL, images, "cuda", environments=("torch-current",), suites=("error",))
-    assert {e[2] for e in simulate(gpu, {})} == {"wait", "beside"}  # the row's environment is not built yet
+    schedule = Schedule(gpu)
+    # the row's environment is not built yet
+    assert {schedule.ahead_of(cell, {}, running=False)[0] for cell in gpu} == {"wait", "beside"}
     monkeypatch.setenv("DLMATRIX_CACHE", "off")
     off = planned(REAL, images, "cuda", environments=("torch-current",), suites=("error",))
     assert not any(cell.prefill for cell in off)
-    assert {e[2] for e in simulate(off, {"torch-current": ReadyEnvironment("torch-current", "python")})} == {"wait"}
+    assert {e[2] for e in simulate(off)} == {"wait"}
 
 
 def test_a_cell_the_host_skips_does_not_wait_for_a_prefill(images, monkeypatch):
