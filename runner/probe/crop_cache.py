@@ -29,6 +29,7 @@ import numpy as np
 
 from .crop_key import FORMAT
 from .decode_pool import CropFile
+from .crop_writer import EntryWriter
 from .jsonio import read_json, write_json_atomic
 from .timestamps import now_iso
 
@@ -201,14 +202,21 @@ class Builder(object):
         self.store, self.evicted = store, evicted
         self.infos = [None] * len(rels)
         self.decode_s = 0.0
+        self.writer = EntryWriter(store)
 
     def add(self, batch):
-        for index, info in zip(range(batch.start, batch.stop), batch.infos):
+        """A decoded batch (its crops from the decoders' ring or this process): queued for the writer thread."""
+        readable = []
+        for offset, (index, info) in enumerate(zip(range(batch.start, batch.stop), batch.infos)):
             self.infos[index] = info
             self.decode_s += info[2]
+            if info[1] is None:
+                readable.append(offset)
+        self.writer.put(batch.start, np.ascontiguousarray(batch.crops), readable)
 
     def commit(self, by="cell"):
         """`by`: "cell" (an error cell decoded it for itself) or "prefill" (ahead of the cell, runner/prefill.py)."""
+        digests = self.writer.finish()
         folder = self.cache.entry_folder(self.key)
         # No fsync of the crops: a crash may leave pages of it unwritten under a durable manifest, and the
         # per-crop sha256 a reader checks finds them (the entry is rebuilt); syncing 7.5 GB would not pay.
@@ -216,7 +224,8 @@ class Builder(object):
         manifest = {"format": FORMAT, "key": self.key, "content": self.content, "data": self.name,
                     "offset": self.store.offset, "shape": [len(self.rels), self.store.crop, self.store.crop, 3],
                     "decode_s": self.decode_s, "built": {"by": by, "at": now_iso()},
-                    "items": [[rel, info[0], info[1], info[3]] for rel, info in zip(self.rels, self.infos)]}
+                    "items": [[rel, info[0], info[1], digests.get(index)]
+                              for index, (rel, info) in enumerate(zip(self.rels, self.infos))]}
         _write_shared(os.path.join(folder, "manifest.json"), manifest)
         self.store.close()
         for name in os.listdir(folder):
@@ -224,6 +233,7 @@ class Builder(object):
                 os.remove(os.path.join(folder, name))  # the crops files it replaces; open readers keep theirs
 
     def abandon(self):
+        self.writer.stop()
         self.store.close()
         try:
             os.remove(os.path.join(self.cache.entry_folder(self.key), self.name + ".partial"))

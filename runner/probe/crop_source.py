@@ -13,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from .crop_cache import CropCache
+from .crop_writer import EntryWriteError
 from .crop_key import content_key, key_content
 from .decode_pool import Batch, CropFile, crop_batches
 
@@ -142,18 +143,36 @@ def _build(cache, key, content, dataset, recipe, adapter, ranges, delivered, wor
         return
     record.update(status="rebuilt" if rebuild else "built", evicted=builder.evicted)
     order = ranges[delivered:] + ranges[:delivered]
-    committed = False
+    wanted = len(ranges) - delivered if deliver else 0  # batches the cell reads
+    # Decoded as without a cache (into a ring); the builder's thread stores them (runner/probe/crop_writer.py).
+    batches = decoded(dataset.root, dataset.items, recipe, adapter, order, workers, window, scratch_dir)
     try:
-        batches = crop_batches(dataset.root, dataset.items, recipe, adapter, order, workers, window, builder.store)
         for count, batch in enumerate(batches):
-            builder.add(batch)
-            if count < len(ranges) - delivered:
+            if builder is None and count >= wanted:
+                break  # nothing left to deliver, and nothing is stored any more
+            if builder is not None:
+                builder = _stored(builder, lambda: builder.add(batch), record)
+            if count < wanted:
                 yield batch
-        builder.commit(by="cell" if deliver else "prefill")
-        committed = True
+        if builder is not None:
+            builder = _stored(builder, lambda: builder.commit(by="cell" if deliver else "prefill"), record)
+            builder = None
     finally:
-        if not committed:
+        batches.close()  # the decoders end now, also where the loop stopped early
+        if builder is not None:
             builder.abandon()
+
+
+def _stored(builder, step, record):
+    """`builder` after `step` (an add or the commit); None where writing the entry failed (a full disk): the
+    entry is dropped, the cell goes on with the crops it decoded, and its record says why nothing was stored."""
+    try:
+        step()
+        return builder
+    except EntryWriteError as exc:
+        builder.abandon()
+        record.update(status="not stored", reason=str(exc))
+        return None
 
 
 def _read(entry, ranges, threads, window):

@@ -12,7 +12,6 @@ them), and each ends by itself when its task pipe closes: when the parent ends, 
 """
 
 import collections
-import hashlib
 import json
 import os
 import selectors
@@ -34,7 +33,8 @@ QUEUED_PER_WORKER = 32
 MAX_TASK_IMAGES = 16
 PROBE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# infos: [mode, problem, seconds, sha256 of the crop] each; the sha256 only where the crops go to a cache entry
+# infos: [mode, problem, seconds, sha256 of the crop] each; the sha256 only where the crop came from a cache
+# entry (runner/probe/crop_source.py), None from the decoders
 Batch = collections.namedtuple("Batch", "start stop crops infos")
 
 
@@ -68,9 +68,6 @@ class CropFile(object):
             return index
         return (sequence * batch_size) % self.ring + index - start
 
-    def write(self, position, crop):
-        os.pwrite(self.fd, crop.tobytes(), self.offset + position * self.slot_bytes)
-
     def read(self, position, count):
         size = count * self.slot_bytes
         data = os.pread(self.fd, size, self.offset + position * self.slot_bytes)
@@ -96,28 +93,24 @@ def _free_bytes(folder):
 
 
 def crop_batches(root, items, recipe, adapter, ranges, workers, window, store):
-    """Batch per (start, stop) of `ranges`, in that order: workers > 1 decode in processes, else here."""
+    """Batch per (start, stop) of `ranges`, in that order: workers > 1 decode in processes into `store` (a ring),
+    else here."""
     if workers <= 1:
-        return _inline(root, items, recipe, adapter, ranges, store)
+        return _inline(root, items, recipe, adapter, ranges)
     return _pooled(root, items, recipe, adapter, ranges, workers, window, store)
 
 
-def _inline(root, items, recipe, adapter, ranges, store):
-    """One decoder, this process: the reference the pool must equal. Writes the crops when `store`
-    is a cache entry (one slot per image); a ring is not needed here."""
+def _inline(root, items, recipe, adapter, ranges):
+    """One decoder, this process: the reference the pool must equal."""
     for start, stop in ranges:
         crops = np.zeros((stop - start, recipe.crop, recipe.crop, 3), dtype=np.uint8)
         infos = []
         for index in range(start, stop):
             tick = time.perf_counter()
             crop, mode, problem = crop_item(root, items[index][0], recipe, adapter)
-            digest = None
             if crop is not None:
                 crops[index - start] = crop
-                if store is not None and store.ring is None:
-                    digest = hashlib.sha256(crop.tobytes()).hexdigest()
-                    store.write(index, crop)
-            infos.append([mode, problem, time.perf_counter() - tick, digest])
+            infos.append([mode, problem, time.perf_counter() - tick, None])
         yield Batch(start, stop, crops, infos)
 
 
@@ -134,10 +127,9 @@ class Pool(object):
     def __init__(self, root, items, recipe, adapter, workers, store):
         self.store = store
         framework = getattr(adapter, "name", None) if recipe.uses_framework else None
-        # A cache entry (one slot per image) keeps each crop's sha256 for its readers; a ring's crops need none.
         header = json.dumps({"root": os.path.abspath(root), "items": [rel for rel, _ in items],
                              "recipe": recipe.as_dict(), "framework": framework, "data_offset": store.offset,
-                             "slot_bytes": store.slot_bytes, "digests": store.ring is None})
+                             "slot_bytes": store.slot_bytes})
         environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
             [PROBE_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
         self.workers, self.selector = [], selectors.DefaultSelector()
@@ -182,8 +174,8 @@ class Pool(object):
     def _collect(self, done):
         for key, _ in self.selector.select():
             for answer in key.data.answers_ready():
-                for index, mode, problem, seconds, digest in answer:
-                    done[index] = [mode, problem, seconds, digest]
+                for index, mode, problem, seconds in answer:
+                    done[index] = [mode, problem, seconds, None]
 
     def close(self):
         for worker in self.workers:

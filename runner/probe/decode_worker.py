@@ -8,15 +8,13 @@ index .. index+count-1 into slots position .. position+count-1. For each image i
 exactly as the in-process path does (preprocess.crop_item) and writes the uint8 crop into its slot of
 the data file (pwrite: the pages stay in the page cache or /dev/shm and count in no process's resident
 memory); then it answers one JSON line per task on RESULT_FD, a list with one entry per image:
-[index, Pillow mode, problem, seconds, sha256 of the crop (where the header asks for digests: a cache
-entry's crops; None otherwise)].
+[index, Pillow mode, problem, seconds]. (A cache entry's digests are taken by runner/probe/crop_writer.py.)
 
 It ends when its task pipe closes, which the kernel does when the parent ends in any way (kill -9
 included): an idle worker then reads end-of-file, a busy one fails its next answer (broken pipe).
 It stays in the parent's process group, so the guard that ends a cell ends it too.
 """
 
-import hashlib
 import json
 import os
 import signal
@@ -38,7 +36,7 @@ def serve(tasks, answers, data_fd):
     recipe = Recipe.from_dict(header["recipe"])
     adapter = open_resizer(header["framework"]) if recipe.uses_framework else None
     root, items = header["root"], header["items"]
-    offset, slot_bytes, digests = int(header["data_offset"]), int(header["slot_bytes"]), header["digests"]
+    offset, slot_bytes = int(header["data_offset"]), int(header["slot_bytes"])
     answers.write("ready\n")
     answers.flush()
     for line in tasks:
@@ -47,15 +45,13 @@ def serve(tasks, answers, data_fd):
         for index in range(first, first + count):
             tick = time.perf_counter()
             crop, mode, problem = crop_item(root, items[index], recipe, adapter)
-            digest = None
             if crop is not None:
                 data = crop.tobytes()
                 if len(data) != slot_bytes:
                     raise RuntimeError("crop of {} is {} bytes, the slot {}".format(items[index], len(data),
                                                                                    slot_bytes))
                 os.pwrite(data_fd, data, offset + (position + index - first) * slot_bytes)
-                digest = hashlib.sha256(data).hexdigest() if digests else None
-            done.append([index, mode, problem, time.perf_counter() - tick, digest])
+            done.append([index, mode, problem, time.perf_counter() - tick])
         answers.write(json.dumps(done) + "\n")
         answers.flush()
 
