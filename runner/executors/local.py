@@ -13,9 +13,9 @@ from ..backends.base import EnvironmentBuildError
 from ..backends.process import tail
 from ..errors import UserError
 from ..gpus import annotate_throughput
+from ..prefill import Prefiller
 from ..probe import PROBE_VERSION, RESULT_SCHEMA_VERSION
 from ..probe.jsonio import read_json
-from ..prefill import Prefiller
 from ..probe.timestamps import now_iso
 from ..results import OWNER_FILE
 from ..storage import StorageError, write_json
