@@ -63,17 +63,37 @@ def docker_client_or_skip():
     return client
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def engine():
     """The Docker engine, with the project's own base image (debootstrap + import, once per host)."""
-    import io
-
-    from runner.cli import main
+    from .dockers import run_cli
 
     client = docker_client_or_skip()
-    out = io.StringIO()
-    assert main(["docker-base"], out=out) == 0, out.getvalue()
+    code, out = run_cli(["docker-base"])
+    assert code == 0, out
     return client
+
+
+@pytest.fixture(scope="session")
+def docker_run(engine, tmp_path_factory):
+    """One historical and one current row, error + throughput, random weights, in containers; then the same
+    again. Shared by the docker test modules: its images and cells are made once per session."""
+    import time
+
+    from .dockers import CURRENT, HISTORICAL, results_of, run_cli
+    from .matrices import FAST_SUITES, write_matrix
+
+    sample = _sample_or_skip()
+    work = tmp_path_factory.mktemp("docker")
+    matrix = write_matrix(work, suites=FAST_SUITES)
+    args = ["run", "--matrix", str(matrix), "--backend", "docker", "--weights", "random", "--imagenet", str(sample),
+            "--env", HISTORICAL, "--env", CURRENT, "--model", "resnet50", "--suite", "error", "--suite", "throughput",
+            "--results-dir", str(work / "results"), "--reports-dir", str(work / "reports"), "--run", "docker"]
+    first = run_cli(args)
+    tick = time.perf_counter()
+    second = run_cli(args)
+    return {"work": work, "matrix": matrix, "first": first, "second": second,
+            "second_s": time.perf_counter() - tick, "results": results_of(work / "results" / "docker")}
 
 
 @pytest.fixture(scope="module")

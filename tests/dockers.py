@@ -8,6 +8,8 @@ from pathlib import Path
 from runner.backends.docker_cell import OWNER_LABEL, owner
 from runner.cli import main
 
+HISTORICAL, CURRENT = "mxnet-1.4", "tf-current"  # the rows the docker tests build: a Python 3.7 one and today's
+
 
 def run_cli(args):
     out = io.StringIO()

@@ -24,7 +24,8 @@ BEGIN = "<!-- failures table: made by `make failures-table` from the tests that 
 END = "<!-- end of failures table -->"
 FAULT_TESTS = ["tests/test_cli_checks.py", "tests/test_run_lock.py", "tests/test_storage.py",
                "tests/test_damaged_results.py", "tests/test_image_accounting.py", "tests/test_faults.py",
-               "tests/test_locks.py", "tests/test_backend_docker.py", "tests/probe/test_telemetry.py",
+               "tests/test_locks.py", "tests/test_backend_docker_faults.py",
+               "tests/test_backend_docker_security.py", "tests/probe/test_telemetry.py",
                "tests/test_executor_slurm.py",
                "tests/test_end_to_end.py::test_failures_are_recorded_and_the_rest_goes_on"]
 GROUPS = ["flags", "runs", "processes", "storage", "results", "images", "environments", "containers", None]
