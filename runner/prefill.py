@@ -90,6 +90,7 @@ class Prefiller:
         self.backend, self.store, self.ready_envs, self.say = backend, store, ready_envs, say
         self.schedule = Schedule(cells)
         self.thread = None
+        self.stopping = threading.Event()  # set by close(stopping=True): a prefill not started yet never starts
 
     def before(self, cell):
         """Called ahead of each cell; may start a prefill beside it, or wait for the running one to end."""
@@ -99,16 +100,21 @@ class Prefiller:
             self.say("waiting for the crop cache prefill to end before {}".format(cell.label))
             self.thread.join()
         elif action == "start":
-            self.thread = threading.Thread(target=self._run, args=(target, cell), daemon=True,
-                                           name="prefill {}".format(target.id))
-            self.thread.start()
+            thread = threading.Thread(target=self._run, args=(target, cell), daemon=True,
+                                      name="prefill {}".format(target.id))
+            thread.start()
+            self.thread = thread
 
     def close(self, stopping=False):
         """Wait for a running prefill; `stopping` (Ctrl-C, an error): kill it first."""
         if self.thread is None:
             return
-        if stopping and self.thread.is_alive():
-            self.backend.stop_all()
+        if stopping:
+            self.stopping.set()
+            # Again until it ends: its process may not have been running yet when asked the first time.
+            while self.thread.is_alive():
+                self.backend.stop_all()
+                self.thread.join(0.2)
         self.thread.join()
 
     def _run(self, target, beside):
@@ -116,13 +122,16 @@ class Prefiller:
         tick, work = time.perf_counter(), None
         try:
             work = self.store.new_attempt("prefill-" + target.id)
-            # No model runs: no GPU, and the framework's default settings (a precision the CPU lacks would skip it).
-            spec = dict(target.spec(str(work), time.time()), suite="prefill", device="cpu", engine=None)
-            write_json(work / "spec.json", spec, flag="--results-dir")
+            write_json(work / "spec.json", prefill_spec(target, work), flag="--results-dir")
             log_path = self.store.log_path("prefill-" + target.id)
-            run = self.backend.run_probe(ready, work / "spec.json", log_path, target.timeout_s,
-                                         owner_lock=work / OWNER_FILE)
-            outcome = _outcome(run, work / "result.json", log_path)
+            if log_path.exists():
+                log_path.unlink()
+            if self.stopping.is_set():  # Ctrl-C came while this was being set up
+                outcome = "stopped"
+            else:
+                run = self.backend.run_probe(ready, work / "spec.json", log_path, target.timeout_s,
+                                             owner_lock=work / OWNER_FILE)
+                outcome = _outcome(run, work / "result.json", log_path)
         except Exception as exc:  # noqa: BLE001 - a prefill only saves time: its failure is said, never raised
             outcome = "failed: {}: {}".format(type(exc).__name__, exc)
         finally:
@@ -131,6 +140,14 @@ class Prefiller:
         line = "crop cache prefill for {} {} (beside {}): {} after {:.1f} s".format(
             target.environment.name, target.model.key, beside.model.key, outcome, time.perf_counter() - tick)
         self.say(line)
+
+
+def prefill_spec(target, work):
+    """The probe's spec: the target cell's, as suite "prefill". No model runs: no weights (nothing is fetched),
+    the framework's default settings (a precision the CPU lacks would skip it), and no GPU, though a CUDA build
+    may need the driver to import (the docker backend then lends the target's GPU: `for_device`)."""
+    return dict(target.spec(str(work), time.time()), suite="prefill", device="cpu", engine=None,
+                weights={"source": "random", "seed": target.seed}, for_device=target.device)
 
 
 def _outcome(run, result_path, log_path):

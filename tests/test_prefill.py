@@ -159,8 +159,8 @@ def test_a_real_run_reads_the_crops_a_prefill_decoded_and_predicts_what_its_own_
     assert predictions(tmp_path / "alone" / "a", alone) == predictions(folder, results["inception_v3"])
 
 
-def prefill_group():
-    """The process group of a running prefill's probe (the guard's), from /proc; None while there is none."""
+def prefill_probe():
+    """(pid, process group) of a running prefill's probe, from /proc; None while there is none."""
     for name in os.listdir("/proc"):
         try:
             with open("/proc/{}/cmdline".format(name), "rb") as handle:
@@ -169,9 +169,21 @@ def prefill_group():
                 fields = handle.read().rsplit(b")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if b"runner.probe" in words and any(b"/prefill-" in word for word in words):
-            return int(fields[2])
+        if words[1:3] == [b"-m", b"runner.probe"] and b"/prefill-" in words[3]:  # the probe, not its guard
+            return int(name), int(fields[2])
     return None
+
+
+def autogroup_nice(pid):
+    """The niceness of the process's scheduling autogroup (a session's), or None without autogroups."""
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as handle:
+            if handle.read().strip() != "1":
+                return None
+        with open("/proc/{}/autogroup".format(pid)) as handle:
+            return int(handle.read().split("nice")[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 @pytest.mark.slow
@@ -187,13 +199,19 @@ def test_ctrl_c_while_a_prefill_runs_ends_all_its_processes_and_keeps_the_finish
          str(tmp_path / "reports"), "--run", "c"], cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, env=dict(os.environ, DLMATRIX_CACHE=str(tmp_path / "crops")),
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal would (see the docker test)
-    deadline, group = time.time() + 300, None
-    while time.time() < deadline and group is None and process.poll() is None:
-        group = prefill_group()
+    deadline, found = time.time() + 300, None
+    while time.time() < deadline and found is None and process.poll() is None:
+        found = prefill_probe()
         time.sleep(0.05)
-    if group is None:
+    if found is None:
         process.kill()
         pytest.fail("no prefill ran: {}".format(process.communicate()[0]))
+    pid, group = found
+    # Its decoding has begun once it lowered its priority: the session's too where the kernel weighs sessions.
+    deadline = time.time() + 60
+    while time.time() < deadline and os.getpriority(os.PRIO_PROCESS, pid) != 10:
+        time.sleep(0.02)
+    assert os.getpriority(os.PRIO_PROCESS, pid) == 10 and autogroup_nice(pid) in (None, 10)
     process.send_signal(signal.SIGINT)
     out, _ = process.communicate(timeout=120)
     assert process.returncode == 130, out

@@ -109,6 +109,8 @@ class DockerBackend(Backend):
             # The container sees only its own GPU (the slot's, else the one the device names), as cuda:0.
             gpu = gpu if gpu is not None else (spec["device"].partition(":")[2] or "0")
             spec["device"] = "cuda:0"
+        elif spec.get("for_device", "cpu").startswith("cuda"):  # a prefill (runner/prefill.py) beside a GPU cell
+            gpu = spec["for_device"].partition(":")[2] or "0"  # its CUDA build imports only with the driver
         else:
             gpu = None
         spec_path = spec_path.with_name("spec.container.json")
@@ -123,6 +125,8 @@ class DockerBackend(Backend):
                         working_dir="/tmp",
                         device_requests=[docker.types.DeviceRequest(device_ids=[gpu], capabilities=[["gpu"]])]
                         if gpu else None)
+        if spec["suite"] == "prefill":  # a tenth of a cell's CPU weight: the cell beside it keeps its cores
+            settings["cpu_shares"] = 102
         os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
         with open(log_path, "ab") as log:
             if (spec.get("weights") or {}).get("source") == "pretrained":

@@ -182,6 +182,13 @@ def _prefill(adapter, recipe, dataset, spec):
     """Decode the cell's crops into the crop cache, beside a GPU cell that reads its own from there."""
     # Below that cell's priority: the decoders (which inherit it) take only the cores its loop leaves idle.
     os.nice(PREFILL_NICENESS)
+    try:
+        # With autogroup scheduling each session (this probe's guard starts one) is weighed as a whole, and a
+        # niceness counts only inside it: the session's own weight is lowered too.
+        with open("/proc/self/autogroup", "w") as handle:
+            handle.write(str(PREFILL_NICENESS))
+    except OSError:
+        pass  # no autogroup here (a kernel without it, a container): the niceness above is what counts
     params = spec["suite_params"]
     workers = input_workers(params, "cuda")  # as many as a GPU cell's: all the cores but its loop's two
     tick = time.perf_counter()

@@ -5,12 +5,10 @@
     FOLDER/locks/KEY.lock                 flock held by the one cell that builds KEY; the others wait, then read
     FOLDER/digests/ROOT.json              the val set's file digests, by (size, mtime, inode): hashed once
 
-KEY is a hash of everything that determines the pixels (runner/probe/crop_key.py): the images' sha256
-digests in order, the recipe's decode, resize and crop fields (not its normalisation, which runs after the
-cache), Pillow and its libjpeg and zlib, the framework's version where its own decoder or resize is used,
-and the machine architecture (libjpeg-turbo has SIMD code per architecture). Cells of other models, re-runs and other rows with the same key read
-the crops instead of decoding. The manifest holds each crop's sha256: a reader checks every crop before
-it is used, and a damaged entry is rebuilt (runner/probe/crop_source.py).
+KEY is a hash of everything that determines the pixels (runner/probe/crop_key.py): the images' digests,
+the recipe's decode, resize and crop fields, the decoding and resizing libraries' versions, the machine
+architecture. Every cell with the same key reads the crops instead of decoding. The manifest holds each
+crop's sha256: a reader checks every crop first, and a damaged entry is rebuilt (crop_source.py).
 
 A committed crops file is never written again: a rebuild writes a new one and renames it in, so a
 reader that has the old one open keeps reading consistent bytes. Past the size limit the least
@@ -29,7 +27,7 @@ import numpy as np
 
 from .crop_key import FORMAT
 from .decode_pool import CropFile
-from .crop_writer import EntryWriter
+from .crop_writer import EntryWriteError, EntryWriter
 from .jsonio import read_json, write_json_atomic
 from .timestamps import now_iso
 
@@ -203,6 +201,7 @@ class Builder(object):
         self.infos = [None] * len(rels)
         self.decode_s = 0.0
         self.writer = EntryWriter(store)
+        self.committed = False
 
     def add(self, batch):
         """A decoded batch (its crops from the decoders' ring or this process): queued for the writer thread."""
@@ -218,27 +217,32 @@ class Builder(object):
         """`by`: "cell" (an error cell decoded it for itself) or "prefill" (ahead of the cell, runner/prefill.py)."""
         digests = self.writer.finish()
         folder = self.cache.entry_folder(self.key)
-        # No fsync of the crops: a crash may leave pages of it unwritten under a durable manifest, and the
-        # per-crop sha256 a reader checks finds them (the entry is rebuilt); syncing 7.5 GB would not pay.
-        os.rename(os.path.join(folder, self.name + ".partial"), os.path.join(folder, self.name))
         manifest = {"format": FORMAT, "key": self.key, "content": self.content, "data": self.name,
                     "offset": self.store.offset, "shape": [len(self.rels), self.store.crop, self.store.crop, 3],
                     "decode_s": self.decode_s, "built": {"by": by, "at": now_iso()},
                     "items": [[rel, info[0], info[1], digests.get(index)]
                               for index, (rel, info) in enumerate(zip(self.rels, self.infos))]}
-        _write_shared(os.path.join(folder, "manifest.json"), manifest)
+        data = os.path.join(folder, self.name)
+        try:
+            # No fsync of the crops: a crash may leave pages of it unwritten under a durable manifest, and the
+            # per-crop sha256 a reader checks finds them (the entry is rebuilt); syncing 7.5 GB would not pay.
+            os.rename(data + ".partial", data)
+            _write_shared(os.path.join(folder, "manifest.json"), manifest)
+        except OSError as exc:  # a disk that fills at the last moment: dropped as one that filled before
+            _remove(data)
+            raise EntryWriteError("writing the entry's manifest failed: {}".format(exc))
+        self.committed = True
         self.store.close()
         for name in os.listdir(folder):
             if name.startswith("crops-") and name != self.name:
-                os.remove(os.path.join(folder, name))  # the crops files it replaces; open readers keep theirs
+                _remove(os.path.join(folder, name))  # the crops files it replaces; open readers keep theirs
 
     def abandon(self):
+        if self.committed:
+            return  # an interrupt between the commit and its caller's bookkeeping: nothing to undo
         self.writer.stop()
         self.store.close()
-        try:
-            os.remove(os.path.join(self.cache.entry_folder(self.key), self.name + ".partial"))
-        except OSError:
-            pass
+        _remove(os.path.join(self.cache.entry_folder(self.key), self.name + ".partial"))
 
 
 def _npy_header(shape):
@@ -276,10 +280,19 @@ def _free_bytes(folder):
 
 
 def _folder_bytes(folder):
+    """The disk its files take: a crops file being built (or left by a builder that died) is sparse, and only
+    what was written counts."""
     total = 0
     for name in (os.listdir(folder) if os.path.isdir(folder) else []):
         try:
-            total += os.stat(os.path.join(folder, name)).st_size
+            total += os.stat(os.path.join(folder, name)).st_blocks * 512
         except OSError:
             pass
     return total
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
