@@ -124,8 +124,10 @@ def error_lines(throughput, args, data, work):
     print("pure model: {:.1f} images/s (median of {} trials) -> {:.1f} s for {} images".format(
         model_rate, args.trials, args.images / model_rate, args.images))
     print("error suite (workers: 1 = one decoder in the probe's process, more = worker processes):")
-    print("{:>8} {:>12} {:>8} {:>10} {:>14} {:>14} {:>12} {:>16}".format(
-        "workers", "crop cache", "convert", "wall s", "decode img/s", "model img/s", "wait s", "wall / model"))
+    # first batch s: from the start to the first batch (the key, the pool's start); key s: the images' digests
+    print("{:>8} {:>12} {:>8} {:>10} {:>14} {:>14} {:>12} {:>14} {:>8} {:>16}".format(
+        "workers", "crop cache", "convert", "wall s", "decode img/s", "model img/s", "wait s", "first batch s",
+        "key s", "wall / model"))
     cache = str(work / "crops")
     most = 0 if 0 in args.workers else max(args.workers)  # 0: the probe's own count (all cores but two on a GPU)
     runs = [(workers, "off", "off", "device") for workers in args.workers]
@@ -138,10 +140,12 @@ def error_lines(throughput, args, data, work):
         result = run(text, args, ["--suite", "error", "--imagenet", str(data)], work,
                      "workers-{}-{}-{}".format(workers, what, convert), cache=where)
         m = result["metrics"]
-        print("{:>8} {:>12} {:>8} {:>10.1f} {:>14} {:>14.1f} {:>12.2f} {:>16.3f}".format(
+        print("{:>8} {:>12} {:>8} {:>10.1f} {:>14} {:>14.1f} {:>12.2f} {:>14.2f} {:>8} {:>16.3f}".format(
             m["input_workers"], m["crop_cache"]["status"], m["convert_on"], m["wall_s"],
             "{:.1f}".format(m["decode_images_per_s"]) if m["decode_images_per_s"] else "-",
-            m["model_images_per_s"], m["input_wait_s"], m["wall_s"] / (args.images / model_rate)))
+            m["model_images_per_s"], m["input_wait_s"], m["first_batch_s"] or 0.0,
+            "{:.2f}".format(m["crop_cache"]["key_s"]) if "key_s" in m["crop_cache"] else "-",
+            m["wall_s"] / (args.images / model_rate)))
 
 
 def row_cells(throughput, args, data, work):
