@@ -14,9 +14,9 @@ import traceback
 
 from . import PROBE_VERSION, RESULT_SCHEMA_VERSION
 from .adapters import Unsupported, load_adapter
+from .crop_source import prefill
 from .dataset import DatasetError, open_dataset
 from .drift_suite import run_drift_suite
-from .crop_source import prefill
 from .error_suite import batch_ranges, input_workers, run_error_suite
 from .explain_suite import run_explain_suite
 from .gpu_compat import cell_verdict

@@ -26,8 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .crop_key import FORMAT
-from .decode_pool import CropFile
 from .crop_writer import EntryWriteError, EntryWriter
+from .decode_pool import CropFile
 from .jsonio import read_json, write_json_atomic
 from .timestamps import now_iso
 
