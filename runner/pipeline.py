@@ -17,7 +17,7 @@ from .backends.base import default_cache_home
 from .drift_plan import anticipated_loads, plan_drift_loads
 from .executors import open_executor
 from .explain.gaps import explain_gaps, explanations
-from .executors.local import make_slots
+from .executors.local import make_slots, one_at_a_time
 from .gpu_check import check_gpu
 from .matrix import load_matrix
 from .plan import plan_cells, resolve_auto_weights
@@ -78,8 +78,8 @@ def run_matrix(settings, options, out):
     device = cells[0].device if cells else "cpu"
     slots = make_slots(settings, device)
     if settings.show_plan:
-        one_at_a_time = settings.executor == "local" and len(slots) <= 1  # where the prefill runs (prefill.py)
-        for line in plan_table(cells, planned_prefills(cells) if one_at_a_time else {}):
+        prefills = settings.executor == "local" and one_at_a_time(slots)  # where they run (runner/prefill.py)
+        for line in plan_table(cells, planned_prefills(cells) if prefills else {}):
             say(line)
     backend = get_backend(settings.backend, matrix=matrix, env_dir=settings.env_dir, ignore_pins=settings.ignore_pins,
                           docker=_docker_options(settings, cells))

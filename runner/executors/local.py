@@ -41,7 +41,7 @@ class LocalExecutor:
             self.backend.start(self.progress.say)
             self.started = True
         results = {}
-        if len(self.slots) > 1:
+        if not one_at_a_time(self.slots):
             # Every environment first, one at a time, then as many cells at once as there are slots.
             for cell in cells:
                 if not (cell.skip_reason or cell.incompatible):
@@ -134,6 +134,11 @@ class Slot:
 
     def as_dict(self):
         return {"label": self.label, "gpu": self.gpu}
+
+
+def one_at_a_time(slots):
+    """Whether the local executor runs its cells one after another (and a crop cache prefill beside them)."""
+    return len(slots) <= 1
 
 
 def make_slots(settings, device):

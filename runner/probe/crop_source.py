@@ -13,8 +13,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from .crop_cache import CropCache
-from .crop_writer import EntryWriteError
 from .crop_key import content_key, key_content
+from .crop_writer import EntryWriteError
 from .decode_pool import Batch, CropFile, crop_batches
 
 
