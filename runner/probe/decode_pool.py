@@ -64,8 +64,7 @@ class CropFile(object):
         return ring
 
     def position(self, sequence, start, index, batch_size):
-        if self.ring is None:
-            return index
+        """The ring slot of image `index` of the `sequence`-th batch (which starts at image `start`)."""
         return (sequence * batch_size) % self.ring + index - start
 
     def read(self, position, count):
