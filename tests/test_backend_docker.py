@@ -8,12 +8,13 @@ Without an engine these tests skip, unless DLMATRIX_REQUIRE_DOCKER=1 (CI sets it
 missing engine is a failure.
 """
 
+import json
 from pathlib import Path
 
 import pytest
 
 from runner.backends.base import EnvironmentBuildError
-from runner.backends.docker_cell import absolute_paths, cell_mounts
+from runner.backends.docker_cell import absolute_paths, cell_mounts, probe_mounts
 from runner.backends.docker_image import render_dockerfile
 from runner.backends.docker_python import python_for_image
 from runner.errors import UserError
@@ -108,6 +109,29 @@ def test_cells_run_in_containers_with_provenance(docker_run, engine):
         assert image["user"] != "0:0" and any(line.startswith(package + "==") for line in image["freeze"])
         assert len(error["provenance"]["probe_sha256"]) == 64  # the probe hashes the code it ran (mounted)
     assert not leftover_containers(engine)
+
+
+@pytest.mark.slow
+def test_a_container_with_a_cpu_limit_sizes_its_decoders_by_it(docker_run, engine):
+    """docker --cpus is a CFS quota, not an affinity: the probe reads it from the container's cgroup, so a
+    cell with workers = 0 starts as many decoders as the limit lets run, not one per host core."""
+    image = docker_run["results"][(HISTORICAL, "resnet50", "error")]["provenance"]["runner"]["environment"]["image"]
+    read = ("import json, os, sys; sys.path.insert(0, '/opt/dlmatrix'); from runner.probe import cores; "
+            "from runner.probe.error_suite import input_workers; print(json.dumps([cores.cpu_quota(), "
+            "cores.usable_cores(), len(os.sched_getaffinity(0)), input_workers({'workers': 0})]))")
+
+    def probe(**limits):
+        out = engine.containers.run(image, ["python", "-c", read], mounts=probe_mounts(None), remove=True,
+                                    user="1000:1000", network_mode="none", **limits)
+        return json.loads(out.decode())
+
+    assert probe(nano_cpus=1000000000)[:2] == [1.0, 1]
+    quota, usable, affinity, workers = probe(nano_cpus=1500000000)
+    assert quota == 1.5 and usable == workers == min(2, affinity)
+    quota, usable, affinity, workers = probe()
+    assert quota is None and usable == affinity and workers == min(8, affinity)
+    cell = docker_run["results"][(HISTORICAL, "resnet50", "error")]["provenance"]["host"]
+    assert cell["usable_cores"] == affinity and cell["cpu_quota"] is None  # the backend sets no quota
 
 
 @pytest.mark.slow

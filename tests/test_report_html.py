@@ -54,7 +54,7 @@ def _result(cell_id, env, versions, suite, status="ok", metrics=None, device="cu
             "device_requested": device, "packages": versions, "python": {"version": "3.11.9"},
             "device": {"framework_device": "cuda:0" if gpu else "cpu", "gpu_name": GPU if gpu else None,
                        "driver": "550.54.15" if gpu else None},
-            "host": {"hostname": "gpu-host", "cpu_model": "AMD EPYC 9654", "cpu_count": 16},
+            "host": {"hostname": "gpu-host", "cpu_model": "AMD EPYC 9654", "cpu_count": 16, "cpu_quota": 12.0},
             "runner": {"backend": "docker", "environment": {"image": "dlmatrix/{}:0123abcd".format(env)}},
             "weights": {"source": "pretrained"}}}
 
@@ -170,6 +170,7 @@ def test_every_cell_that_gave_no_number_has_its_row_with_the_reason_and_its_mark
     for status in REASONS:
         assert status.replace("_", " ") in marks, status
     assert GPU in summary and "550.54.15" in summary and "dlmatrix/torch-current:0123abcd" in summary
+    assert "gpu-host (AMD EPYC 9654, 16 CPUs, a CPU quota of 12)" in summary
 
 
 def test_the_page_loads_nothing(gpu_report):

@@ -13,19 +13,19 @@ one to_batch over the whole batch (tested).
 Python 3.7, stdlib + numpy.
 """
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .cores import usable_cores
 from .preprocess import to_batch_into
 
 SLICE_IMAGES = 4  # 4 float crops at 224 are 2.4 MB: about what one core's cache holds
 
 
 def conversion_threads(requested=0):
-    """Threads for the conversion: `requested`, or (0) one per core up to 8."""
-    return int(requested) or min(8, os.cpu_count() or 1)
+    """Threads for the conversion: `requested`, or (0) one per core this process may keep busy, up to 8."""
+    return int(requested) or min(8, usable_cores())
 
 
 class Converter(object):

@@ -16,20 +16,21 @@ import os
 import time
 
 from .convert import Converter, conversion_threads
+from .cores import usable_cores
 from .crop_source import input_batches
 from .top5 import best_classes
 
 
 def input_workers(params, device="cpu"):
     """Decoder processes for this cell: `workers` (1 = decode in this process), or for 0 from the cores this
-    process may run on (its affinity: a Slurm allocation, docker's --cpuset-cpus). On a CPU cell one per core,
+    process may keep busy (runner/probe/cores.py: its affinity and CPU quota). On a CPU cell one per core,
     up to 8: the model's own threads need the cores too. On a GPU cell all but two: the model loop and the
     crop reading and conversion threads need one each, and with 16 decoders on 16 cores an H200's loop ran
     at 61% of the model's speed (benchmarks/results/eval_speed-cuda.txt)."""
     asked = int(params.get("workers", 1))
     if asked:
         return asked
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     if device.startswith("cuda"):
         return max(1, cores - 2)
     return min(8, cores)

@@ -11,6 +11,8 @@ import re
 import socket
 import sys
 
+from .cores import cpu_quota, usable_cores
+
 _DIST_DIR = re.compile(r"^(?P<name>.+?)-(?P<version>[^-]+?)(-py[^-]*)?\.(dist-info|egg-info)$")
 
 
@@ -59,6 +61,9 @@ def host_info():
         "machine": platform.machine(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
+        # what the cell's decoders and threads are sized by: the affinity, and a cgroup's CPU quota (in cores)
+        "usable_cores": usable_cores(),
+        "cpu_quota": cpu_quota(),
     }
 
 

@@ -128,10 +128,15 @@ def _where(results):
                             for p, d in zip(provenance, device)),
         "gpu": _distinct([d.get("gpu_name") for d in device] + [t.get("gpu") for t in telemetry]),
         "driver": _distinct(d.get("driver") for d in device),
-        "host": _distinct("{} ({}, {} CPUs)".format(h["hostname"], h.get("cpu_model") or "?", h.get("cpu_count") or "?")
-                          if h.get("hostname") else None for h in host),
+        "host": _distinct(_host(h) if h.get("hostname") else None for h in host),
         "weights": _distinct(((p.get("weights") or {}).get("source")) for p in provenance),
     }
+
+
+def _host(host):
+    quota = host.get("cpu_quota")
+    return "{} ({}, {} CPUs{})".format(host["hostname"], host.get("cpu_model") or "?", host.get("cpu_count") or "?",
+                                       ", a CPU quota of {:g}".format(quota) if quota else "")
 
 
 def _built(environment):
