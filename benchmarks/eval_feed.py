@@ -22,7 +22,6 @@ benchmarks/results/eval_speed-cuda.txt). Its latest output is committed as bench
 """
 
 import argparse
-import os
 import platform
 import queue
 import sys
@@ -38,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from eval_pipeline import RECIPE  # noqa: E402
-from eval_speed import load, write_val_set  # noqa: E402
+from eval_speed import cores, load, write_val_set  # noqa: E402
 from runner.probe.dataset import open_dataset  # noqa: E402
 from runner.probe.error_suite import input_workers, run_error_suite  # noqa: E402
 from runner.probe.preprocess import Recipe  # noqa: E402
@@ -127,8 +126,8 @@ def main():
         print("eval feed: {} synthetic JPEGs, torchvision's resnet50 recipe (crops of 224), batch {}; decoders and "
               "reading threads: {} (workers = {}, as a GPU cell's here)".format(args.images, args.batch_size, workers,
                                                                                 args.workers))
-        print("host: {}, {} cores, Python {}, numpy {}; load average (1, 5, 15 min) at the start: {}".format(
-            platform.processor() or platform.machine(), os.cpu_count(), platform.python_version(),
+        print("host: {}, {}, Python {}, numpy {}; load average (1, 5, 15 min) at the start: {}".format(
+            platform.processor() or platform.machine(), cores(), platform.python_version(),
             np.__version__, load()))
         print("{:>12} {:>10} {:>10} {:>12} {:>9} {:>9} {:>12} {:>10} {:>14}".format(
             "device img/s", "launch ms", "cache", "device s", "wall s", "wait s", "first batch", "idle",

@@ -228,8 +228,8 @@ def main():
         print("eval speed: {} synthetic JPEGs ({:.0f} MB, written in {:.0f} s), model {}, env {}, device {}, backend "
               "{}, batch {}".format(args.images, size_mb, time.perf_counter() - tick, args.model, args.env,
                                     args.device, args.backend, args.batch_size))
-        print("host: {}, {} cores, Python {}; load average (1, 5, 15 min) at the start: {}".format(
-            platform.processor() or platform.machine(), os.cpu_count(), platform.python_version(), load()))
+        print("host: {}, {}, Python {}; load average (1, 5, 15 min) at the start: {}".format(
+            platform.processor() or platform.machine(), cores(), platform.python_version(), load()))
         sys.stdout.flush()
         subprocess.run([args.pipeline_python, str(ROOT / "benchmarks" / "eval_pipeline.py"), str(data), "--workers",
                         str(args.pipeline_workers), "--batch-size", str(args.batch_size), "--limit",
@@ -250,6 +250,16 @@ def main():
             print("GPU targets (first pass wall <= 2.0 x pure model, a cache hit <= 1.10 x, 50,000 images): not "
                   "measurable here; run with --device cuda on the GPU machine")
         print("load average at the end: {}".format(load()))
+
+
+def cores():
+    """The host's cores and those a cell here may keep busy (runner/probe/cores.py: affinity, CPU quota)."""
+    sys.path.insert(0, str(ROOT))
+    from runner.probe.cores import cpu_quota, usable_cores
+
+    quota = cpu_quota()
+    return "{} cores, {} usable{}".format(os.cpu_count(), usable_cores(),
+                                          " (a CPU quota of {:g})".format(quota) if quota else "")
 
 
 def load():
