@@ -113,7 +113,7 @@ def main():
     parser.add_argument("--launch-ms", type=float, nargs="+", default=[0.0, 3.0],
                         help="the host's CPU time to queue each forward pass, spent in Python (a GPU framework's "
                              "kernel launches: a few milliseconds for ResNet50 in eager PyTorch)")
-    parser.add_argument("--workers", type=int, default=0, help="as [suites.error.cuda]: 0 = all cores but two")
+    parser.add_argument("--workers", type=int, default=0, help="as [suites.error.cuda]: 0 = one per core")
     parser.add_argument("--keep", help="keep the synthetic set and its crop cache here (reused when they exist)")
     args = parser.parse_args()
 

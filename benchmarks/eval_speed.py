@@ -129,7 +129,7 @@ def error_lines(throughput, args, data, work):
         "workers", "crop cache", "convert", "wall s", "decode img/s", "model img/s", "wait s", "first batch s",
         "key s", "wall / model"))
     cache = str(work / "crops")
-    most = 0 if 0 in args.workers else max(args.workers)  # 0: the probe's own count (all cores but two on a GPU)
+    most = 0 if 0 in args.workers else max(args.workers)  # 0: the probe's own count (one per core on a GPU)
     runs = [(workers, "off", "off", "device") for workers in args.workers]
     runs += [(most, cache, "build", "device"), (most, cache, "hit", "device")]
     if args.device != "cpu":  # where the conversion can run on the GPU: the host's threads side by side

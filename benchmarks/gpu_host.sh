@@ -9,7 +9,7 @@
 #          on IMAGENET_DIR and the throughput suite with the GPU defaults, in fp32, then again in bf16 with
 #          channels_last for the models in ROW_MODELS_BF16 (default resnet50); one run folder, one report
 #   bench  benchmarks/eval_speed.py on EVAL_IMAGES synthetic JPEGs (default 50000): decoder processes (EVAL_WORKERS,
-#          default 0: the GPU cells' default, all cores but two; "1 16" for one decoder and 16 processes), the
+#          default 0: the GPU cells' default, one per core, niced; "1 14" for one decoder and 14 processes), the
 #          crop cache's first pass and hit, the DataLoader peer, and the row's error cells from a cold crop cache
 #          against pure model time; EVAL_CELLS=row keeps to the row's cells (its first cell is the first pass, the
 #          others hits; about half the time, for a short lease)

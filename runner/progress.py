@@ -67,7 +67,7 @@ def _decoders(cell):
     if workers == 1:
         return "decoded in the probe"
     if workers == 0:
-        count = "decoders: all cores but two" if cell.device.startswith("cuda") else "decoders: one per core, up to 8"
+        count = "decoders: one per core, niced" if cell.device.startswith("cuda") else "decoders: one per core, up to 8"
     else:
         count = "{} decoder processes".format(workers)
     return "{}, {} batches ahead".format(count, cell.params["prefetch"])

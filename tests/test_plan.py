@@ -213,7 +213,7 @@ def test_gpu_error_cells_take_the_cuda_pipeline_settings_and_cpu_ids_stay(tmp_pa
     runnable = [dataclasses.replace(cells[-1], skip_reason=None, incompatible=None) for cells in (cpu, gpu)]
     assert plan_table(runnable[:1])[-2].endswith("error      cpu  batch 32, 4 decoder processes, 2 batches ahead")
     assert plan_table(runnable[1:])[-2].endswith(
-        "error      cuda  batch 64, decoders: all cores but two, 4 batches ahead")
+        "error      cuda  batch 64, decoders: one per core, niced, 4 batches ahead")
     text = REAL.read_text()
     table = text[text.index("# Error cells on a GPU"):text.index("[suites.throughput]")]
     plain = load_matrix(write_matrix(tmp_path, replace=((table, ""),)))

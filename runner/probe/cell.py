@@ -190,7 +190,7 @@ def _prefill(adapter, recipe, dataset, spec):
     except OSError:
         pass  # no autogroup here (a kernel without it, a container): the niceness above is what counts
     params = spec["suite_params"]
-    workers = input_workers(params, "cuda")  # as many as a GPU cell's: all the cores but its loop's two
+    workers = input_workers(params, "cuda")  # as many as a GPU cell's: one per core, niced below the cells' threads
     tick = time.perf_counter()
     record = prefill(dataset, recipe, adapter, batch_ranges(len(dataset.items), int(params["batch_size"])), workers,
                      int(params.get("prefetch", 2)), spec["crop_cache"], spec["output_dir"])

@@ -4,8 +4,8 @@ On a first pass the decoders set the pace. When they wrote each crop into the en
 themselves, building an entry took 32.6 s where the same decoding into a ring in /dev/shm took 25.9 s
 (an H200 host, 16 decoders, 50,000 images: benchmarks/results/eval_speed-cuda.txt). So the decoders write
 into the ring as they do without a cache, and this thread writes each batch into the entry with one pwrite
-and takes each readable crop's sha256; both let go of the GIL, and the cell's process has cores of its
-own (error_suite.input_workers leaves two). At most `depth` batches wait, their crops held in memory.
+and takes each readable crop's sha256; both let go of the GIL, and the decoders run below the cell's
+priority (decode_pool.DECODER_NICENESS), so this thread takes a core when it needs one. At most `depth` batches wait, their crops held in memory.
 
 Python 3.7, stdlib + numpy.
 """

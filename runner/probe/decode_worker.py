@@ -1,6 +1,6 @@
 """One decoder process of the error suite's pool (runner/probe/decode_pool.py).
 
-    python -m runner.probe.decode_worker RESULT_FD DATA_FD
+    python -m runner.probe.decode_worker RESULT_FD DATA_FD NICENESS
 
 Reads one header line (JSON: the val set's root and items, the recipe, the framework whose resize the
 recipe uses, where crops go in the data file), then one task per line, "index position count": images
@@ -57,7 +57,8 @@ def serve(tasks, answers, data_fd):
 
 
 def main(argv):
-    result_fd, data_fd = int(argv[0]), int(argv[1])
+    result_fd, data_fd, niceness = int(argv[0]), int(argv[1]), int(argv[2])
+    os.nice(niceness)  # below the probe: its threads take a core first (decode_pool.DECODER_NICENESS)
     # Ctrl-C reaches the whole process group: the probe decides what happens (closing the pipe ends this).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     answers = os.fdopen(result_fd, "w", encoding="ascii")  # json.dumps escapes the rest

@@ -24,16 +24,16 @@ from .top5 import best_classes
 def input_workers(params, device="cpu"):
     """Decoder processes for this cell: `workers` (1 = decode in this process), or for 0 from the cores this
     process may keep busy (runner/probe/cores.py: its affinity and CPU quota). On a CPU cell one per core,
-    up to 8: the model's own threads need the cores too. On a GPU cell all but two: the model loop and the
-    crop reading and conversion threads need one each, and with 16 decoders on 16 cores an H200's loop ran
-    at 61% of the model's speed (benchmarks/results/eval_speed-cuda.txt)."""
+    up to 8: the model's own threads need the cores too. On a GPU cell one per core: the decoders run below
+    the probe's priority (decode_pool.DECODER_NICENESS), so the model loop and the crops' reading, conversion
+    and storing take a core when they need one. (At equal priority, 16 decoders on 16 cores slowed an H200's
+    loop to 61% of the model's speed, benchmarks/results/eval_speed-cuda.txt; leaving two cores idle instead
+    gave a 2-core GPU cell one decoder, at 55% of two niced ones' rate.)"""
     asked = int(params.get("workers", 1))
     if asked:
         return asked
     cores = usable_cores()
-    if device.startswith("cuda"):
-        return max(1, cores - 2)
-    return min(8, cores)
+    return cores if device.startswith("cuda") else min(8, cores)
 
 
 def device_conversion(adapter, recipe, params):

@@ -81,10 +81,10 @@ def test_usable_cores_is_the_affinity_lowered_by_the_quota_rounded_up(monkeypatc
     assert cores.usable_cores() == usable
 
 
-def test_a_gpu_cells_decoders_under_a_quota_leave_two_of_its_cores(monkeypatch):
+def test_a_cells_decoders_under_a_quota_are_counted_by_it(monkeypatch):
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(64)))
-    monkeypatch.setattr(cores, "cpu_quota", lambda proc="/proc/self": 8.0)
-    assert input_workers({"workers": 0}, "cuda") == 6 and input_workers({"workers": 0}, "cpu") == 8
+    monkeypatch.setattr(cores, "cpu_quota", lambda proc="/proc/self": 11.5)
+    assert input_workers({"workers": 0}, "cuda") == 12 and input_workers({"workers": 0}, "cpu") == 8
 
 
 READ = ("import json, sys; sys.path.insert(0, sys.argv[1]); from runner.probe import cores; "

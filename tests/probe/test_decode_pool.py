@@ -225,6 +225,25 @@ def _alive(pid):
         return False
 
 
+def test_the_workers_run_below_the_probes_priority(imagenet_sample, tmp_path):
+    """So that a GPU cell's own threads (the model loop, the crops' reading and storing) take a core the moment
+    they need one, while the decoders keep all the others."""
+    from runner.probe.decode_pool import DECODER_NICENESS, CropFile, Pool
+    from runner.probe.preprocess import Recipe
+
+    dataset = open_dataset(str(imagenet_sample))
+    store = CropFile.scratch(224, 8, str(tmp_path))
+    pool = Pool(dataset.root, dataset.items, Recipe(256, 224), None, 2, store)
+    try:
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert DECODER_NICENESS > 0
+        assert [os.getpriority(os.PRIO_PROCESS, worker.process.pid) for worker in pool.workers] == \
+            [min(19, mine + DECODER_NICENESS)] * 2
+    finally:
+        pool.close()
+        store.close()
+
+
 def test_the_workers_end_when_their_parent_is_killed(imagenet_sample, tmp_path):
     """kill -9 of the probe alone (not its group): each worker reads end-of-file on its task pipe and ends."""
     script = WORKERS_THEN_HANG.format(root=ROOT, sample=str(imagenet_sample), scratch=str(tmp_path))

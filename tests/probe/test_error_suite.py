@@ -58,7 +58,7 @@ def test_workers_asked_are_given_also_to_a_framework_resize():
     assert input_workers({"workers": 0}) >= 1
 
 
-@pytest.mark.parametrize("cores, cpu, cuda", [(16, 8, 14), (4, 4, 2), (2, 2, 1), (1, 1, 1)])
+@pytest.mark.parametrize("cores, cpu, cuda", [(16, 8, 16), (4, 4, 4), (2, 2, 2), (1, 1, 1)])
 def test_workers_0_counts_the_cores_this_cell_may_use(monkeypatch, cores, cpu, cuda):
     """A Slurm allocation or docker's --cpuset-cpus shows in the affinity, not in os.cpu_count()."""
     monkeypatch.setattr("os.cpu_count", lambda: 64)
