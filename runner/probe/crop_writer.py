@@ -5,7 +5,8 @@ themselves, building an entry took 32.6 s where the same decoding into a ring in
 (an H200 host, 16 decoders, 50,000 images: benchmarks/results/eval_speed-cuda.txt). So the decoders write
 into the ring as they do without a cache, and this thread writes each batch into the entry with one pwrite
 and takes each readable crop's sha256; both let go of the GIL, and the decoders run below the cell's
-priority (decode_pool.DECODER_NICENESS), so this thread takes a core when it needs one. At most `depth` batches wait, their crops held in memory.
+priority (decode_pool.DECODER_NICENESS), so this thread takes a core when it needs one. At most `depth`
+batches wait, their crops held in memory.
 
 Python 3.7, stdlib + numpy.
 """
