@@ -116,6 +116,9 @@ def test_a_process_in_a_real_cgroup_with_a_quota_counts_it(parent_cores, child_c
     os.mkdir(parent)
     try:
         os.mkdir(child)
+        if version == 2:  # the child's cpu.max appears once its parent hands the controller down
+            with open(os.path.join(parent, "cgroup.subtree_control"), "w") as handle:
+                handle.write("+cpu")
         for folder, quota in ((parent, parent_cores), (child, child_cores)):
             if quota is None:
                 continue
@@ -125,9 +128,6 @@ def test_a_process_in_a_real_cgroup_with_a_quota_counts_it(parent_cores, child_c
             else:
                 with open(os.path.join(folder, "cpu.max"), "w") as handle:
                     handle.write("{} 100000".format(int(quota * 100000)))
-        if version == 2:
-            with open(os.path.join(parent, "cgroup.subtree_control"), "w") as handle:
-                handle.write("+cpu")
         # The process joins the child cgroup before it reads: preexec_fn runs in it between fork and exec.
         def join():
             with open(os.path.join(child, "cgroup.procs"), "w") as handle:
