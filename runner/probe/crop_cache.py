@@ -3,7 +3,7 @@
     FOLDER/entries/KEY/manifest.json      what the entry holds (written last: an entry without it is partial)
     FOLDER/entries/KEY/crops-TOKEN.npy    (N, crop, crop, 3) uint8, a .npy file (np.load(mmap_mode="r") reads it)
     FOLDER/locks/KEY.lock                 flock held by the one cell that builds KEY; the others wait, then read
-    FOLDER/digests/ROOT.json              the val set's file digests, by (size, mtime, inode): hashed once
+    FOLDER/digests/ROOT.json              the val set's file digests (runner/probe/crop_digests.py)
 
 KEY is a hash of everything that determines the pixels (runner/probe/crop_key.py): the images' digests,
 the recipe's decode, resize and crop fields, the decoding and resizing libraries' versions, the machine
@@ -17,11 +17,10 @@ recently used entries that no cell is building are removed.
 
 import errno
 import fcntl
-import hashlib
+import glob
 import os
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -31,14 +30,6 @@ from .decode_pool import CropFile
 from .jsonio import read_json, write_json_atomic
 from .timestamps import now_iso
 
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class CropCache(object):
     def __init__(self, folder, limit_bytes):
         self.folder, self.limit_bytes = os.path.abspath(folder), int(limit_bytes)
@@ -47,30 +38,6 @@ class CropCache(object):
 
     def entry_folder(self, key):
         return os.path.join(self.folder, "entries", key)
-
-    # -- the key ------------------------------------------------------------------------------
-    def file_digests(self, root, rels, threads):
-        """sha256 of each file; a file whose size, mtime and inode are those recorded is not read again."""
-        root = os.path.abspath(root)
-        memo_name = hashlib.sha256(root.encode("utf-8")).hexdigest()[:32] + ".json"
-        memo_path = os.path.join(self.folder, "digests", memo_name)
-        memo = _read_or_none(memo_path) or {}
-        memo = memo.get("files", {}) if memo.get("root") == root else {}
-        marks = []
-        folder = os.open(root, os.O_RDONLY)  # stat each file from it: no path to join and walk from / (50,000 a hit)
-        try:
-            for rel in rels:
-                st = os.stat(rel, dir_fd=folder)
-                marks.append([st.st_size, st.st_mtime_ns, st.st_ino])
-        finally:
-            os.close(folder)
-        missing = [i for i, rel in enumerate(rels) if (memo.get(rel) or [None])[:3] != marks[i]]
-        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:  # hashlib lets go of the GIL
-            for i, digest in zip(missing, pool.map(lambda i: sha256_file(os.path.join(root, rels[i])), missing)):
-                memo[rels[i]] = marks[i] + [digest]
-        if missing:
-            _write_shared(memo_path, {"root": root, "files": memo})
-        return [memo[rel][3] for rel in rels]
 
     # -- reading -------------------------------------------------------------------------------
     def complete_entry(self, key, rels, crop):
@@ -118,12 +85,14 @@ class CropCache(object):
         with open(os.path.join(self.folder, "locks", "evict.lock"), "a") as guard:
             fcntl.flock(guard.fileno(), fcntl.LOCK_EX)  # room made and taken by one builder at a time
             evicted = self._make_room(size, keep=key)
-            used, free = self.usage(), _free_bytes(folder)
+            promised = self._unwritten()
+            used, free = self._written() + promised, _free_bytes(folder) - promised
             if used + size > self.limit_bytes:
                 return None, "entries being built or read hold {} bytes of the cache's limit of {}, this one " \
                              "needs {}".format(used, self.limit_bytes, size)
             if free < size:
-                return None, "{} bytes free in {}, the entry needs {}".format(free, folder, size)
+                return None, "{} bytes free in {} (after what the entries being built still write), the entry " \
+                             "needs {}".format(max(0, free), folder, size)
             name = "crops-{}.npy".format(uuid.uuid4().hex[:12])
             fd = os.open(os.path.join(folder, name + ".partial"), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
             os.write(fd, header)
@@ -131,7 +100,37 @@ class CropCache(object):
         return Builder(self, key, content, rels, name, CropFile(fd, crop, offset=len(header)), evicted), None
 
     def usage(self):
+        """Bytes the entries take; a crops file a cell is still building counts whole: the room it took."""
+        return self._written() + self._unwritten()
+
+    def _written(self):
         return sum(_folder_bytes(self.entry_folder(key)) for key in self._keys())
+
+    def _unwritten(self):
+        """The bytes the crops files being built have reserved (sparse: their size) and not yet written; a
+        partial file whose builder died (its key's lock is free) reserves nothing."""
+        total = 0
+        for key in self._keys():
+            for path in glob.glob(os.path.join(self.entry_folder(key), "*.partial")):
+                try:
+                    info = os.stat(path)
+                except OSError:
+                    continue  # committed or abandoned meanwhile
+                if info.st_size > info.st_blocks * 512 and self._building(key):
+                    total += info.st_size - info.st_blocks * 512
+        return total
+
+    def _building(self, key):
+        try:
+            handle = open(os.path.join(self.folder, "locks", key + ".lock"), "rb")
+        except OSError:
+            return False
+        with handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return False
+            except OSError:
+                return True
 
     def _make_room(self, size, keep):
         """Remove least recently used entries until `size` more bytes fit; those being built stay. Their keys."""
@@ -140,7 +139,7 @@ class CropCache(object):
         for _, key in sorted((self._last_used(key), key) for key in self._keys() if key != keep):
             if used + size <= self.limit_bytes:
                 break
-            freed = self._remove_unless_busy(key)
+            freed = self.remove_unless_busy(key)
             if freed is not None:
                 used -= freed
                 evicted.append(key)
@@ -156,7 +155,8 @@ class CropCache(object):
                 if exc.errno != errno.ENOENT:
                     raise
 
-    def _remove_unless_busy(self, key):
+    def remove_unless_busy(self, key):
+        """Drop `key`'s entry unless a cell is building it: the bytes freed, or None (also `dlmatrix crops`)."""
         with open(os.path.join(self.folder, "locks", key + ".lock"), "a") as handle:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -32,9 +32,14 @@ def pixel_libraries(recipe, adapter):
     return libraries
 
 
-def key_content(rels, digests, recipe, adapter):
+def images_sha256(rels, digests):
+    """One digest of a val set: its file names and their contents' sha256, in order."""
     listing = "".join("{}\t{}\n".format(rel, digest) for rel, digest in zip(rels, digests))
-    return {"format": FORMAT, "count": len(rels), "images_sha256": hashlib.sha256(listing.encode("utf-8")).hexdigest(),
+    return hashlib.sha256(listing.encode("utf-8")).hexdigest()
+
+
+def key_content(rels, digests, recipe, adapter):
+    return {"format": FORMAT, "count": len(rels), "images_sha256": images_sha256(rels, digests),
             # Pillow decodes unless the recipe says otherwise: left out then, so earlier entries keep their keys
             "recipe": {field: getattr(recipe, field) for field in PIXEL_FIELDS
                        if field != "decoder" or recipe.decoder != "pillow"},

@@ -13,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from .crop_cache import CropCache
+from .crop_digests import UNREADABLE, file_digests
 from .crop_key import content_key, key_content
 from .crop_writer import EntryWriteError
 from .decode_pool import Batch, CropFile, crop_batches
@@ -20,6 +21,11 @@ from .decode_pool import Batch, CropFile, crop_batches
 
 class EntryDamaged(Exception):
     pass
+
+
+# The key of a val set's crops under a recipe (key_content: what it is made of), and the images that could
+# not be read when it was made (their digests are markers: runner/probe/crop_digests.py).
+Key = collections.namedtuple("Key", "rels content key unreadable")
 
 
 def input_batches(dataset, recipe, adapter, ranges, workers, window, settings, scratch_dir, record):
@@ -30,22 +36,27 @@ def input_batches(dataset, recipe, adapter, ranges, workers, window, settings, s
             yield batch
         return
     cache = _open(settings)
-    rels, content, key = _key(cache, dataset, recipe, adapter, workers, record)
+    key = _key(cache, dataset, recipe, adapter, workers, record)
     delivered, damaged = 0, None
-    entry = cache.complete_entry(key, rels, recipe.crop)
+    entry = cache.complete_entry(key.key, key.rels, recipe.crop)
     while True:
         if entry is None:
-            lock, waited = cache.lock(key)
+            lock, waited = _lock(cache, key, record)
+            if lock is None:  # a cache folder that cannot be written: its entries are read, none is added
+                for batch in decoded(dataset.root, dataset.items, recipe, adapter, ranges[delivered:], workers, window,
+                                     scratch_dir):
+                    yield batch
+                return
             record["lock_wait_s"] += waited
             try:
-                entry = cache.complete_entry(key, rels, recipe.crop)  # built while this cell waited?
+                entry = cache.complete_entry(key.key, key.rels, recipe.crop)  # built while this cell waited?
                 if entry is not None and entry.data == damaged:
                     entry.close()
                     entry = None
                 if entry is None:
                     if damaged:
-                        cache.remove(key)
-                    build = _build(cache, key, content, dataset, recipe, adapter, ranges, delivered, workers, window,
+                        cache.remove(key.key)
+                    build = _build(cache, key, dataset, recipe, adapter, ranges, delivered, workers, window,
                                    scratch_dir, record, rebuild=damaged is not None)
                     for batch in build:
                         yield batch
@@ -73,15 +84,17 @@ def prefill(dataset, recipe, adapter, ranges, workers, window, settings, scratch
     another cell while this waited), "built", or "not stored" (with the reason); key, key_s, lock_wait_s."""
     record = {}
     cache = _open(settings)
-    rels, content, key = _key(cache, dataset, recipe, adapter, workers, record)
-    entry = cache.complete_entry(key, rels, recipe.crop)
+    key = _key(cache, dataset, recipe, adapter, workers, record)
+    entry = cache.complete_entry(key.key, key.rels, recipe.crop)
     if entry is None:
-        lock, waited = cache.lock(key)
+        lock, waited = _lock(cache, key, record)
+        if lock is None:
+            return record
         record["lock_wait_s"] += waited
         try:
-            entry = cache.complete_entry(key, rels, recipe.crop)
+            entry = cache.complete_entry(key.key, key.rels, recipe.crop)
             if entry is None:
-                for _ in _build(cache, key, content, dataset, recipe, adapter, ranges, 0, workers, window,
+                for _ in _build(cache, key, dataset, recipe, adapter, ranges, 0, workers, window,
                                 scratch_dir, record, rebuild=False, deliver=False):
                     pass
                 return record
@@ -101,14 +114,26 @@ def _open(settings):
 
 
 def _key(cache, dataset, recipe, adapter, workers, record):
-    """(the val set's file names, the key's content, the key); the record gets the key and what it took."""
+    """The Key; the record gets it and the seconds it took."""
     rels = [rel for rel, _ in dataset.items]
     tick = time.perf_counter()
-    content = key_content(rels, cache.file_digests(dataset.root, rels, workers), recipe, adapter)
+    digests = file_digests(cache.folder, dataset.root, rels, workers)
+    content = key_content(rels, digests, recipe, adapter)
     key = content_key(content)
     record.update(key=key, folder=cache.folder, limit_bytes=cache.limit_bytes, key_s=time.perf_counter() - tick,
                   lock_wait_s=0.0, damaged=None)
-    return rels, content, key
+    return Key(rels, content, key, frozenset(i for i, digest in enumerate(digests) if digest.startswith(UNREADABLE)))
+
+
+def _lock(cache, key, record):
+    """(the key's lock, seconds waited), or (None, 0) where the cache folder does not let a lock be taken (read-only):
+    the record says the crops are not stored."""
+    try:
+        return cache.lock(key.key)
+    except OSError as exc:
+        record.update(status="not stored", reason="no entry can be added to the crop cache {} ({}); its entries are "
+                                                  "read, these crops were decoded".format(cache.folder, exc))
+        return None, 0.0
 
 
 def decoded(root, items, recipe, adapter, ranges, workers, window, scratch_dir):
@@ -126,13 +151,15 @@ def decoded(root, items, recipe, adapter, ranges, workers, window, scratch_dir):
         ring.close()
 
 
-def _build(cache, key, content, dataset, recipe, adapter, ranges, delivered, workers, window, scratch_dir, record,
-           rebuild, deliver=True):
+def _build(cache, key, dataset, recipe, adapter, ranges, delivered, workers, window, scratch_dir, record, rebuild,
+           deliver=True):
     """Decode every range into a new entry, delivering ranges[delivered:] first (a rebuild after damage:
     the ones before were delivered from the old entry), then commit it. deliver=False (a prefill): the
     batches are only stored, and where the entry cannot be stored nothing is decoded."""
-    rels = [rel for rel, _ in dataset.items]
-    builder, why = cache.new_entry(key, content, rels, recipe.crop)
+    try:
+        builder, why = cache.new_entry(key.key, key.content, key.rels, recipe.crop)
+    except OSError as exc:  # a cache folder that cannot be written
+        builder, why = None, "the entry could not be started in {} ({})".format(cache.folder, exc)
     if builder is None:
         record.update(status="not stored", reason=why)
         if not deliver:
@@ -155,12 +182,28 @@ def _build(cache, key, content, dataset, recipe, adapter, ranges, delivered, wor
             if count < wanted:
                 yield batch
         if builder is not None:
-            builder = _stored(builder, lambda: builder.commit(by="cell" if deliver else "prefill"), record)
+            lost = _read_errors(builder.infos, key)
+            if lost:
+                builder.abandon()
+                record.update(status="not stored", reason=lost)
+            else:
+                builder = _stored(builder, lambda: builder.commit(by="cell" if deliver else "prefill"), record)
             builder = None
     finally:
         batches.close()  # the decoders end now, also where the loop stopped early
         if builder is not None:
             builder.abandon()
+
+
+def _read_errors(infos, key):
+    """Why the entry must not be kept, or None: an image whose file was read for the key but could not be read
+    while decoding (moved away for a moment, an NFS error) would stay unreadable for every later cell."""
+    lost = [key.rels[i] for i, info in enumerate(infos)
+            if info is not None and info[1] and info[1].get("errno") and i not in key.unreadable]
+    if not lost:
+        return None
+    return "{}{} could not be read while decoding, though it could be read for the key: not stored, so the next " \
+           "cell reads it again".format(lost[0], " and {} more".format(len(lost) - 1) if len(lost) > 1 else "")
 
 
 def _stored(builder, step, record):

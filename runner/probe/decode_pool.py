@@ -205,8 +205,11 @@ class _Worker(object):
         self.queued, self.buffer = 0, b""
 
     def send(self, text):
-        self.process.stdin.write(text.encode("ascii"))
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write(text.encode("ascii"))
+            self.process.stdin.flush()
+        except BrokenPipeError:  # it ended before this task reached it: say how, as a read would
+            self._died()
 
     def task(self, index, position, count):
         self.send("{} {} {}\n".format(index, position, count))

@@ -7,6 +7,7 @@ side truncated; crop offsets rounded) so the tensors can be compared with each f
 own helper inside its environment.
 """
 
+import errno
 import os
 import re
 
@@ -236,14 +237,18 @@ def crop_file(path, recipe, adapter=None):
 def crop_item(root, rel, recipe, adapter=None):
     """(uint8 crop, Pillow mode, None) for one file under `root`, or (None, None, problem) when it cannot be read.
 
-    problem = {"error": the reason, "kind": a short name to count reasons by}.
+    problem = {"error": the reason, "kind": a short name to count reasons by, and "errno" (ENOENT, EIO...) where
+    the file system refused the file rather than the image being bad}.
     """
     try:
         crop, mode = crop_file(os.path.join(root, rel), recipe, adapter)
     except UNREADABLE as exc:
         if isinstance(exc, ImageRefused):
             return None, None, {"error": str(exc), "kind": exc.kind}
-        return None, None, {"error": "{}: {}".format(type(exc).__name__, exc), "kind": type(exc).__name__}
+        problem = {"error": "{}: {}".format(type(exc).__name__, exc), "kind": type(exc).__name__}
+        if isinstance(exc, OSError) and exc.errno is not None:  # the file system's, not the image's (Pillow: None)
+            problem["errno"] = errno.errorcode.get(exc.errno, str(exc.errno))
+        return None, None, problem
     return crop, mode, None
 
 

@@ -2,6 +2,7 @@
 keyed by what determines the pixels; a damaged or partial entry is never used but rebuilt; two cells on
 one key: one builds, the other waits and reads; past the size limit, the oldest entry goes."""
 
+import glob
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from runner.probe.crop_cache import CropCache
+from runner.probe.crop_digests import file_digests
 from runner.probe.crop_key import content_key, key_content
 from runner.probe.dataset import open_dataset
 from runner.probe.preprocess import Recipe, crop_file
@@ -107,7 +109,7 @@ def test_the_key_follows_the_pixels_and_nothing_else(imagenet_sample, tmp_path):
     dataset = open_dataset(str(imagenet_sample))
     cache = CropCache(str(tmp_path / "crops"), LIMIT)
     rels = [rel for rel, _ in dataset.items]
-    digests = cache.file_digests(dataset.root, rels, 2)
+    digests = file_digests(cache.folder, dataset.root, rels, 2)
     base = Recipe(256, 224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 
     def key(chosen, files=digests):
@@ -126,11 +128,11 @@ def test_the_key_follows_the_pixels_and_nothing_else(imagenet_sample, tmp_path):
     for rel in rels[:3]:
         with open(os.path.join(dataset.root, rel), "rb") as source, open(str(copy / rel), "wb") as target:
             target.write(source.read())
-    first = cache.file_digests(str(copy), rels[:3], 1)
+    first = file_digests(cache.folder, str(copy), rels[:3], 1)
     time.sleep(0.01)
     with open(str(copy / rels[1]), "ab") as handle:
         handle.write(b"\0")
-    second = cache.file_digests(str(copy), rels[:3], 1)
+    second = file_digests(cache.folder, str(copy), rels[:3], 1)
     assert first[0] == second[0] and first[2] == second[2] and first[1] != second[1]
 
 
@@ -190,3 +192,23 @@ def test_a_cache_folder_that_cannot_be_made_fails_the_cell_saying_how_to_fix_it(
     with pytest.raises(RuntimeError, match="crop cache .*a-file/crops: cannot be used .*DLMATRIX_CACHE"):
         run(imagenet_sample, tmp_path, "blocked", recipe("torchvision-224"), {"dir": str(blocker / "crops"),
                                                                            "limit_bytes": LIMIT})
+
+
+def test_an_entry_being_built_holds_its_room_until_its_builder_stops(imagenet_sample, tmp_path):
+    """Two cells building two keys at once (--jobs, --gpus, a prefill): the first's crops file is sparse while it
+    is written, and counts whole all the same; one whose builder died (its lock free) counts what it holds."""
+    one_entry = 30 * 224 * 224 * 3 + 4096
+    cache = settings(tmp_path, limit=int(one_entry * 1.5))
+    store = CropCache(cache["dir"], cache["limit_bytes"])
+    rels = [rel for rel, _ in open_dataset(str(imagenet_sample)).items]
+    lock, _ = store.lock("a" * 32)  # as the cell building this key holds it
+    builder, why = store.new_entry("a" * 32, {"building": True}, rels, 224)
+    assert builder is not None and store.usage() >= 30 * 224 * 224 * 3
+    second, rows, _ = run(imagenet_sample, tmp_path, "second", recipe("keras-caffe-224"), cache)
+    assert second["crop_cache"]["status"] == "not stored"
+    assert "entries being built or read hold" in second["crop_cache"]["reason"]
+    lock.close()  # the first builder dies here: its partial file stays, its lock is free
+    assert glob.glob(os.path.join(cache["dir"], "entries", "a" * 32, "*.partial"))
+    third, third_rows, _ = run(imagenet_sample, tmp_path, "third", recipe("keras-caffe-224"), cache)
+    assert third["crop_cache"]["status"] == "built" and third_rows == rows
+    builder.store.close()
