@@ -26,10 +26,8 @@ def cpu_quota(proc="/proc/self"):
     """The tightest CPU quota over this process's cgroups, in cores (1.5: 150 ms of CPU per 100 ms), or None
     where there is none or no cgroup file can be read (not Linux, no cgroup mounted, a sandbox)."""
     try:
-        with open(os.path.join(proc, "cgroup")) as handle:
-            memberships = [line.rstrip("\n").split(":", 2) for line in handle if line.count(":") >= 2]
-        with open(os.path.join(proc, "mountinfo")) as handle:
-            mounts = [_mount(line) for line in handle]
+        memberships = [line.split(":", 2) for line in _lines(os.path.join(proc, "cgroup")) if line.count(":") >= 2]
+        mounts = [_mount(line) for line in _lines(os.path.join(proc, "mountinfo"))]
     except OSError:
         return None
     found = []
@@ -47,6 +45,14 @@ def cpu_quota(proc="/proc/self"):
         for path in paths:
             found += _limits_up(_folder(root, point, path), point, read)
     return min(found) if found else None
+
+
+def _lines(path):
+    """The file's lines as the os module spells paths: a mount or cgroup anywhere on the host whose name is not
+    valid in the locale's encoding (a USB stick named in Latin-1) must not stop the reading, and its name
+    must still open the same folder."""
+    with open(path, "rb") as handle:
+        return [os.fsdecode(line.rstrip(b"\n")) for line in handle]
 
 
 def _mount(line):

@@ -141,3 +141,17 @@ def test_a_process_in_a_real_cgroup_with_a_quota_counts_it(parent_cores, child_c
         for folder in (child, parent):
             if os.path.isdir(folder):
                 os.rmdir(folder)  # empty once its process ended
+
+
+def test_a_mount_or_cgroup_named_outside_the_locales_encoding_is_read_through(tmp_path):
+    """One mount anywhere on the host named in Latin-1 (here the cgroup mount itself, and an unrelated disk)
+    must neither stop the reading nor lose the folder: every cell sizes its decoders from this."""
+    mount = tmp_path / os.fsdecode(b"cg-caf\xe9")
+    write(mount / os.fsdecode(b"box-\xff"), cpu_max="150000 100000")
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "cgroup").write_bytes(b"0::/box-\xff\n")
+    (proc / "mountinfo").write_bytes(
+        b"50 23 8:17 / /media/caf\xe9 rw,relatime - vfat /dev/sdb1 rw\n"
+        b"31 23 0:28 / " + os.fsencode(str(mount)) + b" rw,relatime - cgroup2 cgroup2 rw\n")
+    assert cores.cpu_quota(str(proc)) == 1.5
