@@ -124,12 +124,25 @@ def open_dataset(root, labels_file=None, limit=0):
         why = " ({} without a label, e.g. {})".format(unlabeled.count, ", ".join(unlabeled.examples)) \
             if unlabeled.count else ""
         raise DatasetError("ImageNet val set {!r}: no labelled images found{}".format(root, why))
+    odd = [rel for rel, _ in items if not _utf8(rel)]
+    if odd:
+        raise DatasetError("ImageNet val set {!r}: {} image file names are not valid UTF-8, e.g. {!r}; predictions, "
+                           "results and reports name every file in UTF-8: rename them (convmv -f latin1 -t utf8 -r "
+                           "--notest FOLDER converts Latin-1 names)".format(root, len(odd), os.fsencode(odd[0])))
     total = len(items)
     if limit and limit < total:
         items = sorted(items, key=lambda it: hashlib.sha256(os.path.basename(it[0]).encode("utf-8")).hexdigest())[:limit]
         items.sort()
     synsets_file = _find_first(root, SYNSET_FILES)
     return Dataset(root, layout, items, wnids, labels_file, synsets_file, total, limit, **tallies)
+
+
+def _utf8(name):
+    try:
+        name.encode("utf-8")  # a name the file system gave in other bytes holds surrogate escapes
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _find_first(root, names):

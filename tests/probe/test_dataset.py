@@ -26,6 +26,19 @@ def test_folder_layout(tmp_path):
     assert [label for _, label in data.items] == [0, 1, 2]
 
 
+def test_image_names_that_are_not_utf8_are_refused_naming_one(tmp_path):
+    """A Latin-1 name (byte 0xe9) comes out of os.listdir with a surrogate escape: the predictions file, the
+    results and the crop cache's key could not name it. Refused at once, before any cell runs."""
+    os.makedirs(str(tmp_path / WNIDS[0]))
+    noise_image(0).save(str(tmp_path / WNIDS[0] / "plain.JPEG"))
+    noise_image(1).save(os.fsdecode(os.fsencode(str(tmp_path / WNIDS[0])) + b"/caf\xe9.JPEG"))
+    write_synsets(tmp_path)
+    with pytest.raises(DatasetError) as refused:
+        open_dataset(str(tmp_path))
+    assert "1 image file names are not valid UTF-8, e.g. b'{}/caf\\xe9.JPEG'".format(WNIDS[0]) in str(refused.value)
+    assert "convmv" in str(refused.value)
+
+
 def test_kaggle_csv_labels(tmp_path):
     os.makedirs(str(tmp_path / "val"))
     noise_image(0).save(str(tmp_path / "val" / "ILSVRC2012_val_00000001.JPEG"))
