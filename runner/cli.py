@@ -1,4 +1,4 @@
-"""python -m runner {plan,run,status,compare,bisect,explain,report,lock,env,docker-base,wheelhouse,requirements,cell}: the command line.
+"""python -m runner {plan,run,status,compare,bisect,explain,report,lock,env,docker-base,wheelhouse,requirements,cell,prune,crops}: the command line.
 
 UserError is caught here, once.
 """
@@ -23,6 +23,7 @@ from .report import report_files
 from .cli_slurm import add_run_flags, add_slurm_parsers, cmd_cell, cmd_status, slurm_overrides
 from .cli_judge import add_judge_parsers, cmd_bisect, cmd_compare, open_run
 from .explain.cli import add_explain_parser, cmd_explain
+from .crops import add_crops_parser, cmd_crops
 from .cli_tools import (add_tool_parsers, cmd_docker_base, cmd_env, cmd_lock, cmd_prune, cmd_requirements,
                         cmd_wheelhouse)
 
@@ -92,7 +93,7 @@ def build_parser():
     docker.add_argument("--ca-bundle", help="CA bundle for pip during builds and for downloads inside cells (TLS-"
                                             "intercepting proxies); default: $PIP_CERT when set")
     docker.add_argument("--wheelhouse", help="build with pip reading only this folder of wheels (fill it with "
-                                             "`python -m runner wheelhouse DIR` on a connected machine)")
+                                             "`dlmatrix wheelhouse DIR` on a connected machine)")
     docker.add_argument("--python-dist", help="folder of relocatable CPython builds (python-build-standalone "
                                               "install_only tarballs) for the images; default: the host's own")
     docker.add_argument("--build-dir", help="image build logs and records (default: ~/.cache/dlmatrix/docker)")
@@ -101,6 +102,7 @@ def build_parser():
     add_tool_parsers(sub, _common)
     add_judge_parsers(sub, _common)
     add_explain_parser(sub, _common)
+    add_crops_parser(sub, _common)
 
     report = sub.add_parser("report", help="write reports/<run>/report.{html,md,csv,json} from results/<run>/")
     _common(report)
@@ -203,7 +205,7 @@ def cmd_report(args, out):
 
 COMMANDS = {"plan": cmd_plan, "run": cmd_run, "status": cmd_status, "cell": cmd_cell, "report": cmd_report, "compare": cmd_compare, "bisect": cmd_bisect, "explain": cmd_explain, "requirements": cmd_requirements,
             "env": cmd_env, "docker-base": cmd_docker_base, "wheelhouse": cmd_wheelhouse, "lock": cmd_lock,
-            "prune": cmd_prune}
+            "prune": cmd_prune, "crops": cmd_crops}
 
 
 class VersionAction(argparse.Action):

@@ -1,0 +1,273 @@
+"""`dlmatrix crops`: what the error suite's crop cache holds, and taking entries out of it.
+
+The cache is the probe's (runner/probe/crop_cache.py: its layout, keys and locks). This side reads the
+entries' manifests, and removes entries by the rule the cache's own size limit follows: never one a cell is
+building (its key's lock held). A cell that is reading an entry as it goes keeps reading its open crops file.
+"""
+
+import contextlib
+import fcntl
+import glob
+import json
+import os
+import time
+
+from .errors import UserError
+from .matrix import load_matrix
+from .plan import crop_cache_settings
+from .probe.crop_cache import CropCache
+from .probe.crop_digests import MEMO_FORMAT
+from .probe.crop_key import images_sha256
+from .storage import lock_holder
+
+# An entry's state: "complete" (cells read it), "building" (a cell holds its lock and is writing it), "left"
+# (crops without a manifest: a cell that stopped while building; the next cell with its key starts over).
+
+
+def add_crops_parser(sub, common):
+    crops = sub.add_parser("crops", help="list the error suite's crop cache (each recipe's decoded crops of a val set, "
+                                         "read by every later cell): entries, sizes, who built them, which val set; "
+                                         "--remove, --partial or --all take entries out")
+    common(crops)
+    crops.add_argument("--dir", help="the cache folder (default: $DLMATRIX_CACHE, else [suites.error] crop_cache, "
+                                     "else ~/.cache/dlmatrix/crops)")
+    crops.add_argument("--remove", nargs="+", default=[], metavar="KEY",
+                       help="remove these entries (the first characters of a key are enough)")
+    crops.add_argument("--partial", action="store_true",
+                       help="remove what cells that stopped while building an entry left behind")
+    crops.add_argument("--all", action="store_true", help="remove every entry, and the val sets' file digests")
+    crops.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    crops.add_argument("--format", choices=["text", "json"], default="text", help="of the listing (default: text)")
+
+
+def cmd_crops(args, out):
+    folder, source, limit = _where(args)
+    removing = bool(args.remove or args.partial or args.all)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UserError("crops: {} ({}) is a file, not a crop cache folder".format(folder, source))
+    if not os.path.isdir(folder):
+        if args.remove:
+            raise UserError("crops --remove: the crop cache {} ({}) holds no entries yet".format(folder, source))
+        out.write("crop cache {} ({}): nothing there yet; the first error cell creates it\n".format(folder, source))
+        return 0
+    entries = list_entries(folder)
+    if not removing:
+        _show(folder, source, limit, entries, args.format, out)
+        return 0
+    targets = {}  # key -> (entry, the whole entry or only its partial files)
+    for entry in entries if args.all else _matching(entries, args.remove):
+        targets[entry["key"]] = (entry, True)
+    if args.partial:
+        for entry in entries:
+            if entry["state"] == "left" or entry["partial_bytes"]:
+                targets.setdefault(entry["key"], (entry, entry["state"] == "left"))
+    freed = sum(_take_out(folder, entry, whole, args.dry_run, out) for entry, whole in
+                (targets[key] for key in sorted(targets)))
+    if args.all:
+        freed += _remove_digests(folder, args.dry_run, out)
+    out.write("{} {}\n".format(size_text(freed), "would be freed" if args.dry_run else "freed"))
+    return 0
+
+
+def _where(args):
+    """(folder, what chose it, the size limit in bytes or None)."""
+    if args.dir:
+        return os.path.abspath(os.path.expanduser(args.dir)), "--dir", None
+    matrix = load_matrix(args.matrix)
+    settings = crop_cache_settings(matrix)
+    source = ("$DLMATRIX_CACHE" if os.environ.get("DLMATRIX_CACHE", "").strip() else
+              "[suites.error] crop_cache in {}".format(args.matrix) if matrix.error.crop_cache else "the default")
+    if settings is None:
+        raise UserError("the crop cache is off ({} says \"off\"); give the folder to look at with --dir".format(source))
+    return settings["dir"], source, settings["limit_bytes"]
+
+
+def list_entries(folder):
+    """Every entry under folder/entries, oldest use first: a dict each (see _entry)."""
+    val_sets = _val_sets(folder)
+    names = sorted(os.listdir(os.path.join(folder, "entries"))) if os.path.isdir(os.path.join(folder, "entries")) else []
+    entries = [_entry(folder, key, val_sets) for key in names]
+    return sorted(entries, key=lambda e: (e["last_used"] or 0.0, e["key"]))
+
+
+def _entry(folder, key, val_sets):
+    where = os.path.join(folder, "entries", key)
+    manifest = _read(os.path.join(where, "manifest.json"))
+    sizes = {}
+    for name in (os.listdir(where) if os.path.isdir(where) else []):
+        with contextlib.suppress(OSError):
+            sizes[name] = os.stat(os.path.join(where, name)).st_blocks * 512  # a partial file is sparse
+    building = lock_holder(os.path.join(folder, "locks", key + ".lock")) is not None
+    entry = {"key": key, "state": "building" if building else "complete" if manifest else "left",
+             "bytes": sum(sizes.values()), "partial_bytes": sum(v for n, v in sizes.items() if n.endswith(".partial")),
+             "images": None, "unreadable": None, "recipe": None, "libraries": None, "built": None,
+             "last_used": None, "val_set": None}
+    if manifest:
+        content = manifest.get("content", {})
+        items = manifest.get("items", [])
+        entry.update(images=len(items), unreadable=sum(1 for item in items if item[2]), recipe=content.get("recipe"),
+                     libraries=content.get("libraries"), built=manifest.get("built"),
+                     last_used=os.path.getmtime(os.path.join(where, "manifest.json")),
+                     val_set=_val_set_of([item[0] for item in items], content.get("images_sha256"), val_sets))
+    return entry
+
+
+def _val_sets(folder):
+    """{root: {file: digest}} from the digests cells took (folder/digests/*.json)."""
+    found = {}
+    for path in sorted(glob.glob(os.path.join(folder, "digests", "*.json"))):
+        memo = _read(path)
+        if isinstance(memo, dict) and memo.get("format") == MEMO_FORMAT and isinstance(memo.get("files"), dict):
+            found[memo.get("root")] = {rel: mark[-1] for rel, mark in memo["files"].items() if isinstance(mark, list)}
+    return found
+
+
+def _val_set_of(rels, wanted, val_sets):
+    """The folder whose files (as last hashed) are the entry's images, or None."""
+    for root, digests in val_sets.items():
+        if all(rel in digests for rel in rels) and images_sha256(rels, [digests[r] for r in rels]) == wanted:
+            return root
+    return None
+
+
+def _matching(entries, prefixes):
+    found = []
+    for prefix in prefixes:
+        hits = [e for e in entries if e["key"].startswith(prefix.lower())]
+        if len(hits) != 1:
+            raise UserError("crops --remove {}: {}; the entries: {}".format(
+                prefix, "no entry's key starts with it" if not hits else "{} entries' keys start with it: give more "
+                "of the key".format(len(hits)), ", ".join(e["key"] for e in entries) or "none"))
+        found.append(hits[0])
+    return found
+
+
+def _take_out(folder, entry, whole, dry_run, out):
+    """Remove the entry (whole) or only its partial files; the bytes freed (0 where a cell is building it)."""
+    what = "{} ({})".format(entry["key"], "the entry" if whole else "partial files")
+    size = entry["bytes"] if whole else entry["partial_bytes"]
+    if entry["state"] == "building":
+        out.write("left in place: {}: a cell is building it\n".format(what))
+        return 0
+    if dry_run:
+        out.write("would remove {}, {}\n".format(what, size_text(size)))
+        return size
+    try:
+        if whole:
+            freed = CropCache(folder, 0).remove_unless_busy(entry["key"])
+        else:
+            freed = _remove_partial(folder, entry["key"])
+    except OSError as exc:
+        raise UserError("crop cache {}: cannot remove {} ({}); remove it as the user that ran the cells, or "
+                        "with write access to the folder".format(folder, what, exc))
+    if freed is None:
+        out.write("left in place: {}: a cell started building it just now\n".format(what))
+        return 0
+    out.write("removed {}, {}\n".format(what, size_text(freed)))
+    return freed
+
+
+def _remove_partial(folder, key):
+    """The partial files in key's folder, under its lock; None when a cell holds the lock."""
+    with open(os.path.join(folder, "locks", key + ".lock"), "a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return None
+        freed = 0
+        for path in glob.glob(os.path.join(folder, "entries", key, "*.partial")):
+            freed += os.stat(path).st_blocks * 512
+            os.remove(path)
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.join(folder, "entries", key))  # only where nothing else is in it
+        return freed
+
+
+def _remove_digests(folder, dry_run, out):
+    freed = 0
+    for path in sorted(glob.glob(os.path.join(folder, "digests", "*.json"))):
+        freed += os.path.getsize(path)
+        if not dry_run:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+    if freed:
+        out.write("{} the val sets' file digests ({}; the next cell hashes its files again)\n".format(
+            "would remove" if dry_run else "removed", size_text(freed)))
+    return freed
+
+
+def _show(folder, source, limit, entries, fmt, out):
+    free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+    used = sum(e["bytes"] for e in entries)
+    if fmt == "json":
+        json.dump({"folder": folder, "chosen_by": source, "limit_bytes": limit, "used_bytes": used,
+                   "free_bytes": free, "entries": entries}, out, indent=2, sort_keys=True)
+        out.write("\n")
+        return
+    out.write("crop cache {} ({}): {} entries, {}{}; {} free on its disk (times UTC)\n".format(
+        folder, source, len(entries), size_text(used), " of its limit of {}".format(size_text(limit)) if limit else "",
+        size_text(free)))
+    if not entries:
+        return
+    rows = [("key", "state", "images", "recipe", "decoded with", "size", "built", "last used", "val set")]
+    for e in entries:
+        rows.append((e["key"][:12], e["state"], "-" if e["images"] is None else str(e["images"]),
+                     recipe_text(e["recipe"]), libraries_text(e["libraries"]), size_text(e["bytes"]),
+                     _built_text(e["built"]), _time_text(e["last_used"]), e["val_set"] or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n")
+    if any(e["state"] == "left" or (e["partial_bytes"] and e["state"] != "building") for e in entries):
+        out.write("partial files of cells that stopped while building: `dlmatrix crops --partial` removes them\n")
+
+
+def recipe_text(recipe):
+    """'256->224 shorter bilinear' (+ ', offset floor', ', framework resize', ', <decoder> decoder')."""
+    if not recipe:
+        return "-"
+    text = "{}->{} {} {}".format(recipe.get("resize"), recipe.get("crop"), recipe.get("resize_mode"),
+                                 recipe.get("interpolation"))
+    if recipe.get("crop_offset") == "floor":
+        text += ", offset floor"
+    if recipe.get("resize_with") == "framework":
+        text += ", framework resize"
+    if recipe.get("decoder"):
+        text += ", {} decoder".format(recipe["decoder"])
+    return text
+
+
+def libraries_text(libraries):
+    if not libraries:
+        return "-"
+    parts = ["Pillow {}".format(libraries.get("pillow"))]
+    for role in ("resize", "decoder"):
+        if isinstance(libraries.get(role), dict):
+            versions = libraries[role].get("versions") or {}
+            parts.append(" ".join("{} {}".format(k, v) for k, v in sorted(versions.items())) or str(libraries[role]))
+    return ", ".join(parts)
+
+
+def size_text(count):
+    """Binary units, as the limit's notation ("50g": 50 GiB) counts."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= scale:
+            return "{:.1f} {}".format(count / scale, unit).replace(".0 ", " ")
+    return "{} bytes".format(count)
+
+
+def _built_text(built):
+    if not built:
+        return "-"  # entries from before the manifest recorded it
+    return "{} {}".format(built.get("by", "?"), str(built.get("at", ""))[:16].replace("T", " "))
+
+
+def _time_text(stamp):
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(stamp)) if stamp else "-"
+
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None  # absent, or cut short by a writer that died: as good as absent
