@@ -154,3 +154,23 @@ def test_the_input_pipeline_table_says_wall_wait_and_where_the_crops_came_from()
     assert "| Wall s | Waiting s | Crop cache | Decode images/s | Model images/s |" in text
     assert "| resnet50 | 12.2 | 0.5 | hit (decoded ahead), 3 s waiting for the entry | - | 400.0 |" in text
     assert "| resnet50 | - | - | - | 50.0 | 400.0 |" in text
+
+
+def test_a_cell_that_ran_other_packages_than_the_pins_is_labelled_and_judged_by_what_ran():
+    """The local backend with --ignore-pins (a GPU host's own torch): the row's label and the published number
+    follow the versions the result records, not the pins it did not hold."""
+    matrix = load_matrix(REAL)
+    pinned = matrix.environment("torch-current").pinned_version("torchvision")
+    held, other = error("torch-current", None), error("torch-current", None)
+    held["provenance"]["packages"] = {"torch": "9.9", "torchvision": pinned + "+cu130"}  # the pin, a local build
+    other["provenance"]["packages"] = {"torch": "1.11.0", "torchvision": "0.12.0+cu113"}
+    other["cell_id"], other["model"] = "other", "resnet101"
+    rows = {row["cell_id"]: row for row in build_rows(matrix, latest_results([held, other])) if row["suite"] == "error"}
+    assert rows["torch-current-e"]["framework_version"] == pinned
+    assert rows["other"]["framework_version"] == "0.12.0+cu113"
+    older = matrix.model("resnet101").variant("torchvision").published_for("0.12.0")
+    newer = matrix.model("resnet101").variant("torchvision").published_for(pinned)
+    assert older.top1_error != newer.top1_error
+    assert rows["other"]["published_top1_error"] == older.top1_error
+    assert rows["torch-current-e"]["published_top1_error"] == \
+        matrix.model("resnet50").variant("torchvision").published_for(pinned).top1_error

@@ -1,9 +1,9 @@
 """Report rows: one per cell and batch size, from the newest result of each position (the CSV's and JSON's rows)."""
 
-from ..frameworks import FRAMEWORKS
 from ..probe.telemetry_summary import utilisation_verdict
 from ..results import engine_label
 from ..stats import wilson_interval
+from ..verdicts.published import ran_version
 
 COLUMNS = [
     "environment", "framework", "framework_version", "model", "suite", "status", "reason", "device", "weights",
@@ -100,16 +100,17 @@ def peak_fields(peak):
     return {"peak_fraction": peak["fraction"], "peak_precision": peak["peak"]}
 
 
-def _published(matrix, env_name, model_key):
-    env, model = matrix.environment(env_name), matrix.model(model_key)
+def _published(matrix, result):
+    """(the framework version the result ran with, the published number for it)."""
+    env, model = matrix.environment(result["environment"]), matrix.model(result["model"])
     if env is None or model is None or model.variant(env.framework) is None:
         return None, None
-    version = env.pinned_version(FRAMEWORKS[env.framework].version_package)
+    version = ran_version(env, result)
     return version, model.variant(env.framework).published_for(version)
 
 
 def _base_row(matrix, result):
-    version, published = _published(matrix, result["environment"], result["model"])
+    version, published = _published(matrix, result)
     provenance = result.get("provenance") or {}
     row = dict.fromkeys(COLUMNS, "")
     row.update(
