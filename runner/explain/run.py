@@ -116,7 +116,8 @@ def run_explain(matrix, request, backend_name, env_dir, reports_dir, say, comman
     cell, published, reference = plan_explain(matrix, request, say)
     out = make_folder(answer_folder(reports_dir, cell.environment.name, cell.model.key), flag="--reports-dir")
     variants = cell.params["variants"]
-    say("explain {} {}: the official recipe ({}), {} single-axis variants, then up to {} pairs, on {} images; "
+    say("explain {} {}: the official recipe ({}), {} single-axis variants (fewer where this version cannot run "
+        "some), then up to {} pairs, on {} images; "
         "weights {}".format(cell.environment.name, cell.model.key, cell.variant.preprocess.name, len(variants),
                             most_pairs(variants, request.pair_axes, request.pair_values), cell.dataset.images,
                             cell.weights["source"]))

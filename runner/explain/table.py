@@ -61,10 +61,13 @@ def _evaluations_line(answer):
     else:
         pairs = "no pairs: fewer than two axes {}".format(
             "came any closer to the published number" if answer["published"] is not None else "moved the error")
-    return ("{} evaluations of {} images each: the official recipe, {} single-axis variants and {}; the full cross "
+    skipped = [entry["name"] for entry in answer.get("variants_skipped") or []]
+    return ("{} evaluations of {} images each: the official recipe, {} single-axis variants{} and {}; the full cross "
             "product would be {}. {} decodings (variants that differ only in normalisation or channel order share "
-            "theirs).".format(e["total"], answer["dataset"]["images"], e["single_axis"], pairs, e["cross_product"],
-                              e["decodings"]))
+            "theirs).".format(e["total"], answer["dataset"]["images"], e["single_axis"],
+                              " (not {}: this version cannot run {})".format(", ".join(skipped), "it" if len(
+                                  skipped) == 1 else "them") if skipped else "", pairs,
+                              e["cross_product"], e["decodings"]))
 
 
 def render_text(answer):
