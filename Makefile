@@ -41,7 +41,7 @@ matrix: $(VENV)/.ready
 	$(PY) -m runner run --show-plan $(CELL_ARGS) --backend $(BACKEND) --run $(RUN) $(if $(GPUS),--gpus $(GPUS)) $(ARGS)
 
 plan: $(VENV)/.ready
-	$(PY) -m runner plan $(CELL_ARGS) $(ARGS)
+	$(PY) -m runner plan $(CELL_ARGS) --backend $(BACKEND) $(ARGS)
 
 report: $(VENV)/.ready
 	$(PY) -m runner report --run $(RUN)

@@ -98,7 +98,7 @@ def cmd_status(args, out):
         out.write("{} cells still pending or running; once they have ended, the same `run` command collects them "
                   "and writes the report\n".format(live))
     elif open_jobs:
-        out.write("every job has ended: the same `python -m runner run ... --executor slurm` collects them, submits "
+        out.write("every job has ended: the same `.venv/bin/dlmatrix run ... --executor slurm` collects them, submits "
                   "what is left (drift loads) and writes the report\n")
     else:
         out.write("every job is collected\n")

@@ -117,7 +117,7 @@ def cmd_lock(args, out):
             out.write("{}: {}\n".format(shown(path), what))
     if failed:
         raise UserError("no lock could be resolved for {}: their pins cannot be installed together (uv's reasons "
-                        "above); fix them in {} and run `python -m runner lock` again".format(
+                        "above); fix them in {} and run `.venv/bin/dlmatrix lock` again".format(
                             ", ".join("{} ({})".format(name, device) for name, device in failed), args.matrix))
     return 0
 
@@ -207,8 +207,9 @@ def cmd_prune(args, out):
             if build_lock.exists():
                 build_lock.unlink()
         out.write("{}{} ({:.1f} GB)\n".format("would remove " if args.dry_run else "removed ", folder, size / 1e9))
-    out.write("{} environments, {:.1f} GB{}; kept the {} environments the matrix's rows use{}\n".format(
-        len(removed), freed / 1e9, " would be freed" if args.dry_run else " freed", len(keep),
+    kept = sum(1 for folder in backend.env_dir.iterdir() if folder.name in keep)
+    out.write("{} environments, {:.1f} GB{}; kept {} environment{} of the matrix's rows{}\n".format(
+        len(removed), freed / 1e9, " would be freed" if args.dry_run else " freed", kept, "" if kept == 1 else "s",
         "" if args.bisect else " and bisect's (--bisect removes those too)"))
     if args.images:
         _prune_images(matrix, args, out)
@@ -216,6 +217,7 @@ def cmd_prune(args, out):
 
 
 def _prune_images(matrix, args, out):
+    from .backends.docker_cell import no_engine
     from .backends.docker_image import default_build_dir
     from .backends.docker_prune import prune_images
 
@@ -224,8 +226,7 @@ def _prune_images(matrix, args, out):
         client = docker.from_env()
         client.ping()
     except Exception as exc:  # noqa: BLE001 - no package, no socket, no engine: one message
-        raise UserError("--images: no Docker engine answers ({}); start it (docker/engine-up.sh) or leave out "
-                        "--images".format(exc))
+        raise no_engine("prune --images (leave out --images to prune only the environments)", exc) from None
     build_dir = args.build_dir or default_build_dir()
     removed, freed = prune_images(client, build_dir, [env.name for env in matrix.environments], args.bisect,
                                   args.dry_run, lambda line: out.write(line + "\n"))

@@ -13,7 +13,7 @@ import tempfile
 import time
 
 from .backends.base import default_cache_home
-from .backends.docker_cell import first_line
+from .backends.docker_cell import first_line, no_engine
 from .backends.process import run_logged
 from .errors import UserError
 from .frameworks import FRAMEWORKS
@@ -37,8 +37,7 @@ def _client():
         client = docker.from_env(timeout=600)
         client.ping()
     except docker.errors.DockerException as exc:
-        raise UserError("docker-base needs a running Docker engine ({}); start dockerd".format(
-            first_line(exc))) from None
+        raise no_engine("docker-base", exc) from None
     return client
 
 
@@ -78,7 +77,7 @@ def build_base_image(tag, suite, mirror, force, log):
         raise UserError("debootstrap is not installed (apt-get install debootstrap); or load a base image with "
                         "`docker load -i FILE.tar` and name it in [docker] cpu_base")
     if os.getuid() != 0:
-        raise UserError("debootstrap needs root: run `sudo .venv/bin/python -m runner docker-base`")
+        raise UserError("debootstrap needs root: run `sudo .venv/bin/dlmatrix docker-base`")
     log_dir = os.path.join(default_cache_home(), "docker")
     os.makedirs(log_dir, exist_ok=True)
     log_path = os.path.join(log_dir, "base-{}.log".format(tag.replace("/", "_").replace(":", "_")))

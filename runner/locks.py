@@ -64,7 +64,7 @@ def lock_path(matrix_path, name, device):
 
 
 def lock_command(names, device):
-    return "python -m runner lock {} --device {}".format(" ".join(names), device_kind(device))
+    return ".venv/bin/dlmatrix lock {} --device {}".format(" ".join(names), device_kind(device))
 
 
 def target_platform(env, device):
@@ -131,7 +131,7 @@ def stale_reasons(lock, env, device):
     """What makes `lock` no longer the lock of `env` on `device` ([] when it is current)."""
     recorded = (lock.header.get("inputs-sha256") or [""])[0]
     if not recorded:
-        return ["it has no '# inputs-sha256:' line; it was not made by `python -m runner lock`"]
+        return ["it has no '# inputs-sha256:' line; it was not made by `dlmatrix lock`"]
     inputs = lock_inputs(env, device)
     reasons = []
     if recorded != inputs_sha256(inputs):

@@ -108,14 +108,30 @@ def plan_cells(matrix, options):
 
 
 def crop_cache_settings(matrix):
-    """{"dir", "limit_bytes"} of the crop cache error cells share, or None: $DLMATRIX_CACHE, else [suites.error]
-    crop_cache (relative to matrix.toml), else ~/.cache/dlmatrix/crops; "off" in either turns it off."""
-    chosen = (os.environ.get("DLMATRIX_CACHE", "").strip() or matrix.error.crop_cache
-              or os.path.join(cache_home(), "crops"))
+    """{"dir", "limit_bytes"} of the crop cache error cells share, or None: $DLMATRIX_CACHE (relative to the
+    current folder, as a shell's paths are), else [suites.error] crop_cache (relative to matrix.toml), else
+    ~/.cache/dlmatrix/crops; "off" in either turns it off."""
+    variable = os.environ.get("DLMATRIX_CACHE", "").strip()
+    chosen = variable or matrix.error.crop_cache or os.path.join(cache_home(), "crops")
     if chosen.strip().lower() == "off":
         return None
-    folder = os.path.join(os.path.dirname(os.path.abspath(matrix.path)), os.path.expanduser(chosen))
-    return {"dir": os.path.abspath(folder), "limit_bytes": matrix.error.crop_cache_limit_bytes}
+    base = os.getcwd() if variable else os.path.dirname(os.path.abspath(matrix.path))
+    folder = os.path.abspath(os.path.join(base, os.path.expanduser(chosen)))
+    _check_folder(folder, "DLMATRIX_CACHE={}".format(variable) if variable else
+                  "{}: [suites.error] crop_cache = {!r}".format(matrix.path, chosen) if matrix.error.crop_cache else
+                  "the default crop cache (DLMATRIX_CACHE or [suites.error] crop_cache choose another)")
+    return {"dir": folder, "limit_bytes": matrix.error.crop_cache_limit_bytes}
+
+
+def _check_folder(folder, named):
+    """Refused now, not in every error cell: a path that is a file or lies under one. A folder that is not
+    there yet is made by the first cell; one that cannot be written is still read."""
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError("{}: {} cannot be the crop cache's folder, {} is a file; give a folder, or \"off\"".format(
+            named, folder, existing))
 
 
 def version_order(matrix, framework):
@@ -171,7 +187,7 @@ def resolve_auto_weights(matrix, options, say, timeout_s=5.0):
             socket.create_connection((host, 443), timeout=timeout_s).close()
         except OSError as exc:
             say("weights: random, because {} is unreachable ({}); the reproduced errors will be those of "
-                "untrained networks. Pass --weights pretrained to insist.".format(host, exc))
+                "untrained networks. Pass --weights pretrained (make: WEIGHTS=pretrained) to insist.".format(host, exc))
             return replace(options, weights="random")
     say("weights: pretrained ({} reachable)".format(", ".join(hosts)))
     return replace(options, weights="pretrained")
@@ -207,8 +223,12 @@ def _weights(source, seed, cache, variant, env, model, matrix_path):
         raise UserError("--weights file: models.{}.{}.weights_file is not set in the matrix (environment {}); "
                         "add weights_file = {{ path = ..., sha256 = ... }}".format(model.key, env.framework, env.name))
     # Relative paths are relative to matrix.toml, so the file reads the same from any directory.
-    path = os.path.join(os.path.dirname(os.path.abspath(matrix_path)), variant.weights_file.path)
-    return {"source": "file", "path": os.path.abspath(path), "sha256": variant.weights_file.sha256}
+    path = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(matrix_path)), variant.weights_file.path))
+    if not os.path.isfile(path):
+        raise UserError("{}: models.{}.{}.weights_file.path: {} is {} (--weights file, environment {})".format(
+            matrix_path, model.key, env.framework, path, "a folder, expected a file" if os.path.isdir(path) else
+            "not there", env.name))
+    return {"source": "file", "path": path, "sha256": variant.weights_file.sha256}
 
 
 def _dataset(matrix, options, limit):
@@ -220,6 +240,6 @@ def _dataset(matrix, options, limit):
     try:
         data = open_dataset(options.imagenet, options.labels_file, limit)
     except DatasetError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError("--imagenet {} (make IMAGENET=): {}".format(options.imagenet, exc)) from None
     return DatasetRef(root=os.path.abspath(data.root), labels_file=data.labels_file, limit=limit,
                       manifest_sha256=data.manifest_sha256(), images=len(data.items)), None

@@ -1,5 +1,7 @@
 """Flags checked at the edge: each bad value is one message and exit 2, before anything is read, built or written."""
 
+import os
+
 import pytest
 
 from runner.cli import main
@@ -65,3 +67,17 @@ def test_good_values_pass(tmp_path, capsys, flags):
     folders = ["--results-dir", str(tmp_path / "results"), "--reports-dir", str(tmp_path / "reports")]
     assert main(RUN + ["--matrix", str(REAL)] + folders + flags) == 0, capsys.readouterr().err
     assert "1 cells: 1 run now" in capsys.readouterr().out
+
+
+def test_a_val_set_with_file_names_outside_utf8_is_refused_before_anything_runs(tmp_path, capsys, imagenet_sample):
+    folder = tmp_path / "val" / "n01440764"
+    folder.mkdir(parents=True)
+    image = (imagenet_sample / "images" / "ILSVRC2012_val_00000001.JPEG").read_bytes()
+    with open(os.fsencode(str(folder)) + b"/caf\xe9.JPEG", "wb") as handle:
+        handle.write(image)
+    (tmp_path / "val" / "synsets.txt").write_bytes((imagenet_sample / "synsets.txt").read_bytes())
+    folders = ["--results-dir", str(tmp_path / "results"), "--reports-dir", str(tmp_path / "reports")]
+    assert main(RUN + ["--matrix", str(REAL), "--imagenet", str(tmp_path / "val")] + folders) == 2
+    err = capsys.readouterr().err
+    assert "1 image file names are not valid UTF-8, e.g. b'n01440764/caf\\xe9.JPEG'" in err and "Traceback" not in err
+    assert not (tmp_path / "results").exists()

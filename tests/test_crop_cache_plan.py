@@ -40,14 +40,33 @@ def test_the_cache_reaches_error_cells_and_leaves_their_ids_alone(tmp_path, monk
 
 
 def test_the_matrix_sets_folder_and_limit_and_the_variable_wins(tmp_path, monkeypatch):
-    path = write_matrix(tmp_path, replace=((PREFETCH, "\ncrop_cache = \"crops-here\"\ncrop_cache_limit = \"512m\""
+    path = write_matrix(tmp_path, replace=((PREFETCH, "\ncrop_cache = \"crops-here\"\ncrop_cache_limit = \"512M\""
                                                       + PREFETCH),))
     from_matrix = specs(planned(path, monkeypatch), "error")[0]
     assert from_matrix == {"dir": str(tmp_path / "crops-here"), "limit_bytes": 512 * 1024 ** 2}  # beside matrix.toml
     assert specs(planned(path, monkeypatch, env=str(tmp_path / "x")), "error")[0]["dir"] == str(tmp_path / "x")
+    elsewhere = tmp_path / "shell"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # a relative variable is the shell's path; the file's stays beside the file
+    assert specs(planned(path, monkeypatch, env="mine"), "error")[0]["dir"] == str(elsewhere / "mine")
+    assert specs(planned(path, monkeypatch), "error")[0]["dir"] == str(tmp_path / "crops-here")
     (tmp_path / "off").mkdir()
     off = write_matrix(tmp_path / "off", replace=((PREFETCH, "\ncrop_cache = \"off\"" + PREFETCH),))
     assert specs(planned(off, monkeypatch), "error")[0] is None
+
+
+def test_a_cache_path_that_is_a_file_is_refused_naming_where_it_came_from(tmp_path, monkeypatch):
+    """Before any cell: else every error cell of the run fails on it, and stays failed after the fix."""
+    blocker = tmp_path / "hostname"
+    blocker.write_text("a file")
+    for value in (str(blocker), str(blocker / "crops")):
+        with pytest.raises(UserError, match="DLMATRIX_CACHE={0}: {0} cannot be the crop cache's folder, {1} is a "
+                                            "file".format(value, blocker)):
+            planned(REAL, monkeypatch, env=value)
+    path = write_matrix(tmp_path, replace=((PREFETCH, "\ncrop_cache = \"hostname/crops\"" + PREFETCH),))
+    with pytest.raises(UserError, match=r"matrix.toml: \[suites.error\] crop_cache = 'hostname/crops': "):
+        planned(path, monkeypatch)
+    assert not (tmp_path / "crops").exists()  # planning makes no folder
 
 
 @pytest.mark.parametrize("line, message", [

@@ -84,4 +84,23 @@ def test_prune_images_without_an_engine_is_one_message(tmp_path, monkeypatch, ca
 
     monkeypatch.setenv("DOCKER_HOST", "unix://{}".format(tmp_path / "no-engine.sock"))
     assert main(["prune", "--images", "--env-dir", str(tmp_path)], out=io.StringIO()) == 2
-    assert "--images: no Docker engine answers" in capsys.readouterr().err
+    assert "prune --images (leave out --images to prune only the environments): no Docker engine answers" in \
+        capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command, who", [
+    (["docker-base"], "docker-base"),
+    (["run", "--backend", "docker", "--env", "mxnet-1.5", "--model", "mobilenet", "--suite", "throughput",
+      "--weights", "random"], "the docker backend"),
+])
+def test_every_docker_command_without_an_engine_gives_the_same_message(tmp_path, monkeypatch, capsys, command, who):
+    pytest.importorskip("docker")
+    from runner.cli import main
+
+    monkeypatch.setenv("DOCKER_HOST", "unix://{}".format(tmp_path / "no-engine.sock"))
+    folders = ["--results-dir", str(tmp_path / "results"), "--reports-dir", str(tmp_path / "reports")] \
+        if command[0] == "run" else []
+    assert main(command + folders, out=io.StringIO()) == 2
+    err = capsys.readouterr().err
+    assert "error: {}: no Docker engine answers (".format(who) in err and "docker/engine-up.sh" in err
+    assert "Traceback" not in err

@@ -37,7 +37,7 @@ def run_cli(args):
     (["--env", "torch-current", "--model", "resnet50", "--imagenet", "x", "--pair-values", "0"],
      "--pair-values 0: expected 1 or more"),
     (["--env", "torch-current", "--model", "resnet50", "--imagenet", "{missing}", "--weights", "random"],
-     "ImageNet val set '{missing}': not a directory"),
+     "--imagenet {missing} (make IMAGENET=): ImageNet val set '{missing}': not a directory"),
     (["--env", "torch-current", "--model", "resnet50", "--limit", "0"], "--limit 0: expected a number of images"),
 ])
 def test_bad_flags_are_one_message_and_exit_2(tmp_path, capsys, args, message):

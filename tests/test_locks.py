@@ -123,13 +123,13 @@ def test_a_stale_lock_stops_plan_and_run_with_exit_2_before_anything_is_built(tm
     assert err == (
         "error: environment torch-1.0: locks/torch-1.0-cpu.txt stale: pin scipy==1.2.3 removed; pin scipy==1.2.2 "
         "added; it does not install the pin scipy==1.2.2 (has 1.2.3) (cpu lock must match matrix.toml before "
-        "anything is built); make it with `python -m runner lock torch-1.0 --device cpu` and commit locks/\n")
+        "anything is built); make it with `.venv/bin/dlmatrix lock torch-1.0 --device cpu` and commit locks/\n")
     fault_case("a row's pins edited in matrix.toml, its lock not re-made", "exit 2 before anything is built",
                err.strip(), group="environments")
     code, _ = run_cli(["run", "--matrix", str(matrix), "--weights", "random", "--env", "torch-1.0",
                        "--env-dir", str(tmp_path / "envs"), "--results-dir", str(tmp_path / "results"),
                        "--reports-dir", str(tmp_path / "reports")])
-    assert code == 2 and "python -m runner lock torch-1.0 --device cpu" in capsys.readouterr().err
+    assert code == 2 and ".venv/bin/dlmatrix lock torch-1.0 --device cpu" in capsys.readouterr().err
     assert not (tmp_path / "envs").exists() and not (tmp_path / "results").exists()
     code, _ = run_cli(["lock", "--check", "--matrix", str(matrix), "--device", "cpu"])
     assert code == 2 and "torch-1.0-cpu.txt stale" in capsys.readouterr().err
@@ -144,7 +144,7 @@ def test_a_missing_lock_names_the_row_and_the_command(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.endswith(
         "error: environment mxnet-1.5: locks/mxnet-1.5-cuda.txt not found (cuda lock must match matrix.toml before "
-        "anything is built); make it with `python -m runner lock mxnet-1.5 --device cuda` and commit locks/\n")
+        "anything is built); make it with `.venv/bin/dlmatrix lock mxnet-1.5 --device cuda` and commit locks/\n")
     fault_case("no lock for a row and the device being run", "exit 2 before anything is built",
                err.strip().splitlines()[-1], group="environments")
     with pytest.raises(UserError, match="mxnet-1.5-cuda.txt not found"):

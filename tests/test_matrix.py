@@ -82,6 +82,15 @@ def test_matrix_objects_are_frozen():
     ((("prefetch = 4", "prefetch = 4\nlimit = 5"),), "",
      r"suites.error.cuda.limit: unknown key; expected one of: batch_size, prefetch, prefill, timeout_s, workers"),
     ((("[suites.error.cuda]", "[suites.error.gpu]"),), "", r"suites.error.gpu: unknown key"),
+    # A misspelt required key or table is named beside the one missing.
+    ((("batch_size = 32", "batch_sise = 32"),), "",
+     r"suites.error.batch_size: missing; expected a positive integer; found 'batch_sise': misspelt\?"),
+    ((("[defaults]", "[defualts]"),), "", r"matrix.toml: defaults: missing; expected a table; found 'defualts': misspelt\?"),
+    # A trailing newline (a TOML "\n" escape) is not a valid value: `$` alone would let it through to a traceback.
+    ((('memory_limit = "16g"', 'memory_limit = "16g\\n"'),), "", r"defaults.memory_limit: expected"),
+    ((('timeout_s = 7200', 'timeout_s = 7200\ncrop_cache_limit = "50g\\n"'),), "",
+     r"suites.error.crop_cache_limit: expected"),
+    ((('python = "3.7"', 'python = "3.7\\n"'),), "", r"environments.torch-1.0.python: expected a Python version"),
 ])
 def test_bad_input_names_file_key_and_expectation(tmp_path, replace, append, message):
     path = write_matrix(tmp_path, replace=replace, append=append)

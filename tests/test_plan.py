@@ -43,7 +43,7 @@ def test_ids_follow_content_not_names(tmp_path):
     # A changed pin needs its lock re-made first (tests/test_locks.py: the ids then change for that row only).
     repinned = write_matrix(tmp_path, replace=(('"scipy==1.2.3"', '"scipy==1.2.2"'),))
     with pytest.raises(UserError, match=r"environment torch-1.0: locks/torch-1.0-cpu.txt stale: pin scipy==1.2.3 "
-                                        r"removed; pin scipy==1.2.2 added.*python -m runner lock torch-1.0 --device cpu"):
+                                        r"removed; pin scipy==1.2.2 added.*\.venv/bin/dlmatrix lock torch-1.0 --device cpu"):
         plan_cells(load_matrix(repinned), Options(weights="random"))
 
 
@@ -243,3 +243,20 @@ def test_weights_auto_asks_only_the_hosts_of_the_selected_rows(monkeypatch):
     asked.clear()
     resolve_auto_weights(matrix, Options(weights="auto"), said.append)
     assert len(asked) == 1  # the first unreachable host decides; all rows' hosts are candidates
+
+
+def test_a_weights_file_that_is_not_there_is_refused_before_any_cell_by_its_key(tmp_path):
+    entry = '[models.resnet50.torchvision]\nname = "resnet50"\n'
+    path = write_matrix(tmp_path, replace=[(entry, entry + 'weights_file = { path = "weights/r50.pth", sha256 = "'
+                                            + "0" * 64 + '" }\n')])
+    options = Options(weights="file", environments=("torch-current",), models=("resnet50",))
+    with pytest.raises(UserError, match=r"models\.resnet50\.torchvision\.weights_file\.path: .*/weights/r50\.pth is "
+                                        r"not there \(--weights file, environment torch-current\)"):
+        plan_cells(load_matrix(path), options)
+    (tmp_path / "weights" / "r50.pth").mkdir(parents=True)
+    with pytest.raises(UserError, match=r"r50\.pth is a folder, expected a file"):
+        plan_cells(load_matrix(path), options)
+    (tmp_path / "weights" / "r50.pth").rmdir()
+    (tmp_path / "weights" / "r50.pth").write_bytes(b"not really weights")  # its sha256 is the cell's to check
+    assert {cell.weights.get("path") for cell in plan_cells(load_matrix(path), options) if cell.suite != "drift"} == {
+        str(tmp_path / "weights" / "r50.pth")}

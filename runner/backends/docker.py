@@ -27,7 +27,7 @@ from ..errors import UserError
 from ..storage import write_json
 from .base import Backend, ProbeRun
 from .docker_cell import (CELL_LABEL, OWNER_LABEL, absolute_paths, cell_environment, cell_mounts, container_spec,
-                          first_line, hardened, make_writable, owner, run_container)
+                          hardened, make_writable, no_engine, owner, run_container)
 from .docker_fetch import WeightsFetcher
 from .docker_image import ImageBuilder, default_build_dir
 
@@ -66,8 +66,7 @@ class DockerBackend(Backend):
             version = self._client.version()
             info = self._client.info()
         except docker.errors.DockerException as exc:
-            raise UserError("the docker backend needs a running Docker engine ({}); start it (e.g. `dockerd &` "
-                            "after `apt-get install docker.io`) or set DOCKER_HOST".format(first_line(exc))) from None
+            raise no_engine("the docker backend", exc) from None
         runtimes = sorted(info.get("Runtimes") or {})
         self._engine = {"engine_version": version.get("Version"), "api_version": version.get("ApiVersion"),
                         "os": info.get("OperatingSystem"), "runtimes": runtimes}

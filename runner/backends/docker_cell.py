@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ..errors import UserError
 from .base import PROJECT_ROOT
 
 WATCH = Path(__file__).with_name("docker_watch.py")
@@ -248,3 +249,9 @@ def command_line(image, command, settings):
 
 def first_line(exc):
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def no_engine(who, exc):
+    """The one message for every command that finds no Docker engine (quoted in the README's table)."""
+    return UserError("{}: no Docker engine answers ({}); start one (`sudo bash docker/engine-up.sh` on Debian or "
+                     "Ubuntu installs and starts it) or set DOCKER_HOST".format(who, first_line(exc)))

@@ -82,7 +82,7 @@ class ImageBuilder:
         except docker.errors.DockerException as exc:
             raise EnvironmentBuildError(
                 "base image {} is not on this host and cannot be pulled ({}). Without a registry: "
-                "`python -m runner docker-base` builds the CPU base with debootstrap, or `docker load -i FILE.tar` "
+                "`.venv/bin/dlmatrix docker-base` builds the CPU base with debootstrap, or `docker load -i FILE.tar` "
                 "loads one from a tarball".format(ref, first_line(exc)))
 
     def _image(self, tag):
@@ -217,7 +217,7 @@ class _wheel_server:
         if not self.wheelhouse:
             return None
         if not os.path.isdir(self.wheelhouse):
-            raise EnvironmentBuildError("--wheelhouse {}: not a folder; fill one with `python -m runner wheelhouse "
+            raise EnvironmentBuildError("--wheelhouse {}: not a folder; fill one with `.venv/bin/dlmatrix wheelhouse "
                                         "DIR` on a connected machine".format(self.wheelhouse))
         handler = lambda *a, **k: _QuietHandler(*a, directory=self.wheelhouse, **k)  # noqa: E731
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)

@@ -23,6 +23,7 @@ from .base import Backend, EnvironmentBuildError, ReadyEnvironment, default_cach
 from .process import run_logged, tail
 
 INSTALL_TIMEOUT_S = 3600
+ENV_DIR_FLAG = "--env-dir (or DLMATRIX_ENV_DIR)"  # what chooses another folder, in storage faults
 
 
 def default_env_dir():
@@ -92,7 +93,7 @@ class VenvBackend(Backend):
         lock = lock_of(env)  # a bisect step's is resolved now; LockError (an EnvironmentBuildError) if it cannot be
         root = self.location(env)
         with waiting_lock(root.parent / ".{}.lock".format(root.name), "building environment {}".format(env.name),
-                          log, flag="--env-dir"):
+                          log, flag=ENV_DIR_FLAG):
             return self._prepare(env, lock, root, log)
 
     def _prepare(self, env, lock, root, log):
@@ -117,7 +118,7 @@ class VenvBackend(Backend):
         self._step([base_python, "-m", "venv", str(root)], install_log, env)
         seeded = installed(str(python))  # pip and setuptools as the Python's own venv puts them there
         # The environment keeps the very lock it was built from (a committed one may be re-made later).
-        write_text(root / "lock.txt", lock.text, flag="--env-dir")
+        write_text(root / "lock.txt", lock.text, flag=ENV_DIR_FLAG)
         command = [str(python), "-m", "pip", "install", "--no-input", "--disable-pip-version-check",
                    "--require-hashes", "--no-deps"]
         if env.index_url:
@@ -131,7 +132,7 @@ class VenvBackend(Backend):
                   "index_url": env.index_url, "extra_index_urls": list(env.extra_index_urls),
                   "seeded": seeded, "lock": shown(lock.path), "lock_sha256": lock.sha256,
                   "freeze": freeze.splitlines(), "build_s": round(time.perf_counter() - tick, 1)}
-        write_json(marker, record, flag="--env-dir")
+        write_json(marker, record, flag=ENV_DIR_FLAG)
         log("built {} in {:.0f} s".format(env.name, record["build_s"]))
         return ReadyEnvironment(env.name, str(python), self._provenance(root, record, lock), reused=False)
 

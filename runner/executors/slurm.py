@@ -57,8 +57,8 @@ def collect_earlier(store, say):
                 [key for key in seen if key[0] == record["job_id"]]) < record["cells"]:
             live.append("{}_*".format(record["job_id"]))
     if live:
-        raise UserError("{}: Slurm jobs of this run are still pending or running ({}{}); wait for them (`python -m "
-                        "runner status --run {}` shows them) or cancel them (scancel {}), then run again".format(
+        raise UserError("{}: Slurm jobs of this run are still pending or running ({}{}); wait for them (`.venv/bin/"
+                        "dlmatrix status --run {}` shows them) or cancel them (scancel {}), then run again".format(
                             store.root, ", ".join(live[:5]), " and {} more".format(len(live) - 5) if len(live) > 5
                             else "", store.root.name, " ".join(sorted({r["job_id"] for r in waiting}))))
     for record in waiting:
@@ -120,7 +120,7 @@ class SlurmExecutor:
             raise
         if self.no_wait:
             if tracked:
-                self.progress.say("{} cells left running in Slurm (job {}); `python -m runner status --run {}` "
+                self.progress.say("{} cells left running in Slurm (job {}); `.venv/bin/dlmatrix status --run {}` "
                                   "shows them".format(len(tracked), " ".join(sorted(self.live)), self.store.root.name))
             self.live.clear()
             return results
@@ -130,7 +130,7 @@ class SlurmExecutor:
             self.stop_all()
             raise
         except UserError as exc:  # sacct or squeue kept failing: this host cannot follow them, the jobs go on
-            raise UserError("{}; the run's jobs go on in Slurm: `python -m runner status --run {}` shows them, the "
+            raise UserError("{}; the run's jobs go on in Slurm: `.venv/bin/dlmatrix status --run {}` shows them, the "
                             "same command again collects them".format(exc, self.store.root.name)) from None
         return results
 

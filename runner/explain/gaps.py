@@ -46,7 +46,7 @@ def explain_gaps(matrix, judgement, results, backend, env_dir, reports_dir, say)
     for _, result in found:
         key = (result["environment"], result["model"])
         if backend not in EXPLAIN_BACKENDS:
-            failed[key] = "explain runs with the venv or local backend, not {} (run `python -m runner explain --env " \
+            failed[key] = "explain runs with the venv or local backend, not {} (run `.venv/bin/dlmatrix explain --env " \
                           "{} --model {} --backend venv ...`)".format(backend, *key)
             continue
         try:
@@ -72,7 +72,7 @@ def explanations(judgement, results, reports_dir, failed=None):
         if key in failed:
             entry["note"] = "explain could not run: " + failed[key]
         elif not (folder / "explain.json").is_file():
-            entry["note"] = "not explained yet: `python -m runner run ... --explain`, or `python -m runner explain " \
+            entry["note"] = "not explained yet: `.venv/bin/dlmatrix run ... --explain`, or `.venv/bin/dlmatrix explain " \
                             "--env {} --model {} --imagenet DIR`".format(*key)
         else:
             answer = read_json(str(folder / "explain.json"))

@@ -56,11 +56,11 @@ def _defaults(table):
         weights=table.get("weights", str, "pretrained", check=lambda v: v in WEIGHT_SOURCES,
                           expected="one of " + ", ".join(WEIGHT_SOURCES)),
         seed=table.get("seed", int, 0),
-        device=table.get("device", str, "cpu", check=lambda v: re.match(r"^(cpu|cuda(:\d+)?)$", v),
+        device=table.get("device", str, "cpu", check=lambda v: re.fullmatch(r"cpu|cuda(:\d+)?", v),
                          expected="'cpu' or 'cuda' / 'cuda:N'"),
         threads=table.get("threads", int, 0, check=lambda v: v >= 0, expected="0 (framework default) or more"),
         weights_cache=table.get("weights_cache", str, None),
-        memory_limit=table.get("memory_limit", str, "16g", check=lambda v: re.match(r"^[1-9]\d*[bkmg]?$", v),
+        memory_limit=table.get("memory_limit", str, "16g", check=lambda v: re.fullmatch(r"[1-9]\d*[bkmgBKMG]?", v),
                                expected="a size in Docker's notation, e.g. '16g' or '512m'"),
     )
     table.done()
@@ -75,7 +75,7 @@ def _docker(table, memory_limit):
     settings = DockerSettings(
         cpu_base=table.get("cpu_base", str, None, check=pinned_image, expected="an image pinned by tag (name:tag)"),
         memory_limit=memory_limit,
-        user=table.get("user", str, "1000:1000", check=lambda v: re.match(r"^[1-9]\d*:\d+$", v),
+        user=table.get("user", str, "1000:1000", check=lambda v: re.fullmatch(r"[1-9]\d*:\d+", v),
                        expected="a non-root uid:gid such as '1000:1000'"),
     )
     table.done()
@@ -148,7 +148,7 @@ def _error_suite(table):
                              expected="\"device\" or \"host\""),
         crop_cache=table.get("crop_cache", str, None, check=lambda v: v.strip() != "",
                              expected="a folder for the decoded crops, or \"off\""),
-        crop_cache_limit=table.get("crop_cache_limit", str, "50g", check=lambda v: re.match(r"^[1-9]\d*[bkmg]?$", v),
+        crop_cache_limit=table.get("crop_cache_limit", str, "50g", check=lambda v: re.fullmatch(r"[1-9]\d*[bkmgBKMG]?", v),
                                    expected="a size in Docker's notation, e.g. '50g' or '512m'"),
         prefill=table.get("prefill", bool, False),
     )

@@ -10,8 +10,8 @@ from ..frameworks import FRAMEWORKS
 from .schema import NAME, PROBE_NEEDS, PYTHON, Environment, GpuBuild
 from .table import string_list
 
-CUDA_VERSION = re.compile(r"^\d+\.\d+$")
-ARCH = {"sass": re.compile(r"^sm_\d+[a-z]?$"), "ptx": re.compile(r"^compute_\d+[a-z]?$")}
+CUDA_VERSION = re.compile(r"^\d+\.\d+\Z")
+ARCH = {"sass": re.compile(r"^sm_\d+[a-z]?\Z"), "ptx": re.compile(r"^compute_\d+[a-z]?\Z")}
 
 
 def read_environments(table, models):
@@ -112,7 +112,7 @@ def read_gpu_build(entry, pins):
     build = GpuBuild(
         swap=tuple(pairs),
         cuda=table.get("cuda", str, check=CUDA_VERSION.match, expected="the CUDA runtime version, such as '10.0'"),
-        cudnn=table.get("cudnn", str, None, check=re.compile(r"^\d+(\.\d+)?$").match, expected="a cuDNN version such as '7.4' or '9'"),
+        cudnn=table.get("cudnn", str, None, check=re.compile(r"^\d+(\.\d+)?\Z").match, expected="a cuDNN version such as '7.4' or '9'"),
         sass=arches["sass"], ptx=arches["ptx"],
         system_libs=string_list(table, "system_libs", (), check=lambda v: ".so" in v,
                                 expected="an array of shared library names such as 'libcudart.so.10.0'"),

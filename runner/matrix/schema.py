@@ -27,9 +27,9 @@ __all__ = [
 SCHEMA = 1
 SUITES = ("error", "throughput", "drift")
 WEIGHT_SOURCES = ("pretrained", "random", "file", "auto")
-NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-PYTHON = re.compile(r"^3\.\d+(\.\d+)?$")
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*\Z")
+PYTHON = re.compile(r"^3\.\d+(\.\d+)?\Z")
+SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
 PROBE_NEEDS = ("numpy", "pillow", "nvidia-ml-py")  # nvidia-ml-py: GPU telemetry (probe/telemetry.py)
 FDR_METHODS = ("bh", "holm")  # Benjamini-Hochberg (false-discovery rate) or Holm (family-wise error)
 

@@ -4,6 +4,8 @@ It sits below both so that the frozen types never import the loader: every value
 from the command line, is checked by the same getters and fails with the same message.
 """
 
+import difflib
+
 from ..errors import UserError
 
 
@@ -22,7 +24,9 @@ class Table:
         self.used.add(key)
         if key not in self.data:
             if default is ...:
-                self.fail(key, "missing; expected {}".format(expected or kind_name(kind)))
+                near = difflib.get_close_matches(key, [k for k in self.data if isinstance(k, str)], n=1, cutoff=0.6)
+                self.fail(key, "missing; expected {}{}".format(expected or kind_name(kind), "; found {!r}: misspelt?".format(
+                    near[0]) if near else ""))
             return default
         value = self.data[key]
         if not is_kind(value, kind):
