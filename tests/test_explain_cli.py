@@ -1,4 +1,4 @@
-"""`python -m runner explain`: bad flags are one clear message (exit 2); for real, in each row's environment
+"""`dlmatrix explain`: bad flags are one clear message (exit 2); for real, in each row's environment
 (venv backend), it names a variant planted on the 30 real val images.
 
 The planted check: a seeded random network (recentred: its output bias set so the top-1 class varies across
@@ -10,6 +10,7 @@ again, the command must name that variant.
 import io
 import json
 import os
+import shlex
 
 import pytest
 
@@ -97,7 +98,7 @@ def test_explain_names_the_planted_variant(row, tmp_path, monkeypatch):
     assert e["total"] == 1 + e["single_axis"] + e["pairs"] == len(answer["ranked"])
     assert "the variant {} (".format(planted) in out and "explain.md" in out
     markdown = (tmp_path / "second" / "explain" / "{}-{}".format(row, model) / "explain.md").read_text()
-    assert "| 1 | {} |".format(planted) in markdown and "Made by `python -m runner explain" in markdown
+    assert "| 1 | {} |".format(planted) in markdown and "Made by `dlmatrix explain" in markdown
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +167,21 @@ def test_the_explain_section_opens_clean_in_chromium(explained_run, chromium, tm
     check = open_report(explained_run["report"] / "report.html", expected_sections(["torchvision"]), tmp_path)
     assert check.failures() == []
     assert "Why they differ: the preprocessing sweep" in check.text and "torch-current mobilenet_v2" in check.text
+
+
+def test_the_recorded_command_is_the_console_script_and_parses_back_to_the_same_request():
+    """explain.md says `Made by ...`: a reader pastes it into a shell, so it must be the command a user has
+    (the console script) and must ask for the same evaluation."""
+    from runner.cli import build_parser
+    from runner.explain.cli import _command
+
+    parser = build_parser()
+    asked = parser.parse_args(["explain", "--env", "torch-current", "--model", "resnet50", "--imagenet", "/val set",
+                               "--limit", "500", "--weights", "random", "--seed", "3", "--pair-axes", "2",
+                               "--backend", "local", "--matrix", "other.toml"])
+    words = shlex.split(_command(asked))
+    assert words[:2] == ["dlmatrix", "explain"]
+    again = parser.parse_args(words[1:])
+    for field in ("env", "model", "imagenet", "limit", "weights", "seed", "pair_axes", "pair_values", "backend",
+                  "matrix", "labels_file", "published_labels", "device", "threads"):
+        assert getattr(again, field) == getattr(asked, field), field

@@ -1,4 +1,4 @@
-"""`python -m runner explain`: its flags and its command (runner/cli.py registers both)."""
+"""`dlmatrix explain`: its flags and its command (runner/cli.py registers both)."""
 
 import shlex
 import sys
@@ -64,7 +64,7 @@ def cmd_explain(args, out):
 
 def _command(args):
     """The command line that made it, for the report (flags left at their defaults left out)."""
-    words = ["python", "-m", "runner", "explain", "--env", args.env, "--model", args.model]
+    words = ["dlmatrix", "explain", "--env", args.env, "--model", args.model]
     for flag, value in (("--matrix", args.matrix if args.matrix != "matrix.toml" else None),
                         ("--imagenet", args.imagenet), ("--labels", args.labels_file),
                         ("--published-labels", args.published_labels), ("--limit", args.limit),
