@@ -138,7 +138,11 @@ def cmd_plan(args, out):
     if args.format == "json":
         out.write(json.dumps([cell.as_dict() for cell in cells], indent=2) + "\n")
         return 0
-    out.write("".join(line + "\n" for line in plan_table(cells, planned_prefills(cells))))
+    prefills = planned_prefills(cells)
+    out.write("".join(line + "\n" for line in plan_table(cells, prefills)))
+    if prefills:  # plan knows no executor: say where they happen rather than promise them
+        out.write("the crop cache prefills above run where cells run one at a time (`run` without --gpus or --jobs, "
+                  "the local executor); `run --show-plan` shows those a run will make\n")
     return 0
 
 

@@ -63,6 +63,22 @@ def test_on_a_gpu_row_inception_is_decoded_beside_resnet101_and_only_error_cells
     assert line.endswith("; beside it, inception_v3's crops are decoded ahead")
 
 
+def test_plan_says_its_prefills_happen_only_where_cells_run_one_at_a_time(images, monkeypatch, capsys):
+    """`plan` has no --gpus or --jobs: with several cells at once no prefill starts (runner/executors/local.py
+    one_at_a_time), so the plan says where its prefill lines hold. The GPU check is left out: this host has no
+    GPU, and it would mark every cell incompatible (tests/test_gpu_compat.py tests it)."""
+    monkeypatch.delenv("DLMATRIX_CACHE", raising=False)
+    monkeypatch.setattr("runner.cli.check_gpu", lambda cells, backend, say: cells)
+    common = ["plan", "--matrix", str(REAL), "--imagenet", str(images), "--weights", "random", "--env", "torch-current"]
+    assert main(common + ["--device", "cuda"]) == 0
+    out = capsys.readouterr().out
+    assert "; beside it, inception_v3's crops are decoded ahead" in out
+    assert "prefills above run where cells run one at a time (`run` without --gpus or --jobs" in out
+    assert main(common + ["--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "decoded ahead" not in out and "prefills above" not in out
+
+
 def test_no_prefill_on_a_cpu_run_or_without_a_cache_or_an_environment_built(images, monkeypatch):
     monkeypatch.delenv("DLMATRIX_CACHE", raising=False)
     cpu = planned(REAL, images, "cpu", environments=("torch-current",), suites=("error",))
