@@ -218,12 +218,14 @@ class Progress:
         return sum(same_suite) / len(same_suite) if same_suite else None
 
     def _time_left(self):
-        """Seconds until the run ends, from the estimates; None while nothing is known."""
+        """Seconds until the run ends, from the estimates; None while any cell to come or running has none (a sum
+        without it would promise too little)."""
         parts = []
         for cell, started in self.running.values():
             expected = self._estimate(cell)
-            if expected is not None:
-                parts.append(max(0.0, expected - (time.monotonic() - started)))
+            if expected is None:
+                return None
+            parts.append(max(0.0, expected - (time.monotonic() - started)))
         for cell in self.pending + self.expected:
             expected = self._estimate(cell)
             if expected is None:

@@ -50,6 +50,20 @@ def test_each_start_line_says_what_the_cell_and_the_rest_should_take():
     assert "cell 2/3 env model error: failed in 41.0 s" in out.getvalue()
 
 
+def test_a_running_cell_without_an_estimate_leaves_the_total_unsaid():
+    """The first cell of a suite with nothing known of it: the rest's sum would be the time left without it."""
+    out = io.StringIO()
+    cells = [cell("a", suite="throughput"), cell("b"), cell("c")]
+    progress = Progress(3, out, estimates={"b": 20, "c": 30}, live=False)
+    progress.plan(cells)
+    number = progress.start(cells[0])
+    assert out.getvalue().splitlines()[-1].endswith("env model throughput (a) ...")
+    assert progress._time_left() is None
+    progress.done(cells[0], result("throughput", 10.0), number)
+    progress.start(cells[1])
+    assert out.getvalue().splitlines()[-1].endswith("(about 0:00:20; 1 more after it, about 0:00:50 in all)")
+
+
 def test_drift_loads_to_come_count_in_the_time_left_until_the_real_ones_are_planned():
     out = io.StringIO()
     writers = [cell("w1", suite="drift"), cell("w2", suite="drift")]
