@@ -107,6 +107,9 @@ def plan_cells(matrix, options):
     return cells
 
 
+MEANT_OFF = ("0ff", "of", "none", "no", "false", "0", "disable", "disabled")  # what people type for "off"
+
+
 def crop_cache_settings(matrix):
     """{"dir", "limit_bytes"} of the crop cache error cells share, or None: $DLMATRIX_CACHE (relative to the
     current folder, as a shell's paths are), else [suites.error] crop_cache (relative to matrix.toml), else
@@ -115,6 +118,11 @@ def crop_cache_settings(matrix):
     chosen = variable or matrix.error.crop_cache or os.path.join(cache_home(), "crops")
     if chosen.strip().lower() == "off":
         return None
+    if chosen.strip().lower() in MEANT_OFF:  # else a folder of that name appears in the current folder
+        raise UserError("{}: {!r} is not a folder name the crop cache takes; \"off\" turns it off, and a folder of "
+                        "that name is written ./{}".format("DLMATRIX_CACHE" if variable else
+                                                           "{}: [suites.error] crop_cache".format(matrix.path),
+                                                           chosen.strip(), chosen.strip()))
     base = os.getcwd() if variable else os.path.dirname(os.path.abspath(matrix.path))
     folder = os.path.abspath(os.path.join(base, os.path.expanduser(chosen)))
     _check_folder(folder, "DLMATRIX_CACHE={}".format(variable) if variable else

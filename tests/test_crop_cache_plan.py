@@ -69,6 +69,21 @@ def test_a_cache_path_that_is_a_file_is_refused_naming_where_it_came_from(tmp_pa
     assert not (tmp_path / "crops").exists()  # planning makes no folder
 
 
+@pytest.mark.parametrize("value", ["none", "0ff", "False", " no "])
+def test_words_meant_as_off_are_refused_rather_made_into_a_folder(tmp_path, monkeypatch, value):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="DLMATRIX_CACHE: {!r} is not a folder name the crop cache takes; \"off\" "
+                                        "turns it off, and a folder of that name is written ./{}".format(
+                                            value.strip(), value.strip())):
+        planned(REAL, monkeypatch, env=value)
+    path = write_matrix(tmp_path, replace=((PREFETCH, "\ncrop_cache = {!r}".format(value) + PREFETCH),))
+    with pytest.raises(UserError, match=r"matrix.toml: \[suites.error\] crop_cache: "):
+        planned(path, monkeypatch)
+    chosen = specs(planned(REAL, monkeypatch, env="./" + value.strip()), "error")[0]["dir"]
+    assert chosen == str(tmp_path / value.strip())
+    assert value.strip() not in os.listdir(str(tmp_path))  # nothing made
+
+
 @pytest.mark.parametrize("line, message", [
     ("crop_cache_limit = \"lots\"", "suites.error.crop_cache_limit: expected a size in Docker's notation"),
     ("crop_cache_limit = 5", "suites.error.crop_cache_limit: expected a size in Docker's notation"),
