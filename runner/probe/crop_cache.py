@@ -22,13 +22,10 @@ import os
 import time
 import uuid
 
-import numpy as np
-
+from .crop_entry import Builder, Entry, npy_header
 from .crop_key import FORMAT
-from .crop_writer import EntryWriteError, EntryWriter
 from .decode_pool import CropFile
-from .jsonio import read_json, write_json_atomic
-from .timestamps import now_iso
+from .jsonio import read_json
 
 class CropCache(object):
     def __init__(self, folder, limit_bytes):
@@ -73,31 +70,46 @@ class CropCache(object):
 
     def new_entry(self, key, content, rels, crop):
         """A Builder writing a fresh crops file for `key` (the caller holds its lock), or (None, why not)."""
-        folder = self.entry_folder(key)
-        _make_folder(folder)
-        for name in os.listdir(folder):
-            if name.endswith(".partial"):
-                os.remove(os.path.join(folder, name))  # a builder that died: only the lock holder gets here
-        header = _npy_header((len(rels), crop, crop, 3))
+        # The caller holds the key's lock and found no complete entry: what its folder holds (a builder's partial
+        # file, a crops file whose manifest is gone) is no one's. It goes now, so it is not counted against the room.
+        self.remove(key)
+        header = npy_header((len(rels), crop, crop, 3))
         size = len(header) + len(rels) * crop * crop * 3
-        if size > self.limit_bytes:
-            return None, "the entry would take {} bytes, over the cache's limit of {}".format(size, self.limit_bytes)
         with open(os.path.join(self.folder, "locks", "evict.lock"), "a") as guard:
             fcntl.flock(guard.fileno(), fcntl.LOCK_EX)  # room made and taken by one builder at a time
-            evicted = self._make_room(size, keep=key)
-            promised = self._unwritten()
-            used, free = self._written() + promised, _free_bytes(folder) - promised
-            if used + size > self.limit_bytes:
-                return None, "entries being built or read hold {} bytes of the cache's limit of {}, this one " \
-                             "needs {}".format(used, self.limit_bytes, size)
-            if free < size:
-                return None, "{} bytes free in {} (after what the entries being built still write), the entry " \
-                             "needs {}".format(max(0, free), folder, size)
+            why, evicted = self._no_room(key, size)
+            if why:
+                _remove_folder(self.entry_folder(key))  # an empty folder would list as an entry left behind
+                return None, why
+            folder = self.entry_folder(key)
+            _make_folder(folder)
             name = "crops-{}.npy".format(uuid.uuid4().hex[:12])
-            fd = os.open(os.path.join(folder, name + ".partial"), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-            os.write(fd, header)
-            os.ftruncate(fd, size)  # sparse: its size reserves the room for the next builder's sums
+            path = os.path.join(folder, name + ".partial")
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.write(fd, header)
+                os.ftruncate(fd, size)  # sparse: its size reserves the room for the next builder's sums
+            except OSError:  # a full disk, a file system with a smaller largest file (FAT: 4 GiB)
+                os.close(fd)
+                os.remove(path)
+                _remove_folder(folder)
+                raise
         return Builder(self, key, content, rels, name, CropFile(fd, crop, offset=len(header)), evicted), None
+
+    def _no_room(self, key, size):
+        """(why `size` more bytes do not fit, or None; the keys evicted to make room)."""
+        if size > self.limit_bytes:
+            return "the entry would take {} bytes, over the cache's limit of {}".format(size, self.limit_bytes), []
+        evicted = self._make_room(size, keep=key)
+        promised = self._unwritten()
+        used, free = self._written() + promised, _free_bytes(self.folder) - promised
+        if used + size > self.limit_bytes:
+            return "entries being built or read hold {} bytes of the cache's limit of {}, this one needs {}".format(
+                used, self.limit_bytes, size), evicted
+        if free < size:
+            return "{} bytes free in {} (after what the entries being built still write), the entry needs {}".format(
+                max(0, free), self.folder, size), evicted
+        return None, evicted
 
     def usage(self):
         """Bytes the entries take; a crops file a cell is still building counts whole: the room it took."""
@@ -148,7 +160,8 @@ class CropCache(object):
     def remove(self, key):
         """Drop `key`'s entry (the caller holds its lock): the manifest first, so no reader takes it up."""
         folder = self.entry_folder(key)
-        for name in ["manifest.json"] + sorted(os.listdir(folder) if os.path.isdir(folder) else []):
+        for name in ["manifest.json"] + sorted(n for n in (os.listdir(folder) if os.path.isdir(folder) else [])
+                                               if own_file(n)):
             try:
                 os.remove(os.path.join(folder, name))
             except OSError as exc:
@@ -180,83 +193,17 @@ class CropCache(object):
             return 0.0  # partial or half removed: first to go
 
 
-class Entry(object):
-    """A committed entry: its manifest and its crops file (open, read-only)."""
-
-    def __init__(self, manifest, store):
-        self.manifest, self.store = manifest, store
-        self.data = manifest["data"]
-        self.items = manifest["items"]  # [rel, Pillow mode, problem, sha256 of the crop]
-
-    def close(self):
-        self.store.close()
+def own_file(name):
+    """Whether an entry's folder holds `name` as the cache's own: anything else there is left alone."""
+    return name == "manifest.json" or name.startswith("crops-") and name.endswith((".npy", ".npy.partial")) \
+        or name.startswith(".tmp-") and name.endswith(".json")  # a manifest being written (jsonio)
 
 
-class Builder(object):
-    """A crops file being written for one key; commit() makes it the entry."""
-
-    def __init__(self, cache, key, content, rels, name, store, evicted):
-        self.cache, self.key, self.content, self.rels, self.name = cache, key, content, rels, name
-        self.store, self.evicted = store, evicted
-        self.infos = [None] * len(rels)
-        self.decode_s = 0.0
-        self.writer = EntryWriter(store)
-        self.committed = False
-
-    def add(self, batch):
-        """A decoded batch (its crops from the decoders' ring or this process): queued for the writer thread."""
-        readable = []
-        for offset, (index, info) in enumerate(zip(range(batch.start, batch.stop), batch.infos)):
-            self.infos[index] = info
-            self.decode_s += info[2]
-            if info[1] is None:
-                readable.append(offset)
-        self.writer.put(batch.start, np.ascontiguousarray(batch.crops), readable)
-
-    def commit(self, by="cell"):
-        """`by`: "cell" (an error cell decoded it for itself) or "prefill" (ahead of the cell, runner/prefill.py)."""
-        digests = self.writer.finish()
-        folder = self.cache.entry_folder(self.key)
-        manifest = {"format": FORMAT, "key": self.key, "content": self.content, "data": self.name,
-                    "offset": self.store.offset, "shape": [len(self.rels), self.store.crop, self.store.crop, 3],
-                    "decode_s": self.decode_s, "built": {"by": by, "at": now_iso()},
-                    "items": [[rel, info[0], info[1], digests.get(index)]
-                              for index, (rel, info) in enumerate(zip(self.rels, self.infos))]}
-        data = os.path.join(folder, self.name)
-        try:
-            # No fsync of the crops: a crash may leave pages of it unwritten under a durable manifest, and the
-            # per-crop sha256 a reader checks finds them (the entry is rebuilt); syncing 7.5 GB would not pay.
-            os.rename(data + ".partial", data)
-            _write_shared(os.path.join(folder, "manifest.json"), manifest)
-        except OSError as exc:  # a disk that fills at the last moment: dropped as one that filled before
-            _remove(data)
-            raise EntryWriteError("writing the entry's manifest failed: {}".format(exc))
-        self.committed = True
-        self.store.close()
-        for name in os.listdir(folder):
-            if name.startswith("crops-") and name != self.name:
-                _remove(os.path.join(folder, name))  # the crops files it replaces; open readers keep theirs
-
-    def abandon(self):
-        if self.committed:
-            return  # an interrupt between the commit and its caller's bookkeeping: nothing to undo
-        self.writer.stop()
-        self.store.close()
-        _remove(os.path.join(self.cache.entry_folder(self.key), self.name + ".partial"))
-
-
-def _npy_header(shape):
-    import io
-
-    out = io.BytesIO()
-    np.lib.format.write_array_header_1_0(out, {"descr": "|u1", "fortran_order": False, "shape": tuple(shape)})
-    return out.getvalue()
-
-
-def _write_shared(path, data):
-    """Readable by every user: the venv backend's cells run as the user, the docker backend's as its own uid."""
-    write_json_atomic(path, data)
-    os.chmod(path, 0o644)
+def _remove_folder(path):
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass  # not there, or not empty
 
 
 def _make_folder(path):
@@ -290,9 +237,3 @@ def _folder_bytes(folder):
             pass
     return total
 
-
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass

@@ -29,16 +29,16 @@ MEMO_FORMAT = 2  # format 1 held (size, mtime, inode, sha256): its files are has
 
 def file_digests(folder, root, rels, threads):
     """sha256 (or an UNREADABLE marker) of each file `rels` under `root`; the memo in `folder`/digests."""
+    return digests_and_marks(folder, root, rels, threads)[0]
+
+
+def digests_and_marks(folder, root, rels, threads):
+    """(file_digests' list, each file's marks as they were before it was hashed: changed_since compares them)."""
     root = os.path.abspath(root)
     memo_path = os.path.join(folder, "digests", hashlib.sha256(os.fsencode(root)).hexdigest()[:32] + ".json")
     memo = _memo(memo_path, root)
-    marks = []
-    top = os.open(root, os.O_RDONLY)  # stat each file from it: no path to join and walk from / (50,000 a hit)
-    try:
-        for rel in rels:
-            marks.append(_marks(rel, top))
-    finally:
-        os.close(top)
+    marks = current_marks(root, rels)
+    before = list(marks)
     missing = [i for i, rel in enumerate(rels)
                if not _is_marker(marks[i]) and (memo.get(rel) or [None])[:-1] != marks[i]]
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:  # hashlib lets go of the GIL
@@ -54,7 +54,20 @@ def file_digests(folder, root, rels, threads):
             os.chmod(memo_path, 0o644)  # the venv backend's cells run as the user, the docker backend's as its own
         except OSError:
             pass  # a read-only or full cache folder: the next cell hashes these files again
-    return digests
+    return digests, before
+
+
+def current_marks(root, rels):
+    top = os.open(root, os.O_RDONLY)  # stat each file from it: no path to join and walk from / (50,000 a hit)
+    try:
+        return [_marks(rel, top) for rel in rels]
+    finally:
+        os.close(top)
+
+
+def changed_since(root, rels, marks):
+    """The files whose marks are no longer `marks` (rewritten, removed, made readable) in the meantime."""
+    return [rel for rel, now, then in zip(rels, current_marks(root, rels), marks) if now != then]
 
 
 def _marks(rel, top):

@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from .crop_cache import CropCache
-from .crop_digests import UNREADABLE, file_digests
+from .crop_digests import UNREADABLE, changed_since, digests_and_marks
 from .crop_key import content_key, key_content
 from .crop_writer import EntryWriteError
 from .decode_pool import Batch, CropFile, crop_batches
@@ -23,9 +23,10 @@ class EntryDamaged(Exception):
     pass
 
 
-# The key of a val set's crops under a recipe (key_content: what it is made of), and the images that could
-# not be read when it was made (their digests are markers: runner/probe/crop_digests.py).
-Key = collections.namedtuple("Key", "rels content key unreadable")
+# The key of a val set's crops under a recipe (key_content: what it is made of), the images that could not be
+# read when it was made (their digests are markers), and each file's marks as they were before it was hashed
+# (runner/probe/crop_digests.py).
+Key = collections.namedtuple("Key", "rels content key unreadable marks")
 
 
 def input_batches(dataset, recipe, adapter, ranges, workers, window, settings, scratch_dir, record):
@@ -71,7 +72,7 @@ def input_batches(dataset, recipe, adapter, ranges, workers, window, settings, s
                 yield batch
             return
         except EntryDamaged as exc:
-            record["damaged"] = "{}; the entry was removed and rebuilt".format(exc)
+            record["damaged"] = "{}; the entry is not used (status: what became of its rebuild)".format(exc)
             damaged = entry.data
         finally:
             entry.close()
@@ -117,12 +118,13 @@ def _key(cache, dataset, recipe, adapter, workers, record):
     """The Key; the record gets it and the seconds it took."""
     rels = [rel for rel, _ in dataset.items]
     tick = time.perf_counter()
-    digests = file_digests(cache.folder, dataset.root, rels, workers)
+    digests, marks = digests_and_marks(cache.folder, dataset.root, rels, workers)
     content = key_content(rels, digests, recipe, adapter)
     key = content_key(content)
     record.update(key=key, folder=cache.folder, limit_bytes=cache.limit_bytes, key_s=time.perf_counter() - tick,
                   lock_wait_s=0.0, damaged=None)
-    return Key(rels, content, key, frozenset(i for i, digest in enumerate(digests) if digest.startswith(UNREADABLE)))
+    return Key(rels, content, key, frozenset(i for i, digest in enumerate(digests) if digest.startswith(UNREADABLE)),
+               marks)
 
 
 def _lock(cache, key, record):
@@ -182,7 +184,7 @@ def _build(cache, key, dataset, recipe, adapter, ranges, delivered, workers, win
             if count < wanted:
                 yield batch
         if builder is not None:
-            lost = _read_errors(builder.infos, key)
+            lost = _read_errors(builder.infos, key) or _changed(dataset.root, key)
             if lost:
                 builder.abandon()
                 record.update(status="not stored", reason=lost)
@@ -197,13 +199,32 @@ def _build(cache, key, dataset, recipe, adapter, ranges, delivered, workers, win
 
 def _read_errors(infos, key):
     """Why the entry must not be kept, or None: an image whose file was read for the key but could not be read
-    while decoding (moved away for a moment, an NFS error) would stay unreadable for every later cell."""
+    while decoding (moved away for a moment, an NFS error) would stay unreadable for every later cell, and one
+    the key holds as unreadable but that decoded would be an image the key does not name."""
     lost = [key.rels[i] for i, info in enumerate(infos)
             if info is not None and info[1] and info[1].get("errno") and i not in key.unreadable]
-    if not lost:
+    if lost:
+        return "{} could not be read while decoding, though it could be read for the key: not stored, so the next " \
+               "cell reads it again".format(_some(lost))
+    found = [key.rels[i] for i in sorted(key.unreadable) if infos[i] is not None and infos[i][1] is None]
+    if found:
+        return "{} could not be read for the key but decoded: not stored, so the next cell's key names it".format(
+            _some(found))
+    return None
+
+
+def _changed(root, key):
+    """Why the entry must not be kept, or None: a file rewritten since it was hashed for the key (a sync or an
+    in-place fix while the entry was built) would give every later cell with the old files its new crops."""
+    changed = changed_since(root, key.rels, key.marks)
+    if not changed:
         return None
-    return "{}{} could not be read while decoding, though it could be read for the key: not stored, so the next " \
-           "cell reads it again".format(lost[0], " and {} more".format(len(lost) - 1) if len(lost) > 1 else "")
+    return "{} changed while the entry was built: not stored, so the next cell's key is made of what it holds " \
+           "now".format(_some(changed))
+
+
+def _some(rels):
+    return "{}{}".format(rels[0], " and {} more".format(len(rels) - 1) if len(rels) > 1 else "")
 
 
 def _stored(builder, step, record):

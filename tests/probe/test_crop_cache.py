@@ -2,6 +2,7 @@
 keyed by what determines the pixels; a damaged or partial entry is never used but rebuilt; two cells on
 one key: one builds, the other waits and reads; past the size limit, the oldest entry goes."""
 
+import errno
 import glob
 import json
 import os
@@ -88,7 +89,8 @@ def test_a_damaged_entry_is_detected_never_used_and_rebuilt(imagenet_sample, tmp
 
 @pytest.mark.parametrize("damage", ["no manifest", "cut manifest", "short crops file"])
 def test_a_partial_entry_is_not_used_but_built_again(imagenet_sample, tmp_path, damage):
-    chosen, cache = recipe("torchvision-224"), settings(tmp_path)
+    """Under a limit that holds one entry: what the partial one left is no one's and does not count."""
+    chosen, cache = recipe("torchvision-224"), settings(tmp_path, limit=int((30 * 224 * 224 * 3 + 4096) * 1.5))
     built, rows, _ = run(imagenet_sample, tmp_path, "built", chosen, cache)
     folder, manifest = entry_files(cache, built["crop_cache"]["key"])
     if damage == "no manifest":  # the builder died before it committed
@@ -101,6 +103,31 @@ def test_a_partial_entry_is_not_used_but_built_again(imagenet_sample, tmp_path, 
             handle.truncate(manifest["offset"] + 10 * 224 * 224 * 3)
     again, again_rows, _ = run(imagenet_sample, tmp_path, "again", chosen, cache)
     assert again["crop_cache"]["status"] == "built" and again_rows == rows
+    assert sorted(os.listdir(folder)) == sorted(["manifest.json", entry_files(cache, again["crop_cache"]["key"])[1]["data"]])
+
+
+def test_an_entry_refused_or_failing_to_start_leaves_nothing_behind(imagenet_sample, tmp_path, monkeypatch):
+    """Over the limit, or a crops file the file system refuses at its full size (FAT's 4 GiB): no folder that
+    `dlmatrix crops` would list as left by a cell, no file, no descriptor kept open."""
+    chosen = recipe("torchvision-224")
+    refused, rows, _ = run(imagenet_sample, tmp_path, "refused", chosen, settings(tmp_path, limit=1000))
+    assert refused["crop_cache"]["status"] == "not stored" and "over the cache's limit" in refused["crop_cache"]["reason"]
+    assert os.listdir(os.path.join(str(tmp_path / "crops"), "entries")) == []
+
+    truncate = os.ftruncate
+
+    def too_large(fd, size):  # the crops file only: the decoders' ring is made the same way
+        if os.readlink("/proc/self/fd/{}".format(fd)).endswith(".npy.partial"):
+            raise OSError(errno.EFBIG, "File too large")
+        return truncate(fd, size)
+
+    opened = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(os, "ftruncate", too_large)
+    failed, failed_rows, _ = run(imagenet_sample, tmp_path, "failed", chosen, settings(tmp_path))
+    monkeypatch.undo()
+    assert failed["crop_cache"]["status"] == "not stored" and "File too large" in failed["crop_cache"]["reason"]
+    assert failed_rows == rows and len(os.listdir("/proc/self/fd")) == opened
+    assert os.listdir(os.path.join(str(tmp_path / "crops"), "entries")) == []
 
 
 def test_the_key_follows_the_pixels_and_nothing_else(imagenet_sample, tmp_path):

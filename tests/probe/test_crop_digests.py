@@ -141,6 +141,58 @@ def test_an_image_unreadable_only_while_it_is_decoded_is_not_stored(small_set, t
     assert again["crop_cache"]["status"] == "built" and again["images_evaluated"] == COUNT
 
 
+def test_a_file_rewritten_while_the_entry_is_built_is_not_stored(small_set, tmp_path, monkeypatch):
+    """A sync or an in-place fix after the key was made: the crops are of the new bytes, the key of the old.
+    Stored, every later cell with the old files would read the new file's crop, its sha256 check passing."""
+    rels = files(small_set)
+    victim, other = small_set / rels[3], (small_set / rels[4]).read_bytes()
+    started = crop_cache.CropCache.new_entry
+
+    def new_entry(self, *args):
+        victim.write_bytes(other)
+        return started(self, *args)
+
+    monkeypatch.setattr(crop_cache.CropCache, "new_entry", new_entry)
+    cache = {"dir": str(tmp_path / "crops"), "limit_bytes": 1 << 30}
+    first, first_rows = cell(small_set, tmp_path, "first", cache)
+    monkeypatch.undo()
+    assert first["crop_cache"]["status"] == "not stored"
+    assert first["crop_cache"]["reason"].startswith("{} changed while the entry was built".format(rels[3]))
+    assert not list((tmp_path / "crops" / "entries").glob("*/manifest.json"))
+    off, off_rows = cell(small_set, tmp_path, "off", None)
+    assert first_rows == off_rows  # the cell itself evaluated what the files held when it read them
+    again, again_rows = cell(small_set, tmp_path, "again", cache)
+    assert again["crop_cache"]["status"] == "built" and again["crop_cache"]["key"] != first["crop_cache"]["key"]
+    hit, hit_rows = cell(small_set, tmp_path, "hit", cache)
+    assert hit["crop_cache"]["status"] == "hit" and hit_rows == again_rows == off_rows
+
+
+def test_an_image_unreadable_for_the_key_that_then_decodes_is_not_stored(small_set, tmp_path, monkeypatch):
+    """The file arrives (an rsync finishing) after the key was made: the key names it unreadable, so an entry
+    holding its crop would hand that crop to a later cell whose file is missing again."""
+    rels = files(small_set)
+    victim = small_set / rels[6]
+    victim.rename(str(victim) + ".later")
+    os.symlink(str(victim) + ".partial", str(victim))  # listed, not there yet: the key holds unreadable:ENOENT
+    started = crop_cache.CropCache.new_entry
+
+    def new_entry(self, *args):
+        os.rename(str(victim) + ".later", str(victim))
+        return started(self, *args)
+
+    monkeypatch.setattr(crop_cache.CropCache, "new_entry", new_entry)
+    cache = {"dir": str(tmp_path / "crops"), "limit_bytes": 1 << 30}
+    first, _ = cell(small_set, tmp_path, "first", cache)
+    monkeypatch.undo()
+    assert first["crop_cache"]["status"] == "not stored" and first["images_evaluated"] == COUNT
+    assert first["crop_cache"]["reason"].startswith("{} could not be read for the key but decoded".format(rels[6]))
+    assert not list((tmp_path / "crops" / "entries").glob("*/manifest.json"))
+    victim.unlink()
+    os.symlink(str(victim) + ".partial", str(victim))  # missing again
+    missing, _ = cell(small_set, tmp_path, "missing", cache)
+    assert missing["crop_cache"]["status"] == "built" and missing["images_evaluated"] == COUNT - 1
+
+
 def test_a_cache_folder_that_cannot_be_written_is_read_and_never_fails_a_cell(small_set, tmp_path):
     folder = Switchable(tmp_path / "crops", size="16m")
     try:
