@@ -34,7 +34,8 @@ def check_args(args):
     check_slurm_args(args)
     if getattr(args, "check", False) and getattr(args, "upgrade", False):
         raise UserError("--check and --upgrade: --check resolves nothing, --upgrade re-resolves every lock; give one")
-    if getattr(args, "matrix", None) is not None:
+    reads_matrix = not (getattr(args, "command", None) == "crops" and args.dir)  # --dir: the folder is given
+    if getattr(args, "matrix", None) is not None and reads_matrix:
         check_text_file(args.matrix, "--matrix", "; pass --matrix PATH or run from the project root")
     if getattr(args, "labels_file", None) is not None:
         check_text_file(args.labels_file, "--labels")

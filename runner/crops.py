@@ -10,15 +10,19 @@ import fcntl
 import glob
 import json
 import os
-import time
+import re
 
 from .errors import UserError
 from .matrix import load_matrix
+from .crops_show import show, size_text
 from .plan import crop_cache_settings
 from .probe.crop_cache import CropCache
-from .probe.crop_digests import MEMO_FORMAT
+from .probe.crop_cache import own_file
+from .probe.crop_digests import MEMO_FORMAT, UNREADABLE
 from .probe.crop_key import images_sha256
 from .storage import lock_holder
+
+KEY = re.compile(r"[0-9a-f]{32}")  # runner/probe/crop_key.py content_key; the digests memos' names too
 
 # An entry's state: "complete" (cells read it), "building" (a cell holds its lock and is writing it), "left"
 # (crops without a manifest: a cell that stopped while building; the next cell with its key starts over).
@@ -52,7 +56,7 @@ def cmd_crops(args, out):
         return 0
     entries = list_entries(folder)
     if not removing:
-        _show(folder, source, limit, entries, args.format, out)
+        show(folder, source, limit, entries, args.format, out)
         return 0
     targets = {}  # key -> (entry, the whole entry or only its partial files)
     for entry in entries if args.all else _matching(entries, args.remove):
@@ -60,7 +64,7 @@ def cmd_crops(args, out):
     if args.partial:
         for entry in entries:
             if entry["state"] == "left" or entry["partial_bytes"]:
-                targets.setdefault(entry["key"], (entry, entry["state"] == "left"))
+                targets.setdefault(entry["key"], (entry, False))
     freed = sum(_take_out(folder, entry, whole, args.dry_run, out) for entry, whole in
                 (targets[key] for key in sorted(targets)))
     if args.all:
@@ -86,18 +90,27 @@ def list_entries(folder):
     """Every entry under folder/entries, oldest use first: a dict each (see _entry)."""
     val_sets = _val_sets(folder)
     names = sorted(os.listdir(os.path.join(folder, "entries"))) if os.path.isdir(os.path.join(folder, "entries")) else []
-    entries = [_entry(folder, key, val_sets) for key in names]
-    return sorted(entries, key=lambda e: (e["last_used"] or 0.0, e["key"]))
+    # Only the names the cache gives its entries: a wrong --dir must not make a user's folders entries to remove.
+    entries = [_entry(folder, key, val_sets) for key in names if KEY.fullmatch(key)]
+    return sorted((e for e in entries if e is not None), key=lambda e: (e["last_used"] or 0.0, e["key"]))
 
 
 def _entry(folder, key, val_sets):
+    """The entry's listing, or None where it is no entry (an empty folder) or went while it was read."""
     where = os.path.join(folder, "entries", key)
     manifest = _read(os.path.join(where, "manifest.json"))
     sizes = {}
-    for name in (os.listdir(where) if os.path.isdir(where) else []):
+    try:
+        names = [name for name in os.listdir(where) if own_file(name)]
+        last_used = os.path.getmtime(os.path.join(where, "manifest.json")) if manifest else None
+    except OSError:
+        return None  # removed meanwhile: evicted, or another `crops --remove`
+    for name in names:
         with contextlib.suppress(OSError):
             sizes[name] = os.stat(os.path.join(where, name)).st_blocks * 512  # a partial file is sparse
     building = lock_holder(os.path.join(folder, "locks", key + ".lock")) is not None
+    if not (names or building):
+        return None
     entry = {"key": key, "state": "building" if building else "complete" if manifest else "left",
              "bytes": sum(sizes.values()), "partial_bytes": sum(v for n, v in sizes.items() if n.endswith(".partial")),
              "images": None, "unreadable": None, "recipe": None, "libraries": None, "built": None,
@@ -106,9 +119,8 @@ def _entry(folder, key, val_sets):
         content = manifest.get("content", {})
         items = manifest.get("items", [])
         entry.update(images=len(items), unreadable=sum(1 for item in items if item[2]), recipe=content.get("recipe"),
-                     libraries=content.get("libraries"), built=manifest.get("built"),
-                     last_used=os.path.getmtime(os.path.join(where, "manifest.json")),
-                     val_set=_val_set_of([item[0] for item in items], content.get("images_sha256"), val_sets))
+                     libraries=content.get("libraries"), built=manifest.get("built"), last_used=last_used,
+                     val_set=_val_set_of(items, content.get("images_sha256"), val_sets))
     return entry
 
 
@@ -118,16 +130,23 @@ def _val_sets(folder):
     for path in sorted(glob.glob(os.path.join(folder, "digests", "*.json"))):
         memo = _read(path)
         if isinstance(memo, dict) and memo.get("format") == MEMO_FORMAT and isinstance(memo.get("files"), dict):
-            found[memo.get("root")] = {rel: mark[-1] for rel, mark in memo["files"].items() if isinstance(mark, list)}
+            found[memo.get("root")] = {rel: mark[-1] for rel, mark in memo["files"].items() if isinstance(mark, list) and mark}
     return found
 
 
-def _val_set_of(rels, wanted, val_sets):
-    """The folder whose files (as last hashed) are the entry's images, or None."""
+def _val_set_of(items, wanted, val_sets):
+    """The folder whose files (as last hashed) are the entry's images, or None. An image that could not be read
+    is in the key as its marker (runner/probe/crop_digests.py), which the memo does not keep: the manifest has it."""
+    rels = [item[0] for item in items]
     for root, digests in val_sets.items():
-        if all(rel in digests for rel in rels) and images_sha256(rels, [digests[r] for r in rels]) == wanted:
+        known = [digests.get(item[0]) or _marker(item[2]) for item in items]
+        if None not in known and images_sha256(rels, known) == wanted:
             return root
     return None
+
+
+def _marker(problem):
+    return UNREADABLE + problem["errno"] if isinstance(problem, dict) and problem.get("errno") else None
 
 
 def _matching(entries, prefixes):
@@ -143,9 +162,9 @@ def _matching(entries, prefixes):
 
 
 def _take_out(folder, entry, whole, dry_run, out):
-    """Remove the entry (whole) or only its partial files; the bytes freed (0 where a cell is building it)."""
-    what = "{} ({})".format(entry["key"], "the entry" if whole else "partial files")
-    size = entry["bytes"] if whole else entry["partial_bytes"]
+    """Remove the entry (whole) or what a cell left building it; the bytes freed (0 where a cell is building it)."""
+    what = "{} ({})".format(entry["key"], "the entry" if whole else "left by a cell that stopped building it")
+    size = entry["bytes"] if whole else entry["bytes"] if entry["state"] == "left" else entry["partial_bytes"]
     if entry["state"] == "building":
         out.write("left in place: {}: a cell is building it\n".format(what))
         return 0
@@ -156,7 +175,7 @@ def _take_out(folder, entry, whole, dry_run, out):
         if whole:
             freed = CropCache(folder, 0).remove_unless_busy(entry["key"])
         else:
-            freed = _remove_partial(folder, entry["key"])
+            freed = _remove_left(folder, entry["key"])
     except OSError as exc:
         raise UserError("crop cache {}: cannot remove {} ({}); remove it as the user that ran the cells, or "
                         "with write access to the folder".format(folder, what, exc))
@@ -167,102 +186,42 @@ def _take_out(folder, entry, whole, dry_run, out):
     return freed
 
 
-def _remove_partial(folder, key):
-    """The partial files in key's folder, under its lock; None when a cell holds the lock."""
+def _remove_left(folder, key):
+    """What cells that stopped while building left in key's folder, under its lock: its partial files, and where
+    it has no manifest (yet: a cell may have completed it since the listing) its other crops files too. The bytes
+    freed; None when a cell holds the lock."""
+    where = os.path.join(folder, "entries", key)
     with open(os.path.join(folder, "locks", key + ".lock"), "a") as handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return None
+        complete = os.path.exists(os.path.join(where, "manifest.json"))
         freed = 0
-        for path in glob.glob(os.path.join(folder, "entries", key, "*.partial")):
-            freed += os.stat(path).st_blocks * 512
-            os.remove(path)
+        for name in (os.listdir(where) if os.path.isdir(where) else []):
+            if own_file(name) and (name.endswith(".partial") or not complete):
+                with contextlib.suppress(FileNotFoundError):
+                    freed += os.stat(os.path.join(where, name)).st_blocks * 512
+                    os.remove(os.path.join(where, name))
         with contextlib.suppress(OSError):
-            os.rmdir(os.path.join(folder, "entries", key))  # only where nothing else is in it
+            os.rmdir(where)  # only where nothing else is in it
         return freed
 
 
 def _remove_digests(folder, dry_run, out):
     freed = 0
     for path in sorted(glob.glob(os.path.join(folder, "digests", "*.json"))):
-        freed += os.path.getsize(path)
-        if not dry_run:
-            with contextlib.suppress(FileNotFoundError):
+        if not KEY.fullmatch(os.path.basename(path)[:-len(".json")]):
+            continue  # not a memo the cells wrote (crop_digests.py names them so)
+        with contextlib.suppress(FileNotFoundError):
+            size = os.path.getsize(path)
+            if not dry_run:
                 os.remove(path)
+            freed += size
     if freed:
         out.write("{} the val sets' file digests ({}; the next cell hashes its files again)\n".format(
             "would remove" if dry_run else "removed", size_text(freed)))
     return freed
-
-
-def _show(folder, source, limit, entries, fmt, out):
-    free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
-    used = sum(e["bytes"] for e in entries)
-    if fmt == "json":
-        json.dump({"folder": folder, "chosen_by": source, "limit_bytes": limit, "used_bytes": used,
-                   "free_bytes": free, "entries": entries}, out, indent=2, sort_keys=True)
-        out.write("\n")
-        return
-    out.write("crop cache {} ({}): {} entries, {}{}; {} free on its disk (times UTC)\n".format(
-        folder, source, len(entries), size_text(used), " of its limit of {}".format(size_text(limit)) if limit else "",
-        size_text(free)))
-    if not entries:
-        return
-    rows = [("key", "state", "images", "recipe", "decoded with", "size", "built", "last used", "val set")]
-    for e in entries:
-        rows.append((e["key"][:12], e["state"], "-" if e["images"] is None else str(e["images"]),
-                     recipe_text(e["recipe"]), libraries_text(e["libraries"]), size_text(e["bytes"]),
-                     _built_text(e["built"]), _time_text(e["last_used"]), e["val_set"] or "-"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n")
-    if any(e["state"] == "left" or (e["partial_bytes"] and e["state"] != "building") for e in entries):
-        out.write("partial files of cells that stopped while building: `dlmatrix crops --partial` removes them\n")
-
-
-def recipe_text(recipe):
-    """'256->224 shorter bilinear' (+ ', offset floor', ', framework resize', ', <decoder> decoder')."""
-    if not recipe:
-        return "-"
-    text = "{}->{} {} {}".format(recipe.get("resize"), recipe.get("crop"), recipe.get("resize_mode"),
-                                 recipe.get("interpolation"))
-    if recipe.get("crop_offset") == "floor":
-        text += ", offset floor"
-    if recipe.get("resize_with") == "framework":
-        text += ", framework resize"
-    if recipe.get("decoder"):
-        text += ", {} decoder".format(recipe["decoder"])
-    return text
-
-
-def libraries_text(libraries):
-    if not libraries:
-        return "-"
-    parts = ["Pillow {}".format(libraries.get("pillow"))]
-    for role in ("resize", "decoder"):
-        if isinstance(libraries.get(role), dict):
-            versions = libraries[role].get("versions") or {}
-            parts.append(" ".join("{} {}".format(k, v) for k, v in sorted(versions.items())) or str(libraries[role]))
-    return ", ".join(parts)
-
-
-def size_text(count):
-    """Binary units, as the limit's notation ("50g": 50 GiB) counts."""
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if count >= scale:
-            return "{:.1f} {}".format(count / scale, unit).replace(".0 ", " ")
-    return "{} bytes".format(count)
-
-
-def _built_text(built):
-    if not built:
-        return "-"  # entries from before the manifest recorded it
-    return "{} {}".format(built.get("by", "?"), str(built.get("at", ""))[:16].replace("T", " "))
-
-
-def _time_text(stamp):
-    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(stamp)) if stamp else "-"
 
 
 def _read(path):

@@ -135,11 +135,12 @@ def _check_folder(folder, named):
     """Refused now, not in every error cell: a path that is a file or lies under one. A folder that is not
     there yet is made by the first cell; one that cannot be written is still read."""
     existing = folder
-    while not os.path.exists(existing):
+    while not os.path.lexists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
-        raise UserError("{}: {} cannot be the crop cache's folder, {} is a file; give a folder, or \"off\"".format(
-            named, folder, existing))
+        raise UserError("{}: {} cannot be the crop cache's folder, {} is {}; give a folder, or \"off\"".format(
+            named, folder, existing, "a link to nothing ({})".format(os.readlink(existing))
+            if os.path.islink(existing) and not os.path.exists(existing) else "a file"))
 
 
 def version_order(matrix, framework):

@@ -69,6 +69,16 @@ def test_a_cache_path_that_is_a_file_is_refused_naming_where_it_came_from(tmp_pa
     assert not (tmp_path / "crops").exists()  # planning makes no folder
 
 
+def test_a_cache_path_through_a_link_to_nothing_is_refused(tmp_path, monkeypatch):
+    """A link to an unmounted disk: every error cell would fail making its folder, the docker backend too."""
+    os.symlink(str(tmp_path / "unmounted" / "crops"), str(tmp_path / "link"))
+    for value in (str(tmp_path / "link"), str(tmp_path / "link" / "crops")):
+        with pytest.raises(UserError, match="DLMATRIX_CACHE={0}: {0} cannot be the crop cache's folder, {1} is a link "
+                                            "to nothing \\({2}\\)".format(value, tmp_path / "link",
+                                                                            tmp_path / "unmounted" / "crops")):
+            planned(REAL, monkeypatch, env=value)
+
+
 @pytest.mark.parametrize("value", ["none", "0ff", "False", " no "])
 def test_words_meant_as_off_are_refused_rather_made_into_a_folder(tmp_path, monkeypatch, value):
     monkeypatch.chdir(tmp_path)

@@ -26,10 +26,11 @@ from .probe.test_decode_pool import Recording
 RECIPES = ("torchvision-224", "torchvision-inception")  # the torch row's two: 256 -> 224 and 342 -> 299
 
 
-def crops(*args, env=None):
+def crops(*args, env=None, cwd=ROOT):
     """The command run as a user runs it: (exit code, stdout, stderr)."""
-    done = subprocess.run([sys.executable, "-m", "runner", "crops"] + list(args), cwd=str(ROOT), capture_output=True,
-                          text=True, env=dict(os.environ, **(env or {})), timeout=120)
+    environ = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+    done = subprocess.run([sys.executable, "-m", "runner", "crops"] + list(args), cwd=str(cwd), capture_output=True,
+                          text=True, env=environ, timeout=120)
     return done.returncode, done.stdout, done.stderr
 
 
@@ -159,9 +160,9 @@ def test_partial_removes_what_a_killed_builder_left_and_nothing_else(cache, tmp_
     left = [entry for entry in shown if entry["state"] == "left"]
     assert len(left) == 1 and left[0]["partial_bytes"] > 0 and left[0]["images"] is None
     code, out, err = crops("--dir", str(folder))
-    assert "left" in out and "`dlmatrix crops --partial` removes them" in out
+    assert "left" in out and "`dlmatrix crops --partial` removes it" in out
     code, out, err = crops("--dir", str(folder), "--partial")
-    assert code == 0 and "removed {} (the entry)".format(left[0]["key"]) in out, err
+    assert code == 0 and "removed {} (left by a cell that stopped building it)".format(left[0]["key"]) in out, err
     assert sorted(entry["key"] for entry in listing(folder)["entries"]) == sorted(keys.values())
     with open(str(folder / "locks" / (left[0]["key"] + ".lock"))) as handle:  # its lock file stays, free
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -189,3 +190,60 @@ def test_the_default_folder_follows_dlmatrix_cache(cache):
     folder, keys = cache
     code, out, err = crops(env={"DLMATRIX_CACHE": str(folder)})
     assert code == 0 and out.startswith("crop cache {} ($DLMATRIX_CACHE): 2 entries".format(folder))
+
+
+def test_dir_needs_no_matrix_and_works_from_any_folder(cache, tmp_path):
+    folder, keys = cache
+    code, out, err = crops("--dir", str(folder), cwd=tmp_path)
+    assert code == 0 and "2 entries" in out, err
+
+
+def test_partial_keeps_an_entry_a_cell_completed_since_the_listing(cache):
+    """--partial lists an entry as left, then takes its lock: by then a cell may have built it. Only what has no
+    manifest, or is a .partial file, goes."""
+    from runner.crops import _remove_left
+
+    folder, keys = cache
+    key = keys[RECIPES[0]]
+    where = folder / "entries" / key
+    kept = sorted(os.listdir(str(where)))
+    (where / "crops-0123456789ab.npy.partial").write_bytes(b"x" * 8192)  # a builder before the last one died
+    assert _remove_left(str(folder), key) >= 8192
+    assert sorted(os.listdir(str(where))) == kept and listing(folder)["entries"][0]["state"] == "complete"
+    (where / "manifest.json").unlink()  # now it is left: its crops file goes too
+    assert _remove_left(str(folder), key) > 30 * 224 * 224 * 3 and not where.exists()
+
+
+def test_a_folder_that_is_no_crop_cache_keeps_its_files(tmp_path):
+    """A wrong --dir with --all: only names the cache gives (32 hex digits; crops-*.npy, manifest.json in an
+    entry; <32 hex>.json memos) are its own."""
+    mine = tmp_path / "photos"
+    (mine / "entries" / "2024-trip").mkdir(parents=True)
+    (mine / "entries" / "2024-trip" / "notes.txt").write_text("mine")
+    (mine / "entries" / ("a" * 32)).mkdir()
+    (mine / "entries" / ("a" * 32) / "notes.txt").write_text("mine too")
+    (mine / "digests").mkdir()
+    (mine / "digests" / "backup.json").write_text("{}")
+    code, out, err = crops("--dir", str(mine), "--all")
+    assert code == 0, err
+    assert sorted(str(p.relative_to(mine)) for p in mine.rglob("*") if p.is_file()) == [
+        "digests/backup.json", "entries/2024-trip/notes.txt", "entries/{}/notes.txt".format("a" * 32)]
+
+
+def test_an_entry_with_an_unreadable_image_names_its_val_set(imagenet_sample, tmp_path):
+    """The key holds a marker for the file that could not be read, the memo holds no digest for it: the
+    manifest says why it could not be read, which gives the marker back."""
+    val = tmp_path / "val"
+    (val / "images").mkdir(parents=True)
+    names = sorted(os.listdir(str(imagenet_sample / "images")))[:6]
+    for name in names[:5]:
+        (val / "images" / name).write_bytes((imagenet_sample / "images" / name).read_bytes())
+    os.symlink(str(val / "nowhere.JPEG"), str(val / "images" / names[5]))
+    for name in ("val_labels.txt", "synsets.txt"):
+        (val / name).write_bytes((imagenet_sample / name).read_bytes())
+    dataset = open_dataset(str(val))
+    record = prefill(dataset, recipe(RECIPES[0]), Recording(), batch_ranges(len(dataset.items), 4), 1, 1,
+                     {"dir": str(tmp_path / "crops"), "limit_bytes": 1 << 30}, str(tmp_path))
+    assert record["status"] == "built"
+    entry, = listing(tmp_path / "crops")["entries"]
+    assert entry["unreadable"] == 1 and entry["val_set"] == str(val)
