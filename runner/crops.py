@@ -17,10 +17,9 @@ from .matrix import load_matrix
 from .crops_show import show, size_text
 from .plan import crop_cache_settings
 from .probe.crop_cache import CropCache
-from .probe.crop_cache import own_file
+from .probe.crop_cache import building, own_file
 from .probe.crop_digests import MEMO_FORMAT, UNREADABLE
 from .probe.crop_key import images_sha256
-from .storage import lock_holder
 
 KEY = re.compile(r"[0-9a-f]{32}")  # runner/probe/crop_key.py content_key; the digests memos' names too
 
@@ -108,10 +107,10 @@ def _entry(folder, key, val_sets):
     for name in names:
         with contextlib.suppress(OSError):
             sizes[name] = os.stat(os.path.join(where, name)).st_blocks * 512  # a partial file is sparse
-    building = lock_holder(os.path.join(folder, "locks", key + ".lock")) is not None
-    if not (names or building):
+    busy = building(folder, key)
+    if not (names or busy):
         return None
-    entry = {"key": key, "state": "building" if building else "complete" if manifest else "left",
+    entry = {"key": key, "state": "building" if busy else "complete" if manifest else "left",
              "bytes": sum(sizes.values()), "partial_bytes": sum(v for n, v in sizes.items() if n.endswith(".partial")),
              "images": None, "unreadable": None, "recipe": None, "libraries": None, "built": None,
              "last_used": None, "val_set": None}

@@ -133,16 +133,7 @@ class CropCache(object):
         return total
 
     def _building(self, key):
-        try:
-            handle = open(os.path.join(self.folder, "locks", key + ".lock"), "rb")
-        except OSError:
-            return False
-        with handle:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-                return False
-            except OSError:
-                return True
+        return building(self.folder, key)
 
     def _make_room(self, size, keep):
         """Remove least recently used entries until `size` more bytes fit; those being built stay. Their keys."""
@@ -191,6 +182,20 @@ class CropCache(object):
             return os.stat(os.path.join(self.entry_folder(key), "manifest.json")).st_mtime
         except OSError:
             return 0.0  # partial or half removed: first to go
+
+
+def building(folder, key):
+    """Whether a cell holds `key`'s lock (builds it). A shared probe: two probing at once do not see each other."""
+    try:
+        handle = open(os.path.join(folder, "locks", key + ".lock"), "rb")
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except OSError:
+            return True
 
 
 def own_file(name):

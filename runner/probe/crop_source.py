@@ -59,8 +59,11 @@ def input_batches(dataset, recipe, adapter, ranges, workers, window, settings, s
                         cache.remove(key.key)
                     build = _build(cache, key, dataset, recipe, adapter, ranges, delivered, workers, window,
                                    scratch_dir, record, rebuild=damaged is not None)
-                    for batch in build:
-                        yield batch
+                    try:
+                        for batch in build:
+                            yield batch
+                    finally:
+                        build.close()  # a cell that stopped early: its partial file goes before the lock is free
                     return
             finally:
                 lock.close()

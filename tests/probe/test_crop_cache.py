@@ -239,3 +239,29 @@ def test_an_entry_being_built_holds_its_room_until_its_builder_stops(imagenet_sa
     third, third_rows, _ = run(imagenet_sample, tmp_path, "third", recipe("keras-caffe-224"), cache)
     assert third["crop_cache"]["status"] == "built" and third_rows == rows
     builder.store.close()
+
+
+def test_a_cell_that_stops_early_drops_its_partial_entry_before_it_lets_go_of_the_key(imagenet_sample, tmp_path,
+                                                                                      monkeypatch):
+    """Else the next cell with the key may start its entry while the first one's writer and file are still there."""
+    from runner.probe import crop_entry
+    from runner.probe.crop_cache import building
+    from runner.probe.crop_source import input_batches
+    from runner.probe.error_suite import batch_ranges
+
+    cache = settings(tmp_path)
+    held, abandon = [], crop_entry.Builder.abandon
+
+    def watched(self):
+        held.append(building(cache["dir"], self.key))
+        abandon(self)
+
+    monkeypatch.setattr(crop_entry.Builder, "abandon", watched)
+    dataset, record = open_dataset(str(imagenet_sample)), {}
+    batches = input_batches(dataset, recipe("torchvision-224"), Recording(), batch_ranges(len(dataset.items), 4), 2,
+                            1, cache, str(tmp_path), record)
+    next(batches)
+    batches.close()  # the model failed on the first batch
+    assert record["status"] == "built" and held == [True]
+    assert not building(cache["dir"], record["key"])
+    assert not glob.glob(os.path.join(cache["dir"], "entries", "*", "*.partial"))
