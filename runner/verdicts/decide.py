@@ -16,14 +16,15 @@ def _points(value):
 
 
 def error_verdict(evidence, q_value, settings):
-    """worse / better (FDR-adjusted McNemar), same (interval inside +-margin), else inconclusive."""
+    """same (interval inside +-margin: a real but negligible difference too), worse / better (FDR-adjusted
+    McNemar), else inconclusive."""
     top1 = evidence["top1"]
     low, high = top1["interval_points"]
     margin = settings.error_margin_points
-    if q_value < settings.alpha:
-        verdict = "worse" if top1["difference_points"] > 0 else "better"
-    elif -margin <= low and high <= margin:
+    if -margin <= low and high <= margin:
         verdict = "same"
+    elif q_value < settings.alpha:
+        verdict = "worse" if top1["difference_points"] > 0 else "better"
     else:
         verdict = "inconclusive"
     text = "top-1 error {:.2f} -> {:.2f} ({} points, 95% CI {} to {}; McNemar p={:.3g}, q={:.3g}; {} of {} images " \
@@ -62,10 +63,12 @@ def busy_machine(evidence, busy_share, names):
 def throughput_verdict(evidence, q_value, factor, alpha, busy=None):
     """slower / faster: significant after FDR and the whole interval beyond the noise factor;
     no change: the whole interval inside [1/factor, factor]; otherwise inconclusive (also when
-    the machine was busy with other work during either timing: `busy` says why)."""
+    the machine was busy with other work during either timing: `busy` says why, and when too few
+    trials give an interval of less than 1 - alpha confidence)."""
     low, high = evidence["interval"]
     significant = q_value < alpha
-    if busy and not (1 / factor <= low and high <= factor):
+    too_few = evidence["confidence"] < 1 - alpha - 1e-9
+    if too_few or busy and not (1 / factor <= low and high <= factor):
         verdict = "inconclusive"
     elif significant and high < 1 / factor:
         verdict = "slower"
@@ -80,11 +83,18 @@ def throughput_verdict(evidence, q_value, factor, alpha, busy=None):
                                                 evidence["images_per_s"][1], evidence["confidence"], low, high,
                                                 evidence["p_value"], q_value, evidence["trials"][0],
                                                 evidence["trials"][1], factor)
-    if verdict == "inconclusive" and busy:
+    smallest = smallest_p(*evidence["trials"])
+    if verdict == "inconclusive" and busy and not too_few:
         text += "; " + busy
-    elif verdict == "inconclusive" and min(evidence["trials"]) < 5:
-        text += "; fewer than 5 trials a side cannot reach p < 0.05"
+    elif verdict == "inconclusive" and (too_few or smallest >= alpha):
+        text += "; {}+{} trials cannot reach p < {:g} or a {:.0%} interval (the smallest p possible is {:.3g}; 4 a " \
+                "side can)".format(evidence["trials"][0], evidence["trials"][1], alpha, 1 - alpha, smallest)
     return verdict, text
+
+
+def smallest_p(n1, n2):
+    """The smallest two-sided exact Mann-Whitney p-value n1 and n2 trials can give: 2 / C(n1 + n2, n1)."""
+    return min(1.0, 2.0 / math.comb(n1 + n2, n1)) if n1 and n2 else 1.0
 
 
 def cold_start_verdict(evidence, factor, busy=None):

@@ -99,9 +99,17 @@ def hodges_lehmann_ratio(before, after, confidence=0.95):
 
 
 def adjust(p_values, method="bh"):
-    """p-values adjusted for multiple comparisons: Benjamini-Hochberg (false-discovery rate) or Holm."""
+    """p-values adjusted for multiple comparisons: Benjamini-Hochberg (false-discovery rate) or Holm. A p-value
+    that is not a number (a test that could not be made) stays NaN and is left out of the family: statsmodels'
+    BH would carry it into every q-value and hide each real finding."""
     if not p_values:
         return []
     from statsmodels.stats.multitest import multipletests
 
-    return [float(p) for p in multipletests(p_values, method={"bh": "fdr_bh", "holm": "holm"}[method])[1]]
+    finite = [i for i, p in enumerate(p_values) if p is not None and math.isfinite(p)]
+    adjusted = [float("nan")] * len(p_values)
+    if finite:
+        method = {"bh": "fdr_bh", "holm": "holm"}[method]
+        for i, q in zip(finite, multipletests([p_values[i] for i in finite], method=method)[1]):
+            adjusted[i] = float(q)
+    return adjusted

@@ -1,0 +1,86 @@
+"""The verdict rules (runner/verdicts/decide.py) at their boundaries, on evidence made from known counts and
+trial rates: a real but negligible accuracy change is "same"; too few trials never give "no change"; one test
+that could not be made does not blank the others' q-values."""
+
+import math
+
+import pytest
+
+from runner.matrix.schema import CompareSettings
+from runner.verdicts.decide import error_verdict, smallest_p, throughput_verdict
+from runner.verdicts.stats import adjust, hodges_lehmann_ratio, mcnemar_exact, paired_difference_interval
+
+SETTINGS = CompareSettings()
+
+
+def error_evidence(both, only_before, only_after, neither):
+    """As runner/verdicts/evidence.py makes it: `only_before` images right before only, and so on."""
+    n = both + only_before + only_after + neither
+    low, high = paired_difference_interval(both, only_before, only_after, neither)
+    top1 = {"error_before": 100.0 * (only_after + neither) / n, "error_after": 100.0 * (only_before + neither) / n,
+            "difference_points": 100.0 * (only_before - only_after) / n, "interval_points": [-high, -low],
+            "right_before_only": only_before, "right_after_only": only_after,
+            "p_value": mcnemar_exact(only_before, only_after)}
+    return {"images": n, "changed_top1_class": only_before + only_after, "top1": top1,
+            "weights": {"same": True, "before": {"source": "file"}, "after": {"source": "file"}}}
+
+
+def throughput_evidence(before, after):
+    ratio, interval, reached, p = hodges_lehmann_ratio(before, after)
+    return {"ratio": ratio, "interval": list(interval), "confidence": reached, "p_value": p,
+            "trials": [len(before), len(after)], "images_per_s": [before[0], after[0]]}
+
+
+def test_a_significant_change_inside_the_margin_is_same():
+    """6 of 50,000 images lost, none gained: McNemar p = 0.031, but the whole interval is within 0.02 points."""
+    evidence = error_evidence(40000, 6, 0, 9994)
+    assert evidence["top1"]["p_value"] == pytest.approx(2 * 0.5 ** 6)
+    low, high = evidence["top1"]["interval_points"]
+    assert -SETTINGS.error_margin_points <= low < high <= SETTINGS.error_margin_points
+    assert error_verdict(evidence, evidence["top1"]["p_value"], SETTINGS)[0] == "same"
+
+
+def test_a_significant_change_beyond_the_margin_is_worse_and_an_unclear_one_inconclusive():
+    worse = error_evidence(40000, 400, 100, 9500)  # +0.6 points
+    assert error_verdict(worse, worse["top1"]["p_value"], SETTINGS)[0] == "worse"
+    better = error_evidence(40000, 100, 400, 9500)
+    assert error_verdict(better, better["top1"]["p_value"], SETTINGS)[0] == "better"
+    unclear = error_evidence(200, 5, 2, 93)  # +1.5 points on 300 images: p = 0.45
+    verdict, text = error_verdict(unclear, unclear["top1"]["p_value"], SETTINGS)
+    assert verdict == "inconclusive" and "images would decide" in text
+
+
+@pytest.mark.parametrize("per_side", [1, 2, 3])
+def test_too_few_trials_are_inconclusive_even_with_equal_rates(per_side):
+    """With 1 trial a side the interval is a point (0% confidence); 2 and 3 hold 67% and 90%."""
+    evidence = throughput_evidence([100.0 + i for i in range(per_side)], [100.0 + i for i in range(per_side)])
+    assert evidence["confidence"] < 0.95
+    verdict, text = throughput_verdict(evidence, evidence["p_value"], 1.25, 0.05)
+    assert verdict == "inconclusive"
+    assert "{0}+{0} trials cannot reach p < 0.05 or a 95% interval".format(per_side) in text
+
+
+def test_four_trials_a_side_can_decide_both_ways():
+    slower = throughput_evidence([100.0, 101, 102, 103], [50.0, 51, 52, 53])
+    assert slower["p_value"] == pytest.approx(2 / 70) and slower["confidence"] >= 0.95
+    assert throughput_verdict(slower, slower["p_value"], 1.25, 0.05)[0] == "slower"
+    same = throughput_evidence([100.0, 101, 102, 103], [100.5, 101.5, 102.5, 103.5])
+    assert throughput_verdict(same, same["p_value"], 1.25, 0.05)[0] == "no change"
+
+
+def test_the_smallest_p_value_trials_can_give():
+    assert smallest_p(3, 3) == pytest.approx(0.1)
+    assert smallest_p(4, 4) == pytest.approx(2 / 70)
+    assert smallest_p(5, 5) == pytest.approx(2 / 252)
+    assert smallest_p(1, 1) == 1.0 and smallest_p(0, 5) == 1.0
+    for n1, n2 in ((3, 3), (4, 4), (3, 5), (2, 6)):  # what scipy's exact test gives on fully separated samples
+        assert smallest_p(n1, n2) == pytest.approx(hodges_lehmann_ratio(range(1, n1 + 1),
+                                                                       range(100, 100 + n2))[3])
+
+
+def test_a_test_that_could_not_be_made_leaves_the_others_q_values_alone():
+    q = adjust([1e-12, 0.3, float("nan")], "bh")
+    assert q[0] == pytest.approx(2e-12) and q[1] == pytest.approx(0.3) and math.isnan(q[2])
+    q = adjust([0.01, None, 0.04], "holm")
+    assert q[0] == pytest.approx(0.02) and math.isnan(q[1]) and q[2] == pytest.approx(0.04)
+    assert all(math.isnan(v) for v in adjust([float("nan")], "bh"))
