@@ -88,8 +88,11 @@ def test_explain_names_the_planted_variant(row, tmp_path, monkeypatch):
     code, out = run_cli(common + ["--published-labels", str(labels), "--reports-dir", str(tmp_path / "second")])
     assert code == 0, out
     answer = json.loads((tmp_path / "second" / "explain" / "{}-{}".format(row, model) / "explain.json").read_text())
-    assert answer["status"] == "explained", answer["verdict"]
-    assert answer["ranked"][0]["name"] == planted and answer["ranked"][0]["top1_error"] == 0.0
+    top = answer["ranked"][0]
+    assert top["name"] == planted and top["top1_error"] == 0.0
+    # explained where 30 images can tell the planted variant from the official recipe, else named as the one inside
+    assert answer["status"] == ("explained" if top["vs_official"]["q_value"] < 0.05 else "inconclusive"), \
+        answer["verdict"]
     assert answer["verdict"].startswith("the variant {} (".format(planted))
     assert answer["dataset"]["images"] == 30 and answer["recentred"] and answer["reference"] == "labels"
     official = next(e for e in answer["ranked"] if e["name"] == "official")

@@ -3,6 +3,7 @@
 import pytest
 
 from runner.explain.ranking import mcnemar_p, rank, read_predictions, variant_stats, verdict
+from runner.matrix.schema import CompareSettings
 from runner.probe.explain_pairs import OFFICIAL
 from runner.verdicts.stats import mcnemar_exact
 
@@ -85,10 +86,39 @@ def test_a_pair_can_be_the_answer_and_ties_go_to_the_simpler_variant():
     assert rank(runs, META, {"top1_error": 10.0})[0]["name"] == "interpolation=bicubic"
 
 
-def test_no_gap_and_not_explained():
+def test_no_gap_only_where_the_official_interval_resolves_one():
+    """As `compare`: 200 images hold 30 % to +-6.3 points, which cannot resolve a 0.5-point gap."""
     runs = simulated_run()
-    status, text = verdict(rank(runs, META, {"top1_error": 30.0}), {"top1_error": 30.0}, "pretrained", "published")
+    ranked = rank(runs, META, {"top1_error": 30.0})
+    status, text = verdict(ranked, {"top1_error": 30.0}, "pretrained", "published")
+    assert status == "inconclusive"
+    assert text.startswith("the official recipe's top-1 error 30.00 % (95% CI 24.07-36.68) holds the published "
+                           "30.00, but on 200 images its interval is +-6.3 points, too wide to resolve a 0.5-point "
+                           "gap: about 32269 images would")
+    status, text = verdict(ranked, {"top1_error": 30.0}, "pretrained", "published", CompareSettings(resolve_points=7))
     assert status == "no gap" and "already reproduces" in text and "1 variant(s) are inside it as well" in text
+    # against reference labels an interval that holds 0 % is an official recipe that gets every image right
+    labelled = {OFFICIAL: simulate(200, set()), "interpolation=bicubic": simulate(200, {1, 2})}
+    assert verdict(rank(labelled, META, {"top1_error": 0.0}), {"top1_error": 0.0}, "random", "labels")[0] == "no gap"
+
+
+def test_a_variant_inside_that_the_images_cannot_tell_from_the_official_recipe_is_inconclusive():
+    """Official 30 % (CI 24.07-36.68) just misses 23.85; a variant fixing 2 images (29 %) is just inside, but
+    McNemar on 2 discordant images cannot tell it from the official recipe."""
+    runs = {OFFICIAL: simulate(200, set(range(60))), "interpolation=bicubic": simulate(200, set(range(2, 60)))}
+    published = {"top1_error": 23.85}
+    ranked = rank(runs, META, published)
+    assert ranked[0]["top1_inside"] and not ranked[1]["top1_inside"]
+    status, text = verdict(ranked, published, "pretrained", "published")
+    assert status == "inconclusive"
+    assert text.startswith("the variant interpolation=bicubic (bicubic interpolation) brings the reproduced top-1 "
+                           "error to 29.00 % (95% CI 23.15-35.64), whose interval holds the published 23.85, but on "
+                           "200 images it cannot be told from the official recipe")
+    assert "exact McNemar p=0.5, q=0.5" in text and "images would decide" in text
+
+
+def test_not_explained():
+    runs = simulated_run()
     published = {"top1_error": 5.0, "top5_error": 1.0}
     status, text = verdict(rank(runs, META, published), published, "pretrained", "published")
     assert status == "not explained"

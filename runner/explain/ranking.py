@@ -5,15 +5,18 @@ top-1 and top-5 error with 95% Wilson intervals (runner/stats.py); the exact McN
 outcomes against the official recipe's (statsmodels), with Benjamini-Hochberg q-values over the
 variants, and Newcombe's interval of the paired difference (runner/verdicts/stats.py); its top-1
 agreement with the official recipe; and its distance to the published number. A variant "closes the
-gap" when the published top-1 error lies inside its 95% interval: the rule by which `compare` calls a
-reproduced number one that `differs` (runner/verdicts/decide.py published_verdict).
+gap" when the published top-1 error lies inside its 95% interval, the rule by which `compare` calls a
+reproduced number one that `differs` (runner/verdicts/decide.py published_verdict), and it differs from the
+official recipe (q < alpha); an official recipe inside it has no gap only where its interval resolves one,
+as `compare` asks before it says "reproduces".
 """
 
 import csv
 
 from ..probe.explain_pairs import OFFICIAL
 from ..stats import wilson_interval
-from ..verdicts.stats import adjust, paired_difference_interval
+from ..matrix.schema import CompareSettings
+from ..verdicts.stats import adjust, images_to_resolve, mcnemar_sample_size, paired_difference_interval
 
 
 def mcnemar_p(only_official, only_variant):
@@ -104,11 +107,13 @@ def rank(predictions, meta, published):
     return sorted(ranked, key=key)
 
 
-def verdict(ranked, published, weights, reference):
-    """(status, sentence): explained / no gap / not explained / no published number.
+def verdict(ranked, published, weights, reference, settings=None):
+    """(status, sentence): explained / no gap / inconclusive / not explained / no published number.
 
     `reference`: "published" (the matrix's number for the row's version) or "labels" (--published-labels:
-    the reference's own top-1 per image, whose published error is 0 by construction)."""
+    the reference's own top-1 per image, whose published error is 0 by construction). `settings`: the matrix's
+    [compare] (alpha, resolve_points), the numbers `compare` judges a reproduced error by."""
+    settings = settings or CompareSettings()
     official = next(e for e in ranked if e["name"] == OFFICIAL)
     if published is None:
         moved = [e for e in ranked if e["name"] != OFFICIAL and e["vs_official"]["top1_points"] != 0]
@@ -123,27 +128,57 @@ def verdict(ranked, published, weights, reference):
     closing = [e for e in ranked if e["name"] != OFFICIAL and e["top1_inside"]]
     target = published["top1_error"]
     if official["top1_inside"]:
-        also = (" {} variant(s) are inside it as well, so these images cannot tell them apart from it".format(
-            len(closing)) if closing else "")
-        return "no gap", caveat + (
-            "the official recipe already reproduces the published top-1 error {:.2f}: reproduced {} on {} images; "
-            "nothing to explain.{}".format(target, _error(official), official["images"], also))
-    if closing:
-        best = closing[0]
-        others = [e["name"] for e in closing[1:]]
+        return _inside(official, closing, target, reference, settings, caveat)
+    # A variant closes the gap only where it also differs from the official recipe: else these images cannot
+    # tell whether it moved the error at all (the official one is just outside, the variant just inside).
+    decided = [e for e in closing if e["vs_official"]["q_value"] < settings.alpha]
+    if decided:
+        best = decided[0]
+        others = [e["name"] for e in closing if e is not best]
         return "explained", caveat + (
-            "{} {} ({}) brings the reproduced top-1 error to {}, whose interval holds the published {:.2f} "
-            "(official recipe: {}; exact McNemar against it p={:.3g}, {} images){}".format(
-                "the pair" if best["axes"] == 2 else "the variant", best["name"], best["description"], _error(best),
-                target, _error(official), best["vs_official"]["p_value"], best["images"],
+            "{} brings the reproduced top-1 error to {}, whose interval holds the published {:.2f} (official recipe: "
+            "{}; exact McNemar against it p={:.3g}, q={:.3g}, {} images){}".format(
+                _named(best), _error(best), target, _error(official), best["vs_official"]["p_value"],
+                best["vs_official"]["q_value"], best["images"],
                 "; also inside: {}".format(", ".join(others[:5]) + (" and {} more".format(len(others) - 5)
                                                                     if len(others) > 5 else "")) if others else ""))
+    if closing:
+        best, vs = closing[0], closing[0]["vs_official"]
+        discordant = (vs["right_official_only"] + vs["right_variant_only"]) / best["images"]
+        needed = mcnemar_sample_size(vs["top1_points"] / 100, discordant, alpha=settings.alpha)
+        return "inconclusive", caveat + (
+            "{} brings the reproduced top-1 error to {}, whose interval holds the published {:.2f}, but on {} images "
+            "it cannot be told from the official recipe ({}; exact McNemar p={:.3g}, q={:.3g} over the variants)"
+            "{}".format(_named(best), _error(best), target, best["images"], _error(official), vs["p_value"],
+                        vs["q_value"], "; about {} images would decide".format(needed) if needed else ""))
     closest = next((e for e in ranked if e["name"] != OFFICIAL), official)
     return "not explained", caveat + (
         "no variant brings the reproduced top-1 error inside the published number's interval: the closest, {}, "
         "reaches {}, {:+.2f} points from the published {:.2f} (official recipe: {}, {:+.2f} points)".format(
             closest["name"], _error(closest), closest["top1_distance"], target, _error(official),
             official["top1_distance"]))
+
+
+def _inside(official, closing, target, reference, settings, caveat):
+    """The official recipe's interval holds the published number: no gap where the interval is narrow enough
+    to resolve one (`compare` says "not testable" otherwise); against reference labels, an interval that
+    holds 0 % means no image differs."""
+    low, high = official["top1_interval"]
+    if reference == "published" and (high - low) / 2 > settings.resolve_points:
+        return "inconclusive", caveat + (
+            "the official recipe's top-1 error {} holds the published {:.2f}, but on {} images its interval is "
+            "+-{:.1f} points, too wide to resolve a {:.1f}-point gap: about {} images would".format(
+                _error(official), target, official["images"], (high - low) / 2, settings.resolve_points,
+                images_to_resolve(settings.resolve_points, official["top1_error"])))
+    also = (" {} variant(s) are inside it as well, so these images cannot tell them apart from it".format(
+        len(closing)) if closing else "")
+    return "no gap", caveat + (
+        "the official recipe already reproduces the published top-1 error {:.2f}: reproduced {} on {} images; "
+        "nothing to explain.{}".format(target, _error(official), official["images"], also))
+
+
+def _named(entry):
+    return "{} {} ({})".format("the pair" if entry["axes"] == 2 else "the variant", entry["name"], entry["description"])
 
 
 def _error(entry):

@@ -122,7 +122,8 @@ def run_explain(matrix, request, backend_name, env_dir, reports_dir, say, comman
                             most_pairs(variants, request.pair_axes, request.pair_values), cell.dataset.images,
                             cell.weights["source"]))
     result = _run_cell(cell, backend_name, env_dir, matrix, out, say)
-    answer = build_answer(cell, result, read_predictions(str(out / PREDICTIONS)), published, reference, command)
+    answer = build_answer(cell, result, read_predictions(str(out / PREDICTIONS)), published, reference, command,
+                          matrix.compare)
     from .table import write_explain
 
     md_path, json_path = write_explain(answer, out)
@@ -164,13 +165,13 @@ def _run_cell(cell, backend_name, env_dir, matrix, out, say):
     return result
 
 
-def build_answer(cell, result, predictions, published, reference, command=None):
-    """Everything the table shows and explain.json keeps."""
+def build_answer(cell, result, predictions, published, reference, command=None, settings=None):
+    """Everything the table shows and explain.json keeps; `settings`: the matrix's [compare]."""
     metrics = result["metrics"]
     meta = {v["name"]: v for v in metrics["variants"] + metrics["pairs"]}
     ranked = rank(predictions, meta, published)
     weights = cell.weights["source"]
-    status, sentence = verdict(ranked, published, weights, reference)
+    status, sentence = verdict(ranked, published, weights, reference, settings)
     if metrics.get("recentred") and metrics.get("official_top1_classes") == 1:
         sentence += ("; note: this random network gives every image the same class even recentred (its outputs do "
                      "not depend on the image), so no variant can move anything")
