@@ -25,7 +25,7 @@ from .locks import derived, locked
 from .plan import plan_cells
 from .releases import between, derive_environment, differing_packages, index_releases, pin_of
 from .verdicts import decide
-from .verdicts.drift import compare_pair, pair_record as drift_record
+from .verdicts.drift import bit_identical, compare_pair, pair_record as drift_record
 from .verdicts.evidence import error_evidence
 from .verdicts.judge import throughput_tests
 from .verdicts.pairs import Pair, Side
@@ -246,7 +246,7 @@ def _alone(bisector, package, bad_v, derived, row, good_env, bad_env):
             # both loaded the good row's checkpoint: compare their outputs directly
             outputs = [np.load(str(bisector.store.side_file(r["cell_id"], r["metrics"]["evaluations"][0][
                 "outputs_file"]))) for r in (derived, row)]
-            same = bool(np.array_equal(outputs[0], outputs[1]))
+            same = bit_identical(outputs[0], outputs[1])
             stats = compare_pair(outputs[0], outputs[1], row["metrics"]["output_kind"])
             check.outcome = GOOD if same else BAD
             check.summary = "max |diff| {:.3g}; the preprocessed inputs are {}".format(

@@ -42,3 +42,14 @@ def test_probabilities_are_compared_as_log_probabilities():
     b[1, 0] += 0.1
     pb = np.exp(b) / np.exp(b).sum(axis=1, keepdims=True)
     assert compare_pair(pa.astype(np.float32), pb.astype(np.float32), "probabilities")["max_abs_diff"] > 0.05
+
+
+def test_bit_identical_means_the_same_bits():
+    """A NaN output both versions give alike is identical; 0.0 against -0.0 is equal in value, not in bits."""
+    a = np.random.RandomState(1).randn(4, 10).astype(np.float32)
+    a[2, 3] = np.nan
+    assert compare_pair(a, a.copy(), "logits")["outputs_identical"]
+    b = a.copy()
+    a[0, 0], b[0, 0] = 0.0, -0.0
+    assert not compare_pair(a, b, "logits")["outputs_identical"]
+    assert not compare_pair(a, a.astype(np.float64), "logits")["outputs_identical"]

@@ -25,6 +25,12 @@ def _top5(outputs):
     return np.sort(np.argsort(-outputs, axis=1, kind="stable")[:, :5], axis=1)
 
 
+def bit_identical(a, b):
+    """The same bits: a NaN where the other has the same NaN counts as identical (np.array_equal says not),
+    -0.0 against 0.0 does not (np.array_equal says it is)."""
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
 def compare_pair(reference, candidate, kind):
     """Statistics between two output arrays (images x classes) of the same images."""
     a, compared = _comparable(reference, kind)
@@ -34,7 +40,7 @@ def compare_pair(reference, candidate, kind):
         "compared_as": compared,
         # the scale a tolerance is relative to: the largest reference output
         "reference_scale": float(np.abs(a).max()),
-        "outputs_identical": bool(np.array_equal(reference, candidate)),
+        "outputs_identical": bit_identical(reference, candidate),
         "max_abs_diff": float(diff.max()),
         "mean_abs_diff": float(diff.mean()),
         "top1_agreement": float(np.mean(np.argmax(a, axis=1) == np.argmax(b, axis=1))),
