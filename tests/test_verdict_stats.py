@@ -110,3 +110,20 @@ def test_a_slow_drift_over_several_releases_is_one_gradual_change():
     found = change_points(np.linspace(0, 1, 8), 0.0004, 0.1)
     assert found == [(1, 7, pytest.approx(1.0))]
     assert change_points(np.linspace(0, 1, 3), 0.0004, 0.1) == []  # fewer than four versions: not judged
+
+
+def test_the_exact_mann_whitney_null_is_the_count_of_arrangements():
+    """Against enumeration for small samples; at 100 trials a side it is symmetric and fits in memory."""
+    import itertools
+
+    from runner.verdicts.stats import _mann_whitney_null_cdf
+
+    for n1, n2 in ((1, 1), (2, 3), (4, 4), (3, 6), (6, 5)):
+        us = []
+        for chosen in itertools.combinations(range(n1 + n2), n1):  # the ranks sample 1 takes
+            us.append(sum(rank - i for i, rank in enumerate(chosen)))  # sample-2 values below each of them
+        dist = np.bincount(us, minlength=n1 * n2 + 1)
+        assert np.allclose(_mann_whitney_null_cdf(n1, n2), np.cumsum(dist) / dist.sum()), (n1, n2)
+    cdf = _mann_whitney_null_cdf(100, 100)
+    pmf = np.diff(np.concatenate([[0.0], cdf]))
+    assert cdf[-1] == pytest.approx(1.0) and np.allclose(pmf, pmf[::-1])
