@@ -84,3 +84,28 @@ def test_a_test_that_could_not_be_made_leaves_the_others_q_values_alone():
     q = adjust([0.01, None, 0.04], "holm")
     assert q[0] == pytest.approx(0.02) and math.isnan(q[1]) and q[2] == pytest.approx(0.04)
     assert all(math.isnan(v) for v in adjust([float("nan")], "bh"))
+
+
+def test_a_published_number_just_outside_the_interval_differs_alone_but_not_among_many_checks():
+    """24.45 % reproduced on 50,000 images against a published 24.00: outside the 95% interval (binomial
+    p = 0.02); among ten checks whose others reproduce, the false-discovery adjustment keeps it from `differs`."""
+    from types import SimpleNamespace
+
+    from runner.verdicts.decide import published_verdict
+    from runner.verdicts.evidence import published_evidence
+
+    n, errors = 50000, 12225
+    result = {"metrics": {"images_evaluated": n, "top1_correct": n - errors, "top1_error": 100.0 * errors / n,
+                          "top5_error": 7.0}}
+    published = SimpleNamespace(top1_error=24.0, top5_error=7.0, source="s", revision="r")
+    evidence = published_evidence(result, published, 0.5)
+    low, high = evidence["interval"]
+    assert not low <= 24.0 <= high and 0.01 < evidence["p_value"] < 0.05
+    assert published_verdict(evidence, "pretrained", evidence["p_value"], 0.05, 1)[0] == "differs"
+    q = adjust([evidence["p_value"]] + [1.0] * 9, "bh")[0]
+    verdict, text = published_verdict(evidence, "pretrained", q, 0.05, 10)
+    assert verdict == "inconclusive" and "over 10 published checks" in text and "not after the false-discovery" in text
+    far = published_evidence(dict(result, metrics=dict(result["metrics"], top1_correct=n - 13500,
+                                                       top1_error=27.0)), published, 0.5)
+    assert published_verdict(far, "pretrained", adjust([far["p_value"]] + [1.0] * 39, "bh")[0], 0.05, 40)[0] == \
+        "differs"

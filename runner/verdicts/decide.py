@@ -8,6 +8,7 @@ import math
 from .stats import images_to_resolve, mcnemar_sample_size
 
 REGRESSIONS = {"worse", "slower", "predictions changed", "cannot load"}
+PUBLISHED_WEIGHTS = ("pretrained", "file")  # the weights a published number was measured with (a file: the user's)
 CHANGES = {"better", "faster", "outputs differ", "step"}
 
 
@@ -129,16 +130,22 @@ def drift_verdict(record, rtol):
     return verdict, text
 
 
-def published_verdict(evidence, weights_source):
-    """reproduces (published inside the 95% interval, which resolves the gap asked for), differs
-    (outside), or not testable (random weights, or an interval too wide to resolve the gap)."""
+def published_verdict(evidence, weights_source, q_value=None, alpha=0.05, family=1):
+    """reproduces (published inside the 95% interval, which resolves the gap asked for), differs (outside,
+    and the exact binomial test significant after the adjustment over the run's `family` checks), inconclusive
+    (outside, not after it), or not testable (random weights, or an interval too wide to resolve the gap)."""
     low, high = evidence["interval"]
-    if weights_source not in ("pretrained", "file"):
+    if weights_source not in PUBLISHED_WEIGHTS:
         return "not testable", "weights are {}, not the published ones".format(weights_source)
     text = "reproduced {:.2f} (95% CI {:.2f}-{:.2f}, {} images) vs published {:.2f}".format(
         evidence["reproduced"], low, high, evidence["images"], evidence["published"])
+    q_value = evidence["p_value"] if q_value is None else q_value
     if not low <= evidence["published"] <= high:
-        return "differs", text + " ({} points)".format(_points(evidence["difference_points"]))
+        text += " ({} points; binomial p={:.3g}, q={:.3g} over {} published check{})".format(
+            _points(evidence["difference_points"]), evidence["p_value"], q_value, family, "" if family == 1 else "s")
+        if q_value < alpha:
+            return "differs", text
+        return "inconclusive", text + ": outside its interval, but not after the false-discovery adjustment"
     if evidence["half_width"] > evidence["resolve_points"]:
         needed = images_to_resolve(evidence["resolve_points"], evidence["reproduced"])
         return "not testable", text + "; the interval is +-{:.1f} points: about {} images resolve a {:.1f}-point " \

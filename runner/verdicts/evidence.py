@@ -10,7 +10,7 @@ from statistics import median
 
 from ..probe.throughput import measured_batches
 from ..stats import wilson_interval
-from .stats import hodges_lehmann_ratio, mcnemar_exact, paired_difference_interval
+from .stats import binomial_p, hodges_lehmann_ratio, mcnemar_exact, paired_difference_interval
 
 
 def read_predictions(store, result):
@@ -102,8 +102,11 @@ def published_evidence(result, published, resolve_points):
     """Where the published top-1 error lies against the reproduced one's 95% interval."""
     metrics = result["metrics"]
     n, error = metrics["images_evaluated"], metrics["top1_error"]
-    low, high = wilson_interval(n - metrics["top1_correct"], n)
+    errors = n - metrics["top1_correct"]
+    low, high = wilson_interval(errors, n)
     return {"images": n, "reproduced": error, "interval": [low, high], "published": published.top1_error,
+            # exact binomial test of the errors against the published rate; adjusted over the run's checks
+            "p_value": binomial_p(errors, n, published.top1_error / 100),
             "published_top5": published.top5_error, "reproduced_top5": metrics["top5_error"],
             "difference_points": error - published.top1_error, "source": published.source,
             "revision": published.revision, "resolve_points": resolve_points,

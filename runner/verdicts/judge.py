@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .changepoints import sequence_verdicts
-from .decide import busy_machine, cold_start_verdict, drift_verdict, noise_factor, error_verdict, importance, published_verdict, throughput_verdict
+from .decide import (PUBLISHED_WEIGHTS, busy_machine, cold_start_verdict, drift_verdict, noise_factor, error_verdict,
+                     importance, published_verdict, throughput_verdict)
 from .drift import compare_pair, compare_versions
 from .evidence import cold_start_evidence, error_evidence, published_evidence, throughput_evidence
 from .published import published_for
@@ -158,7 +159,9 @@ def _own_outputs_record(pair):
 
 
 def _published_verdicts(matrix, results, settings):
-    verdicts = []
+    """Each error cell against its published number; the checks with the published weights are one family
+    for the false-discovery adjustment (40 cells that all reproduce would otherwise give 2 that `differ`)."""
+    checks = []
     for result in latest_results(results).values():
         if result["suite"] != "error" or result["status"] != "ok":
             continue
@@ -166,12 +169,17 @@ def _published_verdicts(matrix, results, settings):
         if published is None:
             continue
         source = ((result.get("provenance") or {}).get("weights") or {}).get("source")
-        evidence = published_evidence(result, published, settings.resolve_points)
-        verdict, text = published_verdict(evidence, source)
+        checks.append((result, source, published_evidence(result, published, settings.resolve_points)))
+    tested = [i for i, (_, source, _) in enumerate(checks) if source in PUBLISHED_WEIGHTS]
+    q_values = dict(zip(tested, adjust([checks[i][2]["p_value"] for i in tested], settings.fdr)))
+    verdicts = []
+    for i, (result, source, evidence) in enumerate(checks):
+        verdict, text = published_verdict(evidence, source, q_values.get(i), settings.alpha, len(tested))
         verdicts.append(Verdict(kind="published", framework=result["framework"], model=result["model"],
                                 engine=engine_label(result), before=None, after=result["environment"],
                                 before_version="published", after_version=version_label(result),
                                 relation="published", verdict=verdict, summary=text, evidence=evidence,
+                                p_value=evidence["p_value"] if i in q_values else None, q_value=q_values.get(i),
                                 cells=(result["cell_id"],)))
     return verdicts
 

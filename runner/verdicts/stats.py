@@ -26,6 +26,12 @@ def mcnemar_exact(only_a, only_b):
     return float(sps.binomtest(min(only_a, only_b), discordant, 0.5).pvalue)
 
 
+def binomial_p(errors, n, rate):
+    """Two-sided exact binomial p-value of `errors` in `n` against the error rate `rate` (0 to 1)."""
+    rate = min(max(rate, 0.0), 1.0)
+    return float(sps.binomtest(errors, n, rate).pvalue)
+
+
 def paired_difference_interval(both, only_a, only_b, neither, z=Z95):
     """95% interval (percentage points) of rate_B - rate_A for paired binary outcomes.
 
