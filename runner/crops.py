@@ -13,11 +13,10 @@ import os
 import re
 
 from .errors import UserError
-from .matrix import load_matrix
 from .crops_show import show, size_text
+from .matrix import load_matrix
 from .plan import crop_cache_settings
-from .probe.crop_cache import CropCache
-from .probe.crop_cache import building, own_file
+from .probe.crop_cache import CropCache, building, own_file
 from .probe.crop_digests import MEMO_FORMAT, UNREADABLE
 from .probe.crop_key import images_sha256
 
@@ -88,7 +87,8 @@ def _where(args):
 def list_entries(folder):
     """Every entry under folder/entries, oldest use first: a dict each (see _entry)."""
     val_sets = _val_sets(folder)
-    names = sorted(os.listdir(os.path.join(folder, "entries"))) if os.path.isdir(os.path.join(folder, "entries")) else []
+    top = os.path.join(folder, "entries")
+    names = sorted(os.listdir(top)) if os.path.isdir(top) else []
     # Only the names the cache gives its entries: a wrong --dir must not make a user's folders entries to remove.
     entries = [_entry(folder, key, val_sets) for key in names if KEY.fullmatch(key)]
     return sorted((e for e in entries if e is not None), key=lambda e: (e["last_used"] or 0.0, e["key"]))
@@ -129,7 +129,8 @@ def _val_sets(folder):
     for path in sorted(glob.glob(os.path.join(folder, "digests", "*.json"))):
         memo = _read(path)
         if isinstance(memo, dict) and memo.get("format") == MEMO_FORMAT and isinstance(memo.get("files"), dict):
-            found[memo.get("root")] = {rel: mark[-1] for rel, mark in memo["files"].items() if isinstance(mark, list) and mark}
+            found[memo.get("root")] = {rel: mark[-1] for rel, mark in memo["files"].items()
+                                       if isinstance(mark, list) and mark}
     return found
 
 

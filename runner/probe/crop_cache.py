@@ -27,6 +27,7 @@ from .crop_key import FORMAT
 from .decode_pool import CropFile
 from .jsonio import read_json
 
+
 class CropCache(object):
     def __init__(self, folder, limit_bytes):
         self.folder, self.limit_bytes = os.path.abspath(folder), int(limit_bytes)
