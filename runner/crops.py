@@ -6,7 +6,6 @@ building (its key's lock held). A cell that is reading an entry as it goes keeps
 """
 
 import contextlib
-import fcntl
 import glob
 import json
 import os
@@ -172,10 +171,7 @@ def _take_out(folder, entry, whole, dry_run, out):
         out.write("would remove {}, {}\n".format(what, size_text(size)))
         return size
     try:
-        if whole:
-            freed = CropCache(folder, 0).remove_unless_busy(entry["key"])
-        else:
-            freed = _remove_left(folder, entry["key"])
+        freed = CropCache(folder, 0).remove_unless_busy(entry["key"], only_left=not whole)
     except OSError as exc:
         raise UserError("crop cache {}: cannot remove {} ({}); remove it as the user that ran the cells, or "
                         "with write access to the folder".format(folder, what, exc))
@@ -184,28 +180,6 @@ def _take_out(folder, entry, whole, dry_run, out):
         return 0
     out.write("removed {}, {}\n".format(what, size_text(freed)))
     return freed
-
-
-def _remove_left(folder, key):
-    """What cells that stopped while building left in key's folder, under its lock: its partial files, and where
-    it has no manifest (yet: a cell may have completed it since the listing) its other crops files too. The bytes
-    freed; None when a cell holds the lock."""
-    where = os.path.join(folder, "entries", key)
-    with open(os.path.join(folder, "locks", key + ".lock"), "a") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return None
-        complete = os.path.exists(os.path.join(where, "manifest.json"))
-        freed = 0
-        for name in (os.listdir(where) if os.path.isdir(where) else []):
-            if own_file(name) and (name.endswith(".partial") or not complete):
-                with contextlib.suppress(FileNotFoundError):
-                    freed += os.stat(os.path.join(where, name)).st_blocks * 512
-                    os.remove(os.path.join(where, name))
-        with contextlib.suppress(OSError):
-            os.rmdir(where)  # only where nothing else is in it
-        return freed
 
 
 def _remove_digests(folder, dry_run, out):

@@ -201,17 +201,18 @@ def test_dir_needs_no_matrix_and_works_from_any_folder(cache, tmp_path):
 def test_partial_keeps_an_entry_a_cell_completed_since_the_listing(cache):
     """--partial lists an entry as left, then takes its lock: by then a cell may have built it. Only what has no
     manifest, or is a .partial file, goes."""
-    from runner.crops import _remove_left
+    def remove_left(folder, key):
+        return CropCache(str(folder), 1 << 30).remove_unless_busy(key, only_left=True)
 
     folder, keys = cache
     key = keys[RECIPES[0]]
     where = folder / "entries" / key
     kept = sorted(os.listdir(str(where)))
     (where / "crops-0123456789ab.npy.partial").write_bytes(b"x" * 8192)  # a builder before the last one died
-    assert _remove_left(str(folder), key) >= 8192
+    assert remove_left(folder, key) >= 8192
     assert sorted(os.listdir(str(where))) == kept and listing(folder)["entries"][0]["state"] == "complete"
     (where / "manifest.json").unlink()  # now it is left: its crops file goes too
-    assert _remove_left(str(folder), key) > 30 * 224 * 224 * 3 and not where.exists()
+    assert remove_left(folder, key) > 30 * 224 * 224 * 3 and not where.exists()
 
 
 def test_a_folder_that_is_no_crop_cache_keeps_its_files(tmp_path):

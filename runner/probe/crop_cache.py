@@ -129,12 +129,9 @@ class CropCache(object):
                     info = os.stat(path)
                 except OSError:
                     continue  # committed or abandoned meanwhile
-                if info.st_size > info.st_blocks * 512 and self._building(key):
+                if info.st_size > info.st_blocks * 512 and building(self.folder, key):
                     total += info.st_size - info.st_blocks * 512
         return total
-
-    def _building(self, key):
-        return building(self.folder, key)
 
     def _make_room(self, size, keep):
         """Remove least recently used entries until `size` more bytes fit; those being built stay. Their keys."""
@@ -160,19 +157,25 @@ class CropCache(object):
                 if exc.errno != errno.ENOENT:
                     raise
 
-    def remove_unless_busy(self, key):
-        """Drop `key`'s entry unless a cell is building it: the bytes freed, or None (also `dlmatrix crops`)."""
+    def remove_unless_busy(self, key, only_left=False):
+        """Drop `key`'s entry unless a cell is building it: the bytes freed, or None (also `dlmatrix crops`).
+        only_left: only what cells that stopped while building it left, its partial files, and all of it where it
+        has no manifest; decided under the lock, so an entry a cell completed since the caller looked stays."""
         with open(os.path.join(self.folder, "locks", key + ".lock"), "a") as handle:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 return None  # a cell is building it
-            size = _folder_bytes(self.entry_folder(key))
-            self.remove(key)
-            try:
-                os.rmdir(self.entry_folder(key))
-            except OSError:
-                pass
+            folder = self.entry_folder(key)
+            if only_left and os.path.exists(os.path.join(folder, "manifest.json")):
+                size = 0
+                for path in glob.glob(os.path.join(folder, "crops-*.npy.partial")):
+                    size += os.stat(path).st_blocks * 512
+                    os.remove(path)
+            else:
+                size = _folder_bytes(folder)
+                self.remove(key)
+            _remove_folder(folder)  # where nothing else is in it
             return size
 
     def _keys(self):
@@ -236,7 +239,7 @@ def _folder_bytes(folder):
     """The disk its files take: a crops file being built (or left by a builder that died) is sparse, and only
     what was written counts."""
     total = 0
-    for name in (os.listdir(folder) if os.path.isdir(folder) else []):
+    for name in (n for n in (os.listdir(folder) if os.path.isdir(folder) else []) if own_file(n)):
         try:
             total += os.stat(os.path.join(folder, name)).st_blocks * 512
         except OSError:
