@@ -71,8 +71,9 @@ class CropCache(object):
 
     def new_entry(self, key, content, rels, crop):
         """A Builder writing a fresh crops file for `key` (the caller holds its lock), or (None, why not)."""
-        # The caller holds the key's lock and found no complete entry: what its folder holds (a builder's partial
-        # file, a crops file whose manifest is gone) is no one's. It goes now, so it is not counted against the room.
+        # The caller holds the key's lock and found no entry it can use: what its folder holds (a builder's partial
+        # file, a crops file whose manifest is gone, an entry found damaged) goes now, so it is not counted against
+        # the room. A reader with the old crops file open keeps reading it.
         self.remove(key)
         header = npy_header((len(rels), crop, crop, 3))
         size = len(header) + len(rels) * crop * crop * 3

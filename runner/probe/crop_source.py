@@ -55,8 +55,6 @@ def input_batches(dataset, recipe, adapter, ranges, workers, window, settings, s
                     entry.close()
                     entry = None
                 if entry is None:
-                    if damaged:
-                        cache.remove(key.key)
                     build = _build(cache, key, dataset, recipe, adapter, ranges, delivered, workers, window,
                                    scratch_dir, record, rebuild=damaged is not None)
                     try:
