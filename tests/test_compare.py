@@ -53,3 +53,27 @@ def test_bit_identical_means_the_same_bits():
     a[0, 0], b[0, 0] = 0.0, -0.0
     assert not compare_pair(a, b, "logits")["outputs_identical"]
     assert not compare_pair(a, a.astype(np.float64), "logits")["outputs_identical"]
+
+
+def test_an_underflowed_probability_does_not_set_the_tolerance_scale():
+    """The scale is the largest |log p| among the probabilities that did not underflow; a softmax whose
+    smallest output underflowed to 0 has the same scale as one whose did not."""
+    a = logits(3).astype(np.float64)
+    p = np.exp(a) / np.exp(a).sum(axis=1, keepdims=True)
+    expected = float(np.abs(np.log(p)).max())
+    assert compare_pair(p.astype(np.float32), p.astype(np.float32), "probabilities")["reference_scale"] == \
+        pytest.approx(expected, rel=1e-5)
+    p[0, 0] = 0.0  # underflowed: its clipped log(TINY) = -85 would be the scale
+    assert compare_pair(p.astype(np.float32), p.astype(np.float32), "probabilities")["reference_scale"] == \
+        pytest.approx(expected, rel=1e-5)
+    assert compare_pair(np.zeros((2, 3), np.float32), np.zeros((2, 3), np.float32),
+                        "probabilities")["reference_scale"] == 0.0
+
+
+def test_changed_predictions_are_counted():
+    a = logits(4)
+    b = a.copy()
+    winner, runner_up = np.argsort(-a[5])[:2]
+    b[5, winner], b[5, runner_up] = a[5, runner_up], a[5, winner]
+    stats = compare_pair(a, b, "logits")
+    assert (stats["images"], stats["top1_changed"], stats["top5_changed"]) == (8, 1, 0)

@@ -1,13 +1,16 @@
 """The verdict rules (runner/verdicts/decide.py) at their boundaries, on evidence made from known counts and
 trial rates: a real but negligible accuracy change is "same"; too few trials never give "no change"; one test
-that could not be made does not blank the others' q-values."""
+that could not be made does not blank the others' q-values; a near tie broken by rounding is no changed
+prediction."""
 
 import math
 
+import numpy as np
 import pytest
 
 from runner.matrix.schema import CompareSettings
-from runner.verdicts.decide import error_verdict, smallest_p, throughput_verdict
+from runner.verdicts.decide import drift_verdict, error_verdict, smallest_p, throughput_verdict
+from runner.verdicts.drift import compare_pair
 from runner.verdicts.stats import adjust, hodges_lehmann_ratio, mcnemar_exact, paired_difference_interval
 
 SETTINGS = CompareSettings()
@@ -109,3 +112,30 @@ def test_a_published_number_just_outside_the_interval_differs_alone_but_not_amon
                                                        top1_error=27.0)), published, 0.5)
     assert published_verdict(far, "pretrained", adjust([far["p_value"]] + [1.0] * 39, "bh")[0], 0.05, 40)[0] == \
         "differs"
+
+
+def _drift_record(reference, candidate):
+    return dict(compare_pair(reference, candidate, "logits"), status="ok", inputs_identical=True,
+                weights_identical=True)
+
+
+def test_a_near_tie_broken_within_the_tolerance_is_numerically_close_and_a_real_flip_is_not():
+    """Image 0's two best classes are 1e-5 apart; the candidate moves each by at most 2e-5 (inside 1e-4 x the
+    scale of 10), which swaps them: numerically close, with the one changed image said. A swap of classes 2
+    apart is a changed prediction."""
+    reference = np.zeros((4, 6), np.float32)
+    reference[:, 0] = 10.0
+    reference[0, 1] = 10.0 - 1e-5
+    near = reference.copy()
+    near[0, 0] -= 1e-5
+    near[0, 1] += 1e-5
+    record = _drift_record(reference, near)
+    assert record["top1_changed"] == 1 and record["max_abs_diff"] <= 1e-4 * record["reference_scale"]
+    verdict, text = drift_verdict(record, 1e-4)
+    assert verdict == "numerically close"
+    assert "top-1 changed on 1 of 4 images" in text and "near ties" in text
+    far = reference.copy()
+    far[2, 0], far[2, 3] = 8.0, 10.0
+    verdict, text = drift_verdict(_drift_record(reference, far), 1e-4)
+    assert verdict == "predictions changed" and "top-1 changed on 1 of 4 images" in text
+    assert drift_verdict(_drift_record(reference, near), 0.0)[0] == "predictions changed"

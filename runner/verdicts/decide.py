@@ -109,25 +109,38 @@ def cold_start_verdict(evidence, factor, busy=None):
 
 
 def drift_verdict(record, rtol):
-    """bit-identical, numerically close, outputs differ (same predictions), predictions changed, cannot load."""
+    """bit-identical, numerically close (a near tie may flip), outputs differ (same predictions), predictions
+    changed (beyond the tolerance), cannot load."""
     if record["status"] == "failed":
         return "cannot load", "cannot load: {}".format(record.get("reason"))
     if record["status"] != "ok":
         return "not compared", "{}: {}".format(record["status"], record.get("reason"))
     tolerance = rtol * record["reference_scale"]
+    flipped = record["top1_agreement"] < 1 or record["top5_agreement"] < 1
     if record["outputs_identical"]:
         verdict = "bit-identical"
-    elif record["top1_agreement"] < 1 or record["top5_agreement"] < 1:
-        verdict = "predictions changed"
     elif record["max_abs_diff"] <= tolerance:
+        # No output moved by more than the tolerance, so a class could overtake another only where the
+        # two were within twice the tolerance already: a near tie broken by rounding, not a change.
         verdict = "numerically close"
+    elif flipped:
+        verdict = "predictions changed"
     else:
         verdict = "outputs differ"
-    text = "max |diff| {:.3g} (tolerance {:.3g}), top-1 agreement {:.0%}, top-5 {:.0%}; inputs {}, weights {}".format(
-        record["max_abs_diff"], tolerance, record["top1_agreement"], record["top5_agreement"],
-        "identical" if record.get("inputs_identical") else "differ",
+    text = "max |diff| {:.3g} (tolerance {:.3g}), {}; inputs {}, weights {}".format(
+        record["max_abs_diff"], tolerance, _agreement(record), "identical" if record.get("inputs_identical") else "differ",
         "identical" if record.get("weights_identical") else "differ")
+    if flipped and verdict == "numerically close":
+        text += "; the predictions that changed were near ties, classes within the tolerance of each other"
     return verdict, text
+
+
+def _agreement(record):
+    """Counts where the record has them: 99.998% agreement prints as 100% and hides the one image."""
+    if "top1_changed" not in record or not record.get("images"):
+        return "top-1 agreement {:.0%}, top-5 {:.0%}".format(record["top1_agreement"], record["top5_agreement"])
+    return "top-1 changed on {} of {} images, top-5 on {}".format(
+        record["top1_changed"], record["images"], record["top5_changed"])
 
 
 def published_verdict(evidence, weights_source, q_value=None, alpha=0.05, family=1):

@@ -36,16 +36,29 @@ def compare_pair(reference, candidate, kind):
     a, compared = _comparable(reference, kind)
     b, _ = _comparable(candidate, kind)
     diff = np.abs(a - b)
+    top1 = np.argmax(a, axis=1) == np.argmax(b, axis=1)
+    top5 = np.all(_top5(a) == _top5(b), axis=1)
     return {
         "compared_as": compared,
-        # the scale a tolerance is relative to: the largest reference output
-        "reference_scale": float(np.abs(a).max()),
+        "reference_scale": _scale(a, reference, kind),
         "outputs_identical": bit_identical(reference, candidate),
         "max_abs_diff": float(diff.max()),
         "mean_abs_diff": float(diff.mean()),
-        "top1_agreement": float(np.mean(np.argmax(a, axis=1) == np.argmax(b, axis=1))),
-        "top5_agreement": float(np.mean(np.all(_top5(a) == _top5(b), axis=1))),
+        "top1_agreement": float(np.mean(top1)),
+        "top5_agreement": float(np.mean(top5)),
+        "images": int(a.shape[0]),
+        "top1_changed": int(np.sum(~top1)),
+        "top5_changed": int(np.sum(~top5)),
     }
+
+
+def _scale(compared, reference, kind):
+    """The scale a tolerance is relative to: the largest reference output. A probability that underflowed
+    to (nearly) 0 is left out: its log, clipped at log(TINY) = -85, would set the scale of every model
+    whose softmax underflows anywhere, four times that of its logits."""
+    if kind == "probabilities":
+        compared = compared[reference >= TINY]
+    return float(np.abs(compared).max()) if compared.size else 0.0
 
 
 def compare_versions(store, results):
