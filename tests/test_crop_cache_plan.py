@@ -51,8 +51,11 @@ def test_the_matrix_sets_folder_and_limit_and_the_variable_wins(tmp_path, monkey
     assert specs(planned(path, monkeypatch, env="mine"), "error")[0]["dir"] == str(elsewhere / "mine")
     assert specs(planned(path, monkeypatch), "error")[0]["dir"] == str(tmp_path / "crops-here")
     (tmp_path / "off").mkdir()
-    off = write_matrix(tmp_path / "off", replace=((PREFETCH, "\ncrop_cache = \"off\"" + PREFETCH),))
+    off = write_matrix(tmp_path / "off", replace=((PREFETCH, "\ncrop_cache = \" off \"" + PREFETCH),))
     assert specs(planned(off, monkeypatch), "error")[0] is None
+    (tmp_path / "spaced").mkdir()
+    spaced = write_matrix(tmp_path / "spaced", replace=((PREFETCH, "\ncrop_cache = \" crops-here \"" + PREFETCH),))
+    assert specs(planned(spaced, monkeypatch), "error")[0]["dir"] == str(tmp_path / "spaced" / "crops-here")
 
 
 def test_a_cache_path_that_is_a_file_is_refused_naming_where_it_came_from(tmp_path, monkeypatch):

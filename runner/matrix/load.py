@@ -146,8 +146,9 @@ def _error_suite(table):
         prefetch=_prefetch(table, 2),
         convert_on=table.get("convert_on", str, "device", check=lambda v: v in ("device", "host"),
                              expected="\"device\" or \"host\""),
-        crop_cache=table.get("crop_cache", str, None, check=lambda v: v.strip() != "",
-                             expected="a folder for the decoded crops, or \"off\""),
+        # stripped as DLMATRIX_CACHE is: a space typed after the path is not meant to name a folder
+        crop_cache=(table.get("crop_cache", str, None, check=lambda v: v.strip() != "",
+                              expected="a folder for the decoded crops, or \"off\"") or "").strip() or None,
         crop_cache_limit=table.get("crop_cache_limit", str, "50g", check=lambda v: re.fullmatch(r"[1-9]\d*[bkmgBKMG]?", v),
                                    expected="a size in Docker's notation, e.g. '50g' or '512m'"),
         prefill=table.get("prefill", bool, False),
