@@ -16,13 +16,15 @@ from .crops_show import show, size_text
 from .matrix import load_matrix
 from .plan import crop_cache_settings
 from .probe.crop_cache import CropCache, building, own_file
+from .probe.crop_entry import manifest_problem
 from .probe.crop_digests import MEMO_FORMAT, UNREADABLE
 from .probe.crop_key import images_sha256
 
 KEY = re.compile(r"[0-9a-f]{32}")  # runner/probe/crop_key.py content_key; the digests memos' names too
 
 # An entry's state: "complete" (cells read it), "building" (a cell holds its lock and is writing it), "left"
-# (crops without a manifest: a cell that stopped while building; the next cell with its key starts over).
+# (crops without a manifest: a cell that stopped while building; the next cell with its key starts over),
+# "damaged" (a manifest that cannot be read or is no entry of its key: the next cell with its key rebuilds it).
 
 
 def add_crops_parser(sub, common):
@@ -96,11 +98,12 @@ def list_entries(folder):
 def _entry(folder, key, val_sets):
     """The entry's listing, or None where it is no entry (an empty folder) or went while it was read."""
     where = os.path.join(folder, "entries", key)
-    manifest = _read(os.path.join(where, "manifest.json"))
     sizes = {}
     try:
         names = [name for name in os.listdir(where) if own_file(name)]
-        last_used = os.path.getmtime(os.path.join(where, "manifest.json")) if manifest else None
+        manifest, problem = _manifest(os.path.join(where, "manifest.json"), key) \
+            if "manifest.json" in names else (None, None)
+        last_used = os.path.getmtime(os.path.join(where, "manifest.json")) if manifest or problem else None
     except OSError:
         return None  # removed meanwhile: evicted, or another `crops --remove`
     for name in names:
@@ -109,17 +112,31 @@ def _entry(folder, key, val_sets):
     busy = building(folder, key)
     if not (names or busy):
         return None
-    entry = {"key": key, "state": "building" if busy else "complete" if manifest else "left",
+    entry = {"key": key, "state": "building" if busy else "damaged" if problem else "complete" if manifest else "left",
              "bytes": sum(sizes.values()), "partial_bytes": sum(v for n, v in sizes.items() if n.endswith(".partial")),
              "images": None, "unreadable": None, "recipe": None, "libraries": None, "built": None,
-             "last_used": None, "val_set": None}
+             "last_used": last_used, "val_set": None, "problem": problem}
     if manifest:
         content = manifest.get("content", {})
         items = manifest.get("items", [])
         entry.update(images=len(items), unreadable=sum(1 for item in items if item[2]), recipe=content.get("recipe"),
-                     libraries=content.get("libraries"), built=manifest.get("built"), last_used=last_used,
+                     libraries=content.get("libraries"), built=manifest.get("built"),
                      val_set=_val_set_of(items, content.get("images_sha256"), val_sets))
     return entry
+
+
+def _manifest(path, key):
+    """(manifest, None) of a readable entry, (None, why not) of a damaged one: as a cell decides
+    (runner/probe/crop_cache.py complete_entry), whose next cell with the key rebuilds it."""
+    try:
+        with open(path) as handle:
+            manifest = json.load(handle)
+    except FileNotFoundError:
+        return None, None  # removed since the folder was listed
+    except ValueError as exc:
+        return None, "its manifest cannot be read ({})".format(exc)
+    problem = manifest_problem(manifest, key)
+    return (None, problem) if problem else (manifest, None)
 
 
 def _val_sets(folder):

@@ -28,6 +28,10 @@ def show(folder, source, limit, entries, fmt, out):
         out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n")
     if any(e["state"] == "left" or (e["partial_bytes"] and e["state"] != "building") for e in entries):
         out.write("left by cells that stopped while building: `dlmatrix crops --partial` removes it\n")
+    for e in entries:
+        if e["state"] == "damaged":
+            out.write("damaged: {}: {}; no cell reads it, the next with its key rebuilds it (`dlmatrix crops --remove "
+                      "{}` removes it now)\n".format(e["key"][:12], e["problem"], e["key"][:12]))
 
 
 def recipe_text(recipe):

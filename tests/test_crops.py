@@ -133,6 +133,32 @@ def test_an_entry_another_process_is_building_is_left_in_place(cache):
     assert not list((folder / "digests").glob("*.json"))
 
 
+@pytest.mark.parametrize("damage, problem", [
+    ("short item", "item 2 of its manifest is not [image, mode, problem, sha256 of its crop]"),
+    ("not json", "its manifest cannot be read ("), ("a list", "its manifest is not a JSON object")])
+def test_a_damaged_entry_is_listed_as_such_and_removed_by_its_key(cache, damage, problem):
+    """A hand-edited manifest: said, not a traceback; --partial leaves it (the next cell rebuilds it)."""
+    folder, keys = cache
+    damaged, kept = keys[RECIPES[1]], keys[RECIPES[0]]
+    path = folder / "entries" / damaged / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["items"][2] = manifest["items"][2][:1]
+    path.write_text({"short item": json.dumps(manifest), "not json": "{\"format\": 1,",
+                     "a list": json.dumps([manifest])}[damage])
+    entries = {entry["key"]: entry for entry in listing(folder)["entries"]}
+    assert entries[damaged]["state"] == "damaged" and entries[damaged]["problem"].startswith(problem)
+    assert entries[damaged]["images"] is None and entries[damaged]["last_used"]
+    assert entries[kept]["state"] == "complete" and entries[kept]["problem"] is None
+    code, out, err = crops("--dir", str(folder))
+    assert code == 0 and not err
+    assert "damaged: {}: {}".format(damaged[:12], problem) in out and "--remove {}".format(damaged[:12]) in out
+    code, out, err = crops("--dir", str(folder), "--partial")
+    assert code == 0 and damaged not in out and path.exists()
+    code, out, err = crops("--dir", str(folder), "--remove", damaged[:12])
+    assert code == 0 and "removed {}".format(damaged) in out, err
+    assert [entry["key"] for entry in listing(folder)["entries"]] == [kept]
+
+
 def test_partial_removes_what_a_killed_builder_left_and_nothing_else(cache, tmp_path):
     folder, keys = cache
     sys.path.insert(0, str(ROOT / "benchmarks"))

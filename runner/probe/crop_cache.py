@@ -22,7 +22,7 @@ import os
 import time
 import uuid
 
-from .crop_entry import Builder, Entry, npy_header
+from .crop_entry import Builder, Entry, manifest_problem, npy_header
 from .crop_key import FORMAT
 from .decode_pool import CropFile
 from .jsonio import read_json
@@ -38,12 +38,22 @@ class CropCache(object):
         return os.path.join(self.folder, "entries", key)
 
     # -- reading -------------------------------------------------------------------------------
-    def complete_entry(self, key, rels, crop):
-        """The committed entry for `key` (its crops file open), or None when there is none or it is partial."""
+    def complete_entry(self, key, rels, crop, record=None):
+        """The committed entry for `key` (its crops file open), or None when there is none or it is partial.
+        One that is damaged (a manifest that cannot be read or names other images, a crops file cut short) is
+        not used either, and `record["damaged"]` says why."""
         folder = self.entry_folder(key)
-        manifest = _read_or_none(os.path.join(folder, "manifest.json"))
-        if not manifest or manifest.get("format") != FORMAT or manifest.get("key") != key:
-            return None
+        try:
+            manifest = read_json(os.path.join(folder, "manifest.json"))
+        except FileNotFoundError:
+            return None  # none yet, or partial: the manifest is written last
+        except (OSError, ValueError) as exc:  # written atomically, so not a writer that died
+            return _damaged(record, key, "its manifest cannot be read ({})".format(exc))
+        if isinstance(manifest, dict) and manifest.get("format") != FORMAT and manifest.get("key") == key:
+            return None  # an older format's entry: rebuilt without a word
+        problem = manifest_problem(manifest, key, rels)
+        if problem:
+            return _damaged(record, key, problem)
         try:
             fd = os.open(os.path.join(folder, manifest["data"]), os.O_RDONLY)
         except OSError as exc:
@@ -51,10 +61,10 @@ class CropCache(object):
                 return None  # removed since the manifest was read (evicted or rebuilt)
             raise
         entry = Entry(manifest, CropFile(fd, crop, offset=manifest["offset"]))
-        expected = manifest["offset"] + len(rels) * entry.store.slot_bytes
-        if [item[0] for item in manifest["items"]] != list(rels) or os.fstat(fd).st_size < expected:
+        expected, size = manifest["offset"] + len(rels) * entry.store.slot_bytes, os.fstat(fd).st_size
+        if size < expected:
             entry.close()
-            return None
+            return _damaged(record, key, "its crops file is {} bytes, of the {} its images take".format(size, expected))
         try:
             os.utime(os.path.join(folder, "manifest.json"))  # last used: the size limit removes the oldest first
         except OSError:
@@ -224,11 +234,10 @@ def _make_folder(path):
             raise
 
 
-def _read_or_none(path):
-    try:
-        return read_json(path)
-    except (OSError, ValueError):
-        return None  # absent, or cut short by a writer that died: as good as absent
+def _damaged(record, key, problem):
+    if record is not None:
+        record["damaged"] = "entry {}: {}; the entry is not used (status: what became of its rebuild)".format(
+            key, problem)
 
 
 def _free_bytes(folder):

@@ -7,6 +7,7 @@ partial and never read.
 
 import io
 import os
+import re
 
 import numpy as np
 
@@ -14,6 +15,33 @@ from .crop_key import FORMAT
 from .crop_writer import EntryWriteError, EntryWriter
 from .jsonio import write_json_atomic
 from .timestamps import now_iso
+
+
+SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+
+
+def manifest_problem(manifest, key, rels=None):
+    """Why `manifest` is no entry of `key` a cell may read, or None. A hand-edited or half-restored manifest
+    must not pass: an item without its sha256 would be read unchecked. `rels`: the images the key names."""
+    if not isinstance(manifest, dict):
+        return "its manifest is not a JSON object"
+    if manifest.get("format") != FORMAT or manifest.get("key") != key:
+        return "its manifest is of format {!r} for key {!r}, not format {} for its own key".format(
+            manifest.get("format"), manifest.get("key"), FORMAT)
+    data, offset, items = manifest.get("data"), manifest.get("offset"), manifest.get("items")
+    if not isinstance(data, str) or not data.startswith("crops-") or os.path.basename(data) != data:
+        return "its manifest names {!r} as its crops file".format(data)
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0 or not isinstance(
+            manifest.get("content"), dict) or not isinstance(items, list):
+        return "its manifest lacks a field (offset, content or items) or has one of the wrong type"
+    for index, item in enumerate(items):
+        if not (isinstance(item, list) and len(item) == 4 and isinstance(item[0], str) and (
+                item[2] is None and isinstance(item[3], str) and SHA256.match(item[3])
+                or isinstance(item[2], dict) and item[3] is None)):
+            return "item {} of its manifest is not [image, mode, problem, sha256 of its crop]".format(index)
+    if rels is not None and [item[0] for item in items] != list(rels):
+        return "its manifest lists other images than its key names"
+    return None
 
 
 class Entry(object):

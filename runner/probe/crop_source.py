@@ -39,7 +39,7 @@ def input_batches(dataset, recipe, adapter, ranges, workers, window, settings, s
     cache = _open(settings)
     key = _key(cache, dataset, recipe, adapter, workers, record)
     delivered, damaged = 0, None
-    entry = cache.complete_entry(key.key, key.rels, recipe.crop)
+    entry = cache.complete_entry(key.key, key.rels, recipe.crop, record)
     while True:
         if entry is None:
             lock, waited = _lock(cache, key, record)
@@ -50,13 +50,13 @@ def input_batches(dataset, recipe, adapter, ranges, workers, window, settings, s
                 return
             record["lock_wait_s"] += waited
             try:
-                entry = cache.complete_entry(key.key, key.rels, recipe.crop)  # built while this cell waited?
+                entry = cache.complete_entry(key.key, key.rels, recipe.crop, record)  # built while this cell waited?
                 if entry is not None and entry.data == damaged:
                     entry.close()
                     entry = None
                 if entry is None:
                     build = _build(cache, key, dataset, recipe, adapter, ranges, delivered, workers, window,
-                                   scratch_dir, record, rebuild=damaged is not None)
+                                   scratch_dir, record, rebuild=record["damaged"] is not None)
                     try:
                         for batch in build:
                             yield batch
@@ -65,7 +65,7 @@ def input_batches(dataset, recipe, adapter, ranges, workers, window, settings, s
                     return
             finally:
                 lock.close()
-        record["status"] = "rebuilt" if damaged else "hit"
+        record["status"] = "rebuilt" if damaged else "hit"  # rebuilt: this cell read the rest of it after damage
         record["entry_built"] = entry.manifest.get("built")  # by a cell or ahead of it, and when; None: older
         try:
             for batch in _read(entry, ranges[delivered:], workers, window):
@@ -87,17 +87,17 @@ def prefill(dataset, recipe, adapter, ranges, workers, window, settings, scratch
     record = {}
     cache = _open(settings)
     key = _key(cache, dataset, recipe, adapter, workers, record)
-    entry = cache.complete_entry(key.key, key.rels, recipe.crop)
+    entry = cache.complete_entry(key.key, key.rels, recipe.crop, record)
     if entry is None:
         lock, waited = _lock(cache, key, record)
         if lock is None:
             return record
         record["lock_wait_s"] += waited
         try:
-            entry = cache.complete_entry(key.key, key.rels, recipe.crop)
+            entry = cache.complete_entry(key.key, key.rels, recipe.crop, record)
             if entry is None:
                 for _ in _build(cache, key, dataset, recipe, adapter, ranges, 0, workers, window,
-                                scratch_dir, record, rebuild=False, deliver=False):
+                                scratch_dir, record, rebuild=record["damaged"] is not None, deliver=False):
                     pass
                 return record
         finally:

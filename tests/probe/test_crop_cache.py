@@ -88,9 +88,31 @@ def test_a_damaged_entry_is_detected_never_used_and_rebuilt(imagenet_sample, tmp
     assert again["crop_cache"]["status"] == "hit" and again_rows == rows
 
 
-@pytest.mark.parametrize("damage", ["no manifest", "cut manifest", "short crops file"])
-def test_a_partial_entry_is_not_used_but_built_again(imagenet_sample, tmp_path, damage):
-    """Under a limit that holds one entry: what the partial one left is no one's and does not count."""
+def _edited(manifest, damage):
+    """A manifest edited by hand or half restored from a backup."""
+    if damage == "item without its sha256":  # would be read unchecked
+        manifest["items"][3][3] = None
+    elif damage == "short item":
+        manifest["items"][3] = manifest["items"][3][:2]
+    elif damage == "crops file elsewhere":
+        manifest["data"] = "../" + manifest["data"]
+    elif damage == "other images":
+        manifest["items"][0][0] = "elsewhere.JPEG"
+    else:
+        manifest = [manifest]
+    return manifest
+
+
+@pytest.mark.parametrize("damage, reason", [
+    ("no manifest", None), ("cut manifest", "its manifest cannot be read"),
+    ("short crops file", "its crops file is "), ("item without its sha256", "item 3 of its manifest is not"),
+    ("short item", "item 3 of its manifest is not"), ("crops file elsewhere", "its manifest names '../crops-"),
+    ("other images", "its manifest lists other images"), ("a list", "its manifest is not a JSON object")])
+def test_a_partial_or_damaged_entry_is_not_used_but_built_again(imagenet_sample, tmp_path, damage, reason):
+    """Under a limit that holds one entry: what the partial one left is no one's and does not count. An entry
+    without its manifest is partial (the manifest is written last); one with a manifest that cannot be read or
+    names other things (written atomically, so edited or damaged since), or a crops file cut short, is damaged:
+    the result says why."""
     chosen, cache = recipe("torchvision-224"), settings(tmp_path, limit=int((30 * 224 * 224 * 3 + 4096) * 1.5))
     built, rows, _ = run(imagenet_sample, tmp_path, "built", chosen, cache)
     folder, manifest = entry_files(cache, built["crop_cache"]["key"])
@@ -99,12 +121,21 @@ def test_a_partial_entry_is_not_used_but_built_again(imagenet_sample, tmp_path, 
     elif damage == "cut manifest":
         with open(os.path.join(folder, "manifest.json"), "r+") as handle:
             handle.truncate(100)
-    else:
+    elif damage == "short crops file":
         with open(os.path.join(folder, manifest["data"]), "r+b") as handle:
             handle.truncate(manifest["offset"] + 10 * 224 * 224 * 3)
+    else:
+        with open(os.path.join(folder, "manifest.json"), "w") as handle:
+            json.dump(_edited(json.loads(json.dumps(manifest)), damage), handle)
     again, again_rows, _ = run(imagenet_sample, tmp_path, "again", chosen, cache)
-    assert again["crop_cache"]["status"] == "built" and again_rows == rows
+    assert again["crop_cache"]["status"] == ("built" if reason is None else "rebuilt") and again_rows == rows
+    if reason is None:
+        assert again["crop_cache"]["damaged"] is None
+    else:
+        assert again["crop_cache"]["damaged"].startswith("entry {}: {}".format(built["crop_cache"]["key"], reason))
     assert sorted(os.listdir(folder)) == sorted(["manifest.json", entry_files(cache, again["crop_cache"]["key"])[1]["data"]])
+    hit, hit_rows, _ = run(imagenet_sample, tmp_path, "hit", chosen, cache)
+    assert hit["crop_cache"]["status"] == "hit" and hit["crop_cache"]["damaged"] is None and hit_rows == rows
 
 
 def test_an_entry_refused_or_failing_to_start_leaves_nothing_behind(imagenet_sample, tmp_path, monkeypatch):
