@@ -8,9 +8,11 @@ import pytest
 from scipy.stats import rankdata
 from statsmodels.stats.contingency_tables import mcnemar
 
+from runner.matrix.schema import CompareSettings
 from runner.verdicts.changepoints import change_points
-from runner.verdicts.stats import (adjust, hodges_lehmann_ratio, images_to_resolve, mann_whitney_p, mcnemar_exact,
-                                   mcnemar_sample_size, paired_difference_interval)
+from runner.verdicts.decide import error_verdict
+from runner.verdicts.stats import (adjust, equivalence_sample_size, hodges_lehmann_ratio, images_to_resolve,
+                                   mann_whitney_p, mcnemar_exact, mcnemar_sample_size, paired_difference_interval)
 
 
 def test_mcnemar_exact_known_values():
@@ -173,3 +175,40 @@ def test_many_tied_trials_get_the_normal_approximation_close_to_the_permutation_
     shuffled = np.array([rng.permutation(ranks)[12:].sum() - 12 * 13 / 2 for _ in range(20000)])
     sampled = min(1.0, 2 * min(np.mean(shuffled >= u_after - 1e-9), np.mean(shuffled <= u_after + 1e-9)))
     assert mann_whitney_p(before, after) == pytest.approx(sampled, abs=0.02)
+
+
+def test_equivalence_sample_size_known_value_and_none_beyond_the_margin():
+    # (1.95996 + 0.84162)^2 * (0.02 - 0.001^2) / (0.005 - 0.001)^2 = 7.84888 * 0.019999 / 0.000016 = 9,810.6
+    assert equivalence_sample_size(0.001, 0.02, 0.005) == 9811
+    assert equivalence_sample_size(-0.001, 0.02, 0.005) == 9811
+    assert equivalence_sample_size(0.005, 0.02, 0.005) is None and equivalence_sample_size(0.01, 0.02, 0.005) is None
+
+
+def test_equivalence_sample_size_gives_an_interval_inside_the_margin_four_times_in_five():
+    """Simulated paired outcomes with a true difference of 0.1 points and 2% discordant images: at the size it
+    gives, Newcombe's interval falls inside +-0.5 points about 80% of the time."""
+    difference, discordant, margin = 0.001, 0.02, 0.005
+    n = equivalence_sample_size(difference, discordant, margin)
+    rng = np.random.RandomState(11)
+    p_after_only, p_before_only = (discordant + difference) / 2, (discordant - difference) / 2
+    inside = 0
+    trials = 400
+    for _ in range(trials):
+        both_right, only_before, only_after, neither = rng.multinomial(
+            n, [0.75 - p_before_only, p_before_only, p_after_only, 0.25 - p_after_only])
+        low, high = paired_difference_interval(both_right, only_before, only_after, neither)
+        inside += -100 * margin <= low and high <= 100 * margin
+    assert 0.72 <= inside / trials <= 0.88
+
+
+def test_an_unclear_difference_inside_the_margin_says_how_many_images_would_show_same():
+    only_before, only_after, n = 12, 10, 1000  # 0.2 points on 1,000 images: interval about +-0.9
+    low, high = paired_difference_interval(n - 250 - only_before, only_before, only_after, 250 - only_after)
+    evidence = {"images": n, "changed_top1_class": 22, "weights": {"same": True},
+                "top1": {"error_before": 26.0, "error_after": 26.2, "difference_points": 0.2,
+                         "interval_points": [-high, -low], "right_before_only": only_before,
+                         "right_after_only": only_after, "p_value": mcnemar_exact(only_before, only_after)}}
+    verdict, text = error_verdict(evidence, evidence["top1"]["p_value"], CompareSettings())
+    assert verdict == "inconclusive"
+    assert "about {} images would show whether it is within +-0.5 points (same)".format(
+        equivalence_sample_size(0.002, 0.022, 0.005)) in text

@@ -5,7 +5,7 @@ Each rule is written out here, so the README's table of verdicts can be checked 
 
 import math
 
-from .stats import images_to_resolve, mcnemar_sample_size
+from .stats import equivalence_sample_size, images_to_resolve, mcnemar_sample_size
 
 REGRESSIONS = {"worse", "slower", "predictions changed", "cannot load"}
 PUBLISHED_WEIGHTS = ("pretrained", "file")  # the weights a published number was measured with (a file: the user's)
@@ -33,15 +33,24 @@ def error_verdict(evidence, q_value, settings):
                                         _points(low), _points(high), top1["p_value"], q_value,
                                         evidence["changed_top1_class"], evidence["images"])
     if verdict == "inconclusive":
-        discordant = (top1["right_before_only"] + top1["right_after_only"]) / evidence["images"]
-        needed = mcnemar_sample_size(max(abs(top1["difference_points"]), margin) / 100, discordant,
-                                     alpha=settings.alpha)
-        text += "; about {} images would decide a {:.1f}-point difference".format(
-            needed, max(abs(top1["difference_points"]), margin))
+        text += "; " + _images_to_decide(evidence, settings)
     if not evidence["weights"]["same"]:
         text += "; the weights differ ({} / {}): a changed weight file is a different question".format(
             evidence["weights"]["before"]["source"], evidence["weights"]["after"]["source"])
     return verdict, text
+
+
+def _images_to_decide(evidence, settings):
+    """With the difference seen inside the margin, more images would show "same" (an interval inside it);
+    beyond it, they would show the difference (McNemar's power): 80% of the time either way."""
+    top1, margin = evidence["top1"], settings.error_margin_points
+    discordant = (top1["right_before_only"] + top1["right_after_only"]) / evidence["images"]
+    difference = abs(top1["difference_points"])
+    if difference < margin:
+        needed = equivalence_sample_size(difference / 100, discordant, margin / 100, alpha=settings.alpha)
+        return "about {} images would show whether it is within +-{:g} points (same)".format(needed, margin)
+    needed = mcnemar_sample_size(difference / 100, discordant, alpha=settings.alpha)
+    return "about {} images would decide a {:.1f}-point difference".format(needed, difference)
 
 
 def noise_factor(settings, result):
@@ -128,7 +137,8 @@ def drift_verdict(record, rtol):
     else:
         verdict = "outputs differ"
     text = "max |diff| {:.3g} (tolerance {:.3g}), {}; inputs {}, weights {}".format(
-        record["max_abs_diff"], tolerance, _agreement(record), "identical" if record.get("inputs_identical") else "differ",
+        record["max_abs_diff"], tolerance, _agreement(record),
+        "identical" if record.get("inputs_identical") else "differ",
         "identical" if record.get("weights_identical") else "differ")
     if flipped and verdict == "numerically close":
         text += "; the predictions that changed were near ties, classes within the tolerance of each other"

@@ -63,6 +63,18 @@ def mcnemar_sample_size(difference, discordant_rate, alpha=0.05, power=0.8):
     return int(math.ceil(root ** 2 / difference ** 2))
 
 
+def equivalence_sample_size(difference, discordant_rate, margin, alpha=0.05, power=0.8):
+    """Images needed for the 95% interval of a paired difference to fall inside +-`margin` with `power`, when
+    the true difference is `difference` and a share `discordant_rate` of images changes its outcome (all
+    proportions; normal approximation). None where |difference| >= margin: no number of images shows that."""
+    room = margin - abs(difference)
+    if room <= 0:
+        return None
+    variance = max(discordant_rate - difference ** 2, 1e-12)
+    z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)
+    return int(math.ceil(z ** 2 * variance / room ** 2))
+
+
 def images_to_resolve(gap_points, error_pct, z=Z95):
     """Images for which a 95% interval around `error_pct` is +-`gap_points` wide (normal approximation)."""
     p = min(max(error_pct / 100, 0.01), 0.99)
