@@ -2,6 +2,7 @@
 
 import math
 from itertools import combinations
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from scipy.stats import rankdata
 from statsmodels.stats.contingency_tables import mcnemar
 
 from runner.matrix.schema import CompareSettings
-from runner.verdicts.changepoints import change_points
+from runner.verdicts.changepoints import _error_series, change_points
 from runner.verdicts.decide import error_verdict
 from runner.verdicts.stats import (adjust, equivalence_sample_size, hodges_lehmann_ratio, images_to_resolve,
                                    mann_whitney_p, mcnemar_exact, mcnemar_sample_size, paired_difference_interval)
@@ -114,6 +115,48 @@ def test_a_slow_drift_over_several_releases_is_one_gradual_change():
     found = change_points(np.linspace(0, 1, 8), 0.0004, 0.1)
     assert found == [(1, 7, pytest.approx(1.0))]
     assert change_points(np.linspace(0, 1, 3), 0.0004, 0.1) == []  # fewer than four versions: not judged
+
+
+def _versions_on_shared_images(tmp_path, correct_by_version):
+    """Sides as the judge pairs them (a store and a result each), the same 2,000 images in every version."""
+    sides = []
+    for k, correct in enumerate(correct_by_version):
+        name = "v{}.predictions.csv".format(k)
+        with open(str(tmp_path / name), "w") as handle:
+            handle.write("file,label,top1,top2,top3,top4,top5\n")
+            for i, ok in enumerate(correct):
+                handle.write("img{:05d}.JPEG,{},{},7,8,9,10\n".format(i, i % 5, i % 5 if ok else 6))
+        metrics = {"top1_error": 100.0 * (1 - np.mean(correct)), "images_evaluated": len(correct)}
+        sides.append(SimpleNamespace(store=SimpleNamespace(root=tmp_path), result={
+            "status": "ok", "metrics": metrics, "files": {"predictions": name}}))
+    return sides
+
+
+def test_an_error_step_along_versions_on_the_same_images_is_found_with_their_paired_variance(tmp_path):
+    """A 1-point step between the third and fourth of five versions, each of which also flips 10 images, 5 each
+    way: the independent binomial variance (0.94 points^2 at 25% error on 2,000 images) would hide it; the
+    variance of the neighbours' paired differences (the images that changed) finds it."""
+    rng = np.random.RandomState(5)
+    correct = rng.rand(2000) > 0.25
+    versions = []
+    for k in range(5):
+        correct = correct.copy()
+        right, wrong = np.flatnonzero(correct), np.flatnonzero(~correct)
+        correct[rng.choice(right, 5, replace=False)] = False  # 10 flips, as many each way: the error holds
+        correct[rng.choice(wrong, 5, replace=False)] = True
+        if k == 3:
+            correct[np.flatnonzero(correct)[:20]] = False
+        versions.append(correct)
+    sides = _versions_on_shared_images(tmp_path, versions)
+    values, variance = _error_series(sides)
+    changed = [np.sum(a != b) for a, b in zip(versions, versions[1:])]
+    assert variance == pytest.approx(1e4 * np.mean(changed) / 2000 ** 2 / 2)
+    (first, last, step), = change_points(values, variance, 0.5)
+    assert (first, last) == (3, 3) and step == pytest.approx(1.0)
+    p = values.mean() / 100
+    assert change_points(values, 1e4 * p * (1 - p) / 2000, 0.5) == []  # what the binomial variance gave
+    sides[2].result["files"] = {}  # predictions missing: the binomial variance stands
+    assert _error_series(sides)[1] == pytest.approx(np.mean([1e4 * (v / 100) * (1 - v / 100) / 2000 for v in values]))
 
 
 def test_the_exact_mann_whitney_null_is_the_count_of_arrangements():

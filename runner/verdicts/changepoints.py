@@ -2,7 +2,8 @@
 several releases is seen as well as a step between two.
 
 ruptures' PELT on the per-version values, with a BIC-style penalty scaled by the noise each
-value carries (the spread of its trials, or the binomial variance of an error rate), and a
+value carries (the spread of its trials, or for error rates the images whose outcome changed between
+neighbouring versions, which evaluate the same images), and a
 step reported only when it is also larger than the noise factor the pairwise verdicts use.
 """
 
@@ -12,6 +13,7 @@ import numpy as np
 
 from ..probe.throughput import measured_batches
 from .decide import noise_factor
+from .evidence import read_predictions
 from .pairs import version_label
 from .verdict import Verdict
 
@@ -34,6 +36,10 @@ def _throughput_series(sequence, batch_size):
 
 
 def _error_series(sequence):
+    """The top-1 errors (points) and the variance of their noise. The versions evaluate the same images, so a
+    difference between neighbours varies only with the images whose outcome changed (d of n: d / n^2), far
+    less than two independent error rates would (2 p (1 - p) / n); each value carries half of that. The
+    independent binomial variance stands where per-image predictions are missing."""
     values, variances = [], []
     for side in sequence:
         if side.result["status"] != "ok":
@@ -42,7 +48,24 @@ def _error_series(sequence):
         p = metrics["top1_error"] / 100
         values.append(100 * p)
         variances.append(1e4 * max(p * (1 - p), 1e-4) / metrics["images_evaluated"])
-    return np.array(values), float(np.mean(variances))
+    paired = _paired_variance(sequence)
+    return np.array(values), float(np.mean(variances) if paired is None else paired)
+
+
+def _paired_variance(sequence):
+    """Half the mean variance (points^2) of the neighbours' paired differences, or None."""
+    halves = []
+    for before, after in zip(sequence, sequence[1:]):
+        a, b = read_predictions(before.store, before.result), read_predictions(after.store, after.result)
+        if a is None or b is None:
+            return None
+        shared = [name for name in a if name in b and a[name][0] == b[name][0]]
+        if not shared:
+            return None
+        changed = sum((a[name][1][0] == a[name][0]) != (b[name][1][0] == b[name][0]) for name in shared)
+        # at least one changed image's worth: two versions that agreed here may not everywhere
+        halves.append(1e4 * max(changed, 1) / len(shared) ** 2 / 2)
+    return float(np.mean(halves))
 
 
 def change_points(values, variance, min_step):
