@@ -139,3 +139,16 @@ def test_a_near_tie_broken_within_the_tolerance_is_numerically_close_and_a_real_
     verdict, text = drift_verdict(_drift_record(reference, far), 1e-4)
     assert verdict == "predictions changed" and "top-1 changed on 1 of 4 images" in text
     assert drift_verdict(_drift_record(reference, near), 0.0)[0] == "predictions changed"
+
+
+def test_an_interval_that_disagrees_with_the_exact_test_is_said():
+    """7 images right before only against 1 after only, of 30: the exact McNemar p = 2 x 9 / 256 = 0.070, while
+    Newcombe's interval excludes 0. The verdict follows the test, and says so; 12 against 0 agree."""
+    edge = error_evidence(10, 7, 1, 12)
+    low, high = edge["top1"]["interval_points"]
+    assert edge["top1"]["p_value"] == pytest.approx(2 * 9 / 256) and (low > 0 or high < 0)
+    verdict, text = error_verdict(edge, edge["top1"]["p_value"], SETTINGS)
+    assert verdict == "inconclusive" and "the interval and the exact test disagree at this edge" in text
+    clear = error_evidence(10, 12, 0, 8)
+    verdict, text = error_verdict(clear, clear["top1"]["p_value"], SETTINGS)
+    assert verdict == "worse" and "disagree" not in text

@@ -32,6 +32,10 @@ def error_verdict(evidence, q_value, settings):
            "changed top-1 class)".format(top1["error_before"], top1["error_after"], _points(top1["difference_points"]),
                                         _points(low), _points(high), top1["p_value"], q_value,
                                         evidence["changed_top1_class"], evidence["images"])
+    if verdict in ("inconclusive", "worse", "better") and (low > 0 or high < 0) != (top1["p_value"] < settings.alpha):
+        # Newcombe's interval and the exact test are different approximations, and at the edge one may exclude
+        # no difference while the other does not
+        text += "; the interval and the exact test disagree at this edge: the verdict follows the test"
     if verdict == "inconclusive":
         text += "; " + _images_to_decide(evidence, settings)
     if not evidence["weights"]["same"]:
