@@ -135,8 +135,22 @@ def _manifest(path, key):
         return None, None  # removed since the folder was listed
     except ValueError as exc:
         return None, "its manifest cannot be read ({})".format(exc)
-    problem = manifest_problem(manifest, key)
+    problem = manifest_problem(manifest, key) or _data_problem(os.path.dirname(path), manifest)
     return (None, problem) if problem else (manifest, None)
+
+
+def _data_problem(where, manifest):
+    """Why the crops file of a well-formed manifest cannot be read, or None: the cell's size check."""
+    shape = manifest.get("shape")
+    try:
+        size = os.path.getsize(os.path.join(where, manifest["data"]))
+    except FileNotFoundError:
+        return "its crops file {} is missing".format(manifest["data"])
+    if isinstance(shape, list) and len(shape) == 4 and all(isinstance(v, int) for v in shape):
+        expected = manifest["offset"] + len(manifest["items"]) * shape[1] * shape[2] * shape[3]
+        if size < expected:
+            return "its crops file is {} bytes, of the {} its images take".format(size, expected)
+    return None
 
 
 def _val_sets(folder):

@@ -135,16 +135,23 @@ def test_an_entry_another_process_is_building_is_left_in_place(cache):
 
 @pytest.mark.parametrize("damage, problem", [
     ("short item", "item 2 of its manifest is not [image, mode, problem, sha256 of its crop]"),
-    ("not json", "its manifest cannot be read ("), ("a list", "its manifest is not a JSON object")])
+    ("not json", "its manifest cannot be read ("), ("a list", "its manifest is not a JSON object"),
+    ("short crops file", "its crops file is "), ("no crops file", "its crops file crops-")])
 def test_a_damaged_entry_is_listed_as_such_and_removed_by_its_key(cache, damage, problem):
     """A hand-edited manifest: said, not a traceback; --partial leaves it (the next cell rebuilds it)."""
     folder, keys = cache
     damaged, kept = keys[RECIPES[1]], keys[RECIPES[0]]
     path = folder / "entries" / damaged / "manifest.json"
     manifest = json.loads(path.read_text())
-    manifest["items"][2] = manifest["items"][2][:1]
-    path.write_text({"short item": json.dumps(manifest), "not json": "{\"format\": 1,",
-                     "a list": json.dumps([manifest])}[damage])
+    data = folder / "entries" / damaged / manifest["data"]
+    if damage == "short crops file":
+        os.truncate(str(data), data.stat().st_size - 1)
+    elif damage == "no crops file":
+        data.unlink()
+    else:
+        manifest["items"][2] = manifest["items"][2][:1]
+        path.write_text({"short item": json.dumps(manifest), "not json": "{\"format\": 1,",
+                         "a list": json.dumps([manifest])}[damage])
     entries = {entry["key"]: entry for entry in listing(folder)["entries"]}
     assert entries[damaged]["state"] == "damaged" and entries[damaged]["problem"].startswith(problem)
     assert entries[damaged]["images"] is None and entries[damaged]["last_used"]

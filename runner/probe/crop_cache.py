@@ -57,9 +57,11 @@ class CropCache(object):
         try:
             fd = os.open(os.path.join(folder, manifest["data"]), os.O_RDONLY)
         except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                return None  # removed since the manifest was read (evicted or rebuilt)
-            raise
+            if exc.errno != errno.ENOENT:
+                raise
+            if _same_manifest(folder, manifest):
+                return _damaged(record, key, "its crops file {} is missing".format(manifest["data"]))
+            return None  # removed since the manifest was read (evicted or rebuilt)
         entry = Entry(manifest, CropFile(fd, crop, offset=manifest["offset"]))
         expected, size = manifest["offset"] + len(rels) * entry.store.slot_bytes, os.fstat(fd).st_size
         if size < expected:
@@ -232,6 +234,14 @@ def _make_folder(path):
     except OSError as exc:
         if exc.errno != errno.EEXIST:
             raise
+
+
+def _same_manifest(folder, manifest):
+    """Whether the entry's manifest is still `manifest`: an eviction or a rebuild replaces or removes it first."""
+    try:
+        return read_json(os.path.join(folder, "manifest.json")) == manifest
+    except (OSError, ValueError):
+        return False
 
 
 def _damaged(record, key, problem):

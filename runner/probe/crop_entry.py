@@ -65,7 +65,7 @@ class Builder(object):
         self.infos = [None] * len(rels)
         self.decode_s = 0.0
         self.writer = EntryWriter(store)
-        self.committed = False
+        self.committed, self.built = False, None
 
     def add(self, batch):
         """A decoded batch (its crops from the decoders' ring or this process): queued for the writer thread."""
@@ -95,7 +95,7 @@ class Builder(object):
         except OSError as exc:  # a disk that fills at the last moment: dropped as one that filled before
             remove_quietly(data)
             raise EntryWriteError("writing the entry's manifest failed: {}".format(exc))
-        self.committed = True
+        self.committed, self.built = True, manifest["built"]
         self.store.close()
         for name in os.listdir(folder):
             if name.startswith("crops-") and name != self.name:

@@ -36,7 +36,11 @@ def input_batches(dataset, recipe, adapter, ranges, workers, window, settings, s
         for batch in decoded(dataset.root, dataset.items, recipe, adapter, ranges, workers, window, scratch_dir):
             yield batch
         return
-    cache = _open(settings)
+    cache = _open(settings, record)
+    if cache is None:
+        for batch in decoded(dataset.root, dataset.items, recipe, adapter, ranges, workers, window, scratch_dir):
+            yield batch
+        return
     key = _key(cache, dataset, recipe, adapter, workers, record)
     delivered, damaged = 0, None
     entry = cache.complete_entry(key.key, key.rels, recipe.crop, record)
@@ -73,7 +77,8 @@ def input_batches(dataset, recipe, adapter, ranges, workers, window, settings, s
                 yield batch
             return
         except EntryDamaged as exc:
-            record["damaged"] = "{}; the entry is not used (status: what became of its rebuild)".format(exc)
+            record["damaged"] = "{}; the crops before it were checked and used, the rest are decoded again (status: " \
+                                "what became of its rebuild)".format(exc)
             damaged = entry.data
         finally:
             entry.close()
@@ -85,7 +90,9 @@ def prefill(dataset, recipe, adapter, ranges, workers, window, settings, scratch
     (runner/prefill.py); nothing is delivered. Returns the record: status "hit" (there already, or built by
     another cell while this waited), "built", or "not stored" (with the reason); key, key_s, lock_wait_s."""
     record = {}
-    cache = _open(settings)
+    cache = _open(settings, record)
+    if cache is None:
+        return record
     key = _key(cache, dataset, recipe, adapter, workers, record)
     entry = cache.complete_entry(key.key, key.rels, recipe.crop, record)
     if entry is None:
@@ -107,12 +114,17 @@ def prefill(dataset, recipe, adapter, ranges, workers, window, settings, scratch
     return record
 
 
-def _open(settings):
+def _open(settings, record):
+    """The cache, or None where its folder cannot be made (a path on a read-only disk, a parent this user cannot
+    write): as with one that cannot be written, the cell decodes and the record says why nothing was stored."""
     try:
         return CropCache(settings["dir"], settings["limit_bytes"])
     except OSError as exc:
-        raise RuntimeError("crop cache {}: cannot be used ({}); make it writable, or choose another folder or "
-                           "\"off\" with DLMATRIX_CACHE or [suites.error] crop_cache".format(settings["dir"], exc))
+        record.update(status="not stored", key=None, folder=settings["dir"], damaged=None,
+                      reason="the crop cache {} cannot be made ({}): these crops were decoded; choose a folder this "
+                             "user can write, or \"off\", with DLMATRIX_CACHE or [suites.error] crop_cache".format(
+                                 settings["dir"], exc))
+        return None
 
 
 def _key(cache, dataset, recipe, adapter, workers, record):
@@ -191,6 +203,8 @@ def _build(cache, key, dataset, recipe, adapter, ranges, delivered, workers, win
                 record.update(status="not stored", reason=lost)
             else:
                 builder = _stored(builder, lambda: builder.commit(by="cell" if deliver else "prefill"), record)
+                if builder is not None:
+                    record["entry_built"] = builder.built  # this build's, not a damaged entry's read before it
             builder = None
     finally:
         batches.close()  # the decoders end now, also where the loop stopped early
