@@ -257,6 +257,12 @@ def main(argv=None, out=None):
     except KeyboardInterrupt:
         sys.stderr.write("interrupted; results written so far are kept\n")
         return 130
+    except BrokenPipeError:
+        # The reader left (`dlmatrix crops | head -1`): nothing to say, and the interpreter's own flush of
+        # stdout at exit must not fail again; 141 as a shell reports a command that SIGPIPE ended.
+        if out is sys.stdout:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)

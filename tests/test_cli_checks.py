@@ -1,13 +1,15 @@
 """Flags checked at the edge: each bad value is one message and exit 2, before anything is read, built or written."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 
 from runner.cli import main
 
 from .faults import fault_case
-from .matrices import REAL
+from .matrices import REAL, ROOT
 
 RUN = ["run", "--backend", "local", "--suite", "error", "--env", "torch-1.0", "--model", "resnet50",
        "--weights", "random"]
@@ -81,3 +83,18 @@ def test_a_val_set_with_file_names_outside_utf8_is_refused_before_anything_runs(
     err = capsys.readouterr().err
     assert "1 image file names are not valid UTF-8, e.g. b'n01440764/caf\\xe9.JPEG'" in err and "Traceback" not in err
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("args", [["crops", "--dir", "."], ["plan", "--weights", "random"]])
+def test_a_reader_that_left_ends_the_command_quietly(args, tmp_path):
+    """`dlmatrix crops | head -1`: stdout is a pipe whose reader is gone before the first write. No traceback,
+    and 141, as a shell reports a command SIGPIPE ended."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "runner"] + args, stdout=write_end, stderr=subprocess.PIPE,
+                              cwd=str(tmp_path if args[0] == "crops" else ROOT), timeout=120, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141 and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
