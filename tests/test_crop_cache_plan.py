@@ -98,8 +98,10 @@ def test_words_meant_as_off_are_refused_rather_made_into_a_folder(tmp_path, monk
 
 
 @pytest.mark.parametrize("line, message", [
-    ("crop_cache_limit = \"lots\"", "suites.error.crop_cache_limit: expected a size in Docker's notation"),
-    ("crop_cache_limit = 5", "suites.error.crop_cache_limit: expected a size in Docker's notation"),
+    ("crop_cache_limit = \"lots\"", "suites.error.crop_cache_limit: expected a size above 0, as a string in "
+                                    "Docker's notation"),
+    ("crop_cache_limit = 5", "suites.error.crop_cache_limit: expected a size above 0, as a string"),
+    ("crop_cache_limit = \"0\"", "suites.error.crop_cache_limit: expected a size above 0"),
     ("crop_cache = \" \"", "suites.error.crop_cache: expected a folder for the decoded crops"),
 ])
 def test_a_bad_setting_is_refused_by_name(tmp_path, line, message):

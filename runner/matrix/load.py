@@ -60,8 +60,7 @@ def _defaults(table):
                          expected="'cpu' or 'cuda' / 'cuda:N'"),
         threads=table.get("threads", int, 0, check=lambda v: v >= 0, expected="0 (framework default) or more"),
         weights_cache=table.get("weights_cache", str, None),
-        memory_limit=table.get("memory_limit", str, "16g", check=lambda v: re.fullmatch(r"[1-9]\d*[bkmgBKMG]?", v),
-                               expected="a size in Docker's notation, e.g. '16g' or '512m'"),
+        memory_limit=_size(table, "memory_limit", "16g"),
     )
     table.done()
     return defaults
@@ -135,6 +134,12 @@ def _slurm(table):
     return settings
 
 
+def _size(table, key, default):
+    return table.get(key, str, default, check=lambda v: re.fullmatch(r"[1-9]\d*[bkmgBKMG]?", v),
+                     expected="a size above 0, as a string in Docker's notation: bytes, or with b, k, m or g (binary "
+                              "units), e.g. \"{}\" or \"512m\"".format(default))
+
+
 def _error_suite(table):
     """[suites.error], and its optional [suites.error.cuda] whose pipeline keys replace the suite's for GPU cells."""
     cuda = table.table("cuda", None)
@@ -149,8 +154,7 @@ def _error_suite(table):
         # stripped as DLMATRIX_CACHE is: a space typed after the path is not meant to name a folder
         crop_cache=(table.get("crop_cache", str, None, check=lambda v: v.strip() != "",
                               expected="a folder for the decoded crops, or \"off\"") or "").strip() or None,
-        crop_cache_limit=table.get("crop_cache_limit", str, "50g", check=lambda v: re.fullmatch(r"[1-9]\d*[bkmgBKMG]?", v),
-                                   expected="a size in Docker's notation, e.g. '50g' or '512m'"),
+        crop_cache_limit=_size(table, "crop_cache_limit", "50g"),
         prefill=table.get("prefill", bool, False),
     )
     table.done()
