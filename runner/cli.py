@@ -15,7 +15,7 @@ from .cli_checks import check_args
 from .errors import UserError
 from .matrix import load_matrix
 from .prefill import planned as planned_prefills
-from .progress import plan_table, say as _say
+from .progress import counted, plan_table, say as _say
 from .plan import Options, plan_cells, resolve_auto_weights
 from .gpu_check import check_gpu
 from .pipeline import RunSettings, run_matrix
@@ -161,8 +161,8 @@ def cmd_run(args, out):
                   "shows them, and the same command again, once they have ended, collects them and writes the "
                   "report\n".format(summary.total, summary.submitted, summary.reused, summary.report_dir.name))
         return 0
-    out.write("{} cells: {} run now, {} reused; {}; report: {}\n".format(
-        summary.total, summary.ran, summary.reused,
+    out.write("{}: {} run now, {} reused; {}; report: {}\n".format(
+        counted(summary.total, "cell"), summary.ran, summary.reused,
         ", ".join("{} {}".format(v, k) for k, v in sorted(summary.counts.items())), report_files(summary.report_dir)))
     return 1 if summary.failed else 0
 

@@ -13,8 +13,8 @@ def show(folder, source, limit, entries, fmt, out):
                    "free_bytes": free, "entries": entries}, out, indent=2, sort_keys=True)
         out.write("\n")
         return
-    out.write("crop cache {} ({}): {} entries, {}{}; {} free on its disk (times UTC)\n".format(
-        folder, source, len(entries), size_text(used), " of its limit of {}".format(size_text(limit)) if limit else "",
+    out.write("crop cache {} ({}): {} entr{}, {}{}; {} free on its disk (times UTC)\n".format(
+        folder, source, len(entries), "y" if len(entries) == 1 else "ies", size_text(used), " of its limit of {}".format(size_text(limit)) if limit else "",
         size_text(free)))
     if not entries:
         return

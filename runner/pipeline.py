@@ -22,7 +22,7 @@ from .gpu_check import check_gpu
 from .matrix import load_matrix
 from .plan import plan_cells, resolve_auto_weights
 from .prefill import planned as planned_prefills
-from .progress import Progress, past_durations, plan_table
+from .progress import Progress, counted, past_durations, plan_table
 from .report import write_report
 from .results import FAILED, ResultStore
 from .storage import run_lock
@@ -95,8 +95,8 @@ def run_matrix(settings, options, out):
         estimates = past_durations(settings.results_dir, [cell.id for cell in cells])
         with Progress(len(todo), out, estimates, slots=len(slots) or 1) as progress:
             executor = make_executor(progress)
-            progress.say("{} cells planned; {} already have results in {}; backend {}".format(
-                len(cells), len(cells) - len(todo), store.root, backend.name))
+            progress.say("{} planned; {}; backend {}".format(counted(len(cells), "cell"),
+                                                              _stored_text(cells, todo, store, settings), backend.name))
             progress.plan(todo)
             progress.expect(anticipated_loads(matrix, cells, {cell.id for cell in todo}))
             left = len(todo) - len(executor.run(todo))  # cells without a result yet: --no-wait leaves them in Slurm
@@ -143,6 +143,16 @@ def _docker_options(settings, cells):
     from .backends.docker import DockerOptions
 
     return DockerOptions(device=cells[0].device if cells else "cpu", **(settings.docker or {}))
+
+
+def _stored_text(cells, todo, store, settings):
+    """'3 already have results in DIR', or under --force '3 have results in DIR and run again (--force)'."""
+    if settings.force:
+        stored = sum(1 for cell in cells if store.get(cell.id) is not None)
+        return "{} {} results in {}{}".format(stored, "has" if stored == 1 else "have", store.root,
+                                              " and run again (--force)" if stored else "")
+    reused = len(cells) - len(todo)
+    return "{} already {} results in {}".format(reused, "has" if reused == 1 else "have", store.root)
 
 
 def _needs_run(existing, settings):

@@ -58,7 +58,7 @@ def plan_table(cells, prefills=None):
                 note += "; beside it, {}'s crops are decoded ahead".format(prefills[cell.id].model.key)
         lines.append("{}  {:<16} {:<14} {:<10} {}{}".format(cell.id, cell.environment.name, cell.model.key,
                                                             cell.suite, cell.device, note))
-    return lines + ["{} cells".format(len(cells))]
+    return lines + [counted(len(cells), "cell")]
 
 
 def _decoders(cell):
@@ -231,7 +231,8 @@ class Progress:
             if expected is None:
                 return None
             parts.append(expected)
-        return sum(parts) / self.slots if parts else None
+        # cells share the slots, but none ends sooner than its own time left
+        return max(sum(parts) / self.slots, max(parts)) if parts else None
 
     # -- the live footer -------------------------------------------------------------------------
 
@@ -256,6 +257,11 @@ class Progress:
                 label, path = self.following
                 lines.append("  {}: {}".format(label, _last_line(path)))
         return Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
+
+
+def counted(number, noun):
+    """'1 cell', '2 cells'."""
+    return "{} {}{}".format(number, noun, "" if number == 1 else "s")
 
 
 def _after(cells, loads):

@@ -68,7 +68,7 @@ def test_the_same_checks_hold_for_plan_and_report(tmp_path, capsys):
 def test_good_values_pass(tmp_path, capsys, flags):
     folders = ["--results-dir", str(tmp_path / "results"), "--reports-dir", str(tmp_path / "reports")]
     assert main(RUN + ["--matrix", str(REAL)] + folders + flags) == 0, capsys.readouterr().err
-    assert "1 cells: 1 run now" in capsys.readouterr().out
+    assert "1 cell: 1 run now" in capsys.readouterr().out
 
 
 def test_a_val_set_with_file_names_outside_utf8_is_refused_before_anything_runs(tmp_path, capsys, imagenet_sample):

@@ -92,7 +92,7 @@ def test_report_on_a_folder_of_damaged_files_lists_them_and_a_rerun_computes_the
     assert len(list((run / "damaged").iterdir())) == len(DAMAGED) + 1
 
     assert main(["run", "--backend", "local"] + SELECT + folders) == 0  # the damaged cell's result is made again
-    assert "1 cells: 1 run now, 0 reused" in capsys.readouterr().out
+    assert "1 cell: 1 run now, 0 reused" in capsys.readouterr().out
     assert json.loads((run / "{}.json".format(cell_id)).read_text())["status"] == "skipped"
     again = json.loads((tmp_path / "reports" / "r" / "report.json").read_text())
     assert sum("set aside earlier as damaged" in p for p in again["problems"]) == len(DAMAGED) + 1

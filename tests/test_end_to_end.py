@@ -201,7 +201,7 @@ def test_rerun_reuses_every_result_and_force_reruns(sample_run):
     single = sample_run["args"][:-len(MODELS)] + [
         "--force", "--env", "torch-1.0", "--model", "resnet50", "--suite", "throughput"]
     code, out = run_cli(single)
-    assert code == 0 and "1 cells: 1 run now, 0 reused" in out
+    assert code == 0 and "1 cell: 1 run now, 0 reused" in out
 
 
 def test_synthetic_jpegs_truncated_cmyk_and_grey(tmp_path):

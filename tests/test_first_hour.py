@@ -52,7 +52,7 @@ def test_run_shows_the_plan_of_exactly_the_cells_it_runs(tmp_path, capsys):
                        "--reports-dir", str(tmp_path / "reports"), "--run", "r"] + selection)
     assert code == 0
     shown = [line for line in capsys.readouterr().err.splitlines() if line in planned.splitlines()]
-    assert shown == planned.splitlines() and shown[-1] == "1 cells"
+    assert shown == planned.splitlines() and shown[-1] == "1 cell"
 
 
 @pytest.mark.parametrize("run", ["venv-cpu", "docker-cpu", "local-cpu", "venv-cuda", "venv-cuda1", "my-sweep"])

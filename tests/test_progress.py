@@ -85,6 +85,10 @@ def test_slots_share_the_time_left():
     progress = Progress(4, io.StringIO(), estimates={c: 100 for c in "abcd"}, live=False, slots=2)
     progress.plan([cell(c) for c in "abcd"])
     assert progress._time_left() == 200
+    # two cells on two slots, one of 90 s and one of 70: the run takes 90, not their mean of 80
+    uneven = Progress(2, io.StringIO(), estimates={"a": 90, "b": 70}, live=False, slots=2)
+    uneven.plan([cell(c) for c in "ab"])
+    assert uneven._time_left() == 90
 
 
 def test_the_live_footer_shows_counts_running_cells_and_a_builds_current_step(tmp_path):
@@ -145,3 +149,15 @@ def test_a_run_on_a_terminal_shows_the_live_footer_and_in_a_pipe_only_lines(tmp_
     assert "cells ended" not in piped.stdout and "\x1b[" not in piped.stdout
     # The second run knew how long this cell took in the first: its start line says so.
     assert "(about 0:00:" in piped.stdout
+
+
+def test_the_planned_line_says_which_cells_run_again_under_force():
+    from runner.pipeline import _stored_text
+
+    cells = [cell(c) for c in "abc"]
+    store = types.SimpleNamespace(root="results/x", get=lambda cell_id: {"status": "ok"} if cell_id in "ab" else None)
+    assert _stored_text(cells, cells[2:], store, types.SimpleNamespace(force=False)) == \
+        "2 already have results in results/x"
+    assert _stored_text(cells, cells, store, types.SimpleNamespace(force=True)) == \
+        "2 have results in results/x and run again (--force)"
+    assert _stored_text(cells[2:], cells[2:], store, types.SimpleNamespace(force=True)) == "0 have results in results/x"

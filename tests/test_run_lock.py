@@ -89,4 +89,4 @@ def test_a_lock_left_by_a_killed_runner_is_taken_over_with_a_message(tmp_path, h
 def test_runs_one_after_the_other_share_the_folder(tmp_path, capsys):
     assert _run(tmp_path) == 0
     assert _run(tmp_path) == 0
-    assert "1 cells: 0 run now, 1 reused" in capsys.readouterr().out
+    assert "1 cell: 0 run now, 1 reused" in capsys.readouterr().out
