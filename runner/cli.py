@@ -72,7 +72,8 @@ def build_parser():
     run.add_argument("--run", dest="run_name", help="results/<run>/ (default: <backend>-<device>)")
     run.add_argument("--results-dir", default="results")
     run.add_argument("--reports-dir", default="reports")
-    run.add_argument("--env-dir", help="where the venv backend keeps environments (default: ~/.cache/dlmatrix/envs)")
+    run.add_argument("--env-dir", help="where the venv backend keeps environments (default: $DLMATRIX_ENV_DIR, else "
+                                       "~/.cache/dlmatrix/envs)")
     run.add_argument("--gpus", help="GPUs given to the matrix, e.g. 0,1,2,3 (with --device cuda): that many cells "
                                     "at once, each on its own GPU")
     run.add_argument("--jobs", type=int, default=1, help="CPU cells at once (default 1; they share the CPU, so "

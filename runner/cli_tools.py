@@ -32,7 +32,8 @@ def add_tool_parsers(sub, common):
                                      "interpreter's path")
     common(env)
     env.add_argument("name", help="an environment of the matrix")
-    env.add_argument("--env-dir", help="where the venv backend keeps environments (default: ~/.cache/dlmatrix/envs)")
+    env.add_argument("--env-dir", help="where the venv backend keeps environments (default: $DLMATRIX_ENV_DIR, else "
+                                       "~/.cache/dlmatrix/envs)")
     env.add_argument("--device", default="cpu", help="whose lock to build it from: cpu or cuda (default: cpu)")
     env.add_argument("--overlay", metavar="PYTHON",
                      help="also let interpreter PYTHON (same minor version; e.g. a tox env with pytest) import the "
@@ -51,7 +52,8 @@ def add_tool_parsers(sub, common):
                                          "edited pin or a re-made lock leaves the old one behind); --images: "
                                          "the docker images too")
     common(prune)
-    prune.add_argument("--env-dir", help="where the venv backend keeps environments (default: ~/.cache/dlmatrix/envs)")
+    prune.add_argument("--env-dir", help="where the venv backend keeps environments (default: $DLMATRIX_ENV_DIR, else "
+                                       "~/.cache/dlmatrix/envs)")
     prune.add_argument("--bisect", action="store_true", help="also remove the environments bisect derived")
     prune.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     prune.add_argument("--images", action="store_true", help="also the docker backend's images no build will use "

@@ -9,8 +9,10 @@ def show(folder, source, limit, entries, fmt, out):
     free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
     used = sum(e["bytes"] for e in entries)
     if fmt == "json":
+        # last_used as an ISO time in UTC, as built.at is
+        shown = [dict(e, last_used=_iso(e["last_used"])) for e in entries]
         json.dump({"folder": folder, "chosen_by": source, "limit_bytes": limit, "used_bytes": used,
-                   "free_bytes": free, "entries": entries}, out, indent=2, sort_keys=True)
+                   "free_bytes": free, "entries": shown}, out, indent=2, sort_keys=True)
         out.write("\n")
         return
     out.write("crop cache {} ({}): {} entr{}, {}{}; {} free on its disk (times UTC)\n".format(
@@ -20,7 +22,7 @@ def show(folder, source, limit, entries, fmt, out):
         return
     rows = [("key", "state", "images", "recipe", "decoded with", "size", "built", "last used", "val set")]
     for e in entries:
-        rows.append((e["key"][:12], e["state"], "-" if e["images"] is None else str(e["images"]),
+        rows.append((e["key"][:12], e["state"], _images_text(e),
                      recipe_text(e["recipe"]), libraries_text(e["libraries"]), size_text(e["bytes"]),
                      _built_text(e["built"]), _time_text(e["last_used"]), e["val_set"] or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -72,6 +74,16 @@ def _built_text(built):
     if not built:
         return "-"  # entries from before the manifest recorded it
     return "{} {}".format(built.get("by", "?"), str(built.get("at", ""))[:16].replace("T", " "))
+
+
+def _images_text(entry):
+    if entry["images"] is None:
+        return "-"
+    return str(entry["images"]) + (" ({} unreadable)".format(entry["unreadable"]) if entry["unreadable"] else "")
+
+
+def _iso(stamp):
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(stamp)) if stamp else None
 
 
 def _time_text(stamp):

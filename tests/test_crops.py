@@ -6,6 +6,7 @@ import fcntl
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -281,3 +282,6 @@ def test_an_entry_with_an_unreadable_image_names_its_val_set(imagenet_sample, tm
     assert record["status"] == "built"
     entry, = listing(tmp_path / "crops")["entries"]
     assert entry["unreadable"] == 1 and entry["val_set"] == str(val)
+    assert entry["images"] == 6 and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", entry["last_used"])
+    code, out, err = crops("--dir", str(tmp_path / "crops"))
+    assert code == 0 and "6 (1 unreadable)" in out and "1 entry," in out

@@ -35,7 +35,8 @@ def add_explain_parser(sub, common):
                               "with the other axis's closest one (default 3)")
     explain.add_argument("--backend", default="venv", choices=["venv", "local"],
                          help="venv (the row's environment, built or reused) or local (this interpreter)")
-    explain.add_argument("--env-dir", help="where the venv backend keeps environments (default: ~/.cache/dlmatrix/envs)")
+    explain.add_argument("--env-dir", help="where the venv backend keeps environments (default: $DLMATRIX_ENV_DIR, else "
+                                       "~/.cache/dlmatrix/envs)")
     explain.add_argument("--reports-dir", default="reports", help="writes REPORTS_DIR/explain/<row>-<model>/")
 
 

@@ -32,7 +32,8 @@ Key = collections.namedtuple("Key", "rels content key unreadable marks")
 def input_batches(dataset, recipe, adapter, ranges, workers, window, settings, scratch_dir, record):
     """Batches for `ranges` of dataset.items; settings {"dir", "limit_bytes"} or None (no cache)."""
     if not settings:
-        record.update(status="off", reason="no crop cache given to this cell")
+        record.update(status="off", reason="the crop cache is off for this cell (\"off\" in DLMATRIX_CACHE or "
+                                           "[suites.error] crop_cache)")
         for batch in decoded(dataset.root, dataset.items, recipe, adapter, ranges, workers, window, scratch_dir):
             yield batch
         return
