@@ -133,7 +133,7 @@ def test_a_near_tie_broken_within_the_tolerance_is_numerically_close_and_a_real_
     assert record["top1_changed"] == 1 and record["max_abs_diff"] <= 1e-4 * record["reference_scale"]
     verdict, text = drift_verdict(record, 1e-4)
     assert verdict == "numerically close"
-    assert "top-1 changed on 1 of 4 images" in text and "near ties" in text
+    assert "top-1 changed on 1 of 4 images" in text and "near ties, classes within twice the tolerance" in text
     far = reference.copy()
     far[2, 0], far[2, 3] = 8.0, 10.0
     verdict, text = drift_verdict(_drift_record(reference, far), 1e-4)
@@ -148,7 +148,7 @@ def test_an_interval_that_disagrees_with_the_exact_test_is_said():
     low, high = edge["top1"]["interval_points"]
     assert edge["top1"]["p_value"] == pytest.approx(2 * 9 / 256) and (low > 0 or high < 0)
     verdict, text = error_verdict(edge, edge["top1"]["p_value"], SETTINGS)
-    assert verdict == "inconclusive" and "the interval and the exact test disagree at this edge" in text
+    assert verdict == "inconclusive" and "the 95% interval and the exact test at 5% disagree at this edge" in text
     clear = error_evidence(10, 12, 0, 8)
     verdict, text = error_verdict(clear, clear["top1"]["p_value"], SETTINGS)
     assert verdict == "worse" and "disagree" not in text

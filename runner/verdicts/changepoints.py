@@ -4,7 +4,8 @@ several releases is seen as well as a step between two.
 ruptures' PELT on the per-version values, with a BIC-style penalty scaled by the noise each
 value carries (the spread of its trials, or for error rates the images whose outcome changed between
 neighbouring versions, which evaluate the same images), and a
-step reported only when it is also larger than the noise factor the pairwise verdicts use.
+step reported only when it is also larger than the noise factor the pairwise verdicts use, and for error
+rates when the versions on either side of it differ by the exact McNemar test as well.
 """
 
 import math
@@ -15,6 +16,7 @@ from ..probe.throughput import measured_batches
 from .decide import noise_factor
 from .evidence import read_predictions
 from .pairs import version_label
+from .stats import mcnemar_exact
 from .verdict import Verdict
 
 MIN_VERSIONS = 4
@@ -50,6 +52,17 @@ def _error_series(sequence):
         variances.append(1e4 * max(p * (1 - p), 1e-4) / metrics["images_evaluated"])
     paired = _paired_variance(sequence)
     return np.array(values), float(np.mean(variances) if paired is None else paired)
+
+
+def _mcnemar_across(before, after):
+    """The exact McNemar p-value of top-1 correctness between two versions on their shared images, or None."""
+    a, b = read_predictions(before.store, before.result), read_predictions(after.store, after.result)
+    if a is None or b is None:
+        return None
+    shared = [name for name in a if name in b and a[name][0] == b[name][0]]
+    only_before = sum(a[n][1][0] == a[n][0] and b[n][1][0] != b[n][0] for n in shared)
+    only_after = sum(b[n][1][0] == b[n][0] and a[n][1][0] != a[n][0] for n in shared)
+    return mcnemar_exact(only_before, only_after) if shared else None
 
 
 def _paired_variance(sequence):
@@ -113,6 +126,14 @@ def sequence_verdicts(sequences, settings):
                 continue
             values, variance = found
             for first, last, step in change_points(values, variance, min_step):
+                confirmed = ""
+                if suite == "error":
+                    # PELT's penalty is a weak test (a step of 1.4 standard errors passes it): the versions on
+                    # either side must also differ by the exact test their pairwise verdict takes
+                    p_value = _mcnemar_across(sequence[first - 1], sequence[last])
+                    if p_value is not None and p_value >= settings.alpha:
+                        continue
+                    confirmed = "" if p_value is None else "; McNemar p={:.3g} across it".format(p_value)
                 before, after = sequence[first - 1].result, sequence[last].result
                 shown = math.exp(step) if suite == "throughput" else step
                 what = "step" if first == last else "gradual change over {} releases".format(last - first + 1)
@@ -121,8 +142,8 @@ def sequence_verdicts(sequences, settings):
                     after=after["environment"], before_version=version_label(before),
                     after_version=version_label(after), relation="sequence", verdict="step", batch_size=batch,
                     summary="{} {} along {} versions: level {} from {} to {} (PELT, penalty 2 ln(n) x "
-                            "variance)".format(suite, what, len(sequence), fmt.format(shown), version_label(before),
-                                               version_label(after)),
+                            "variance{})".format(suite, what, len(sequence), fmt.format(shown), version_label(before),
+                                                 version_label(after), confirmed),
                     evidence={"suite": suite, "step": step, "values": values.tolist(), "variance": variance,
                               "versions": [version_label(s.result) for s in sequence]},
                     cells=(before["cell_id"], after["cell_id"])))

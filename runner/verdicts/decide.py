@@ -32,10 +32,11 @@ def error_verdict(evidence, q_value, settings):
            "changed top-1 class)".format(top1["error_before"], top1["error_after"], _points(top1["difference_points"]),
                                         _points(low), _points(high), top1["p_value"], q_value,
                                         evidence["changed_top1_class"], evidence["images"])
-    if verdict in ("inconclusive", "worse", "better") and (low > 0 or high < 0) != (top1["p_value"] < settings.alpha):
-        # Newcombe's interval and the exact test are different approximations, and at the edge one may exclude
-        # no difference while the other does not
-        text += "; the interval and the exact test disagree at this edge: the verdict follows the test"
+    if verdict in ("inconclusive", "worse", "better") and (low > 0 or high < 0) != (top1["p_value"] < 0.05):
+        # Newcombe's 95% interval and the exact test at 5% are different approximations, and at the edge one may
+        # exclude no difference while the other does not
+        text += "; the 95% interval and the exact test at 5% disagree at this edge: the verdict follows the test " \
+                "(its q-value after the adjustment)"
     if verdict == "inconclusive":
         text += "; " + _images_to_decide(evidence, settings)
     if not evidence["weights"]["same"]:
@@ -46,12 +47,16 @@ def error_verdict(evidence, q_value, settings):
 
 def _images_to_decide(evidence, settings):
     """With the difference seen inside the margin, more images would show "same" (an interval inside it);
-    beyond it, they would show the difference (McNemar's power): 80% of the time either way."""
-    top1, margin = evidence["top1"], settings.error_margin_points
-    discordant = (top1["right_before_only"] + top1["right_after_only"]) / evidence["images"]
+    beyond it, they would show the difference (McNemar's power): 80% of the time either way. At least three
+    images count as changed: two versions that agreed on every image of a small subset may not on more."""
+    top1, margin, images = evidence["top1"], settings.error_margin_points, evidence["images"]
+    discordant = max(top1["right_before_only"] + top1["right_after_only"], 3) / images
     difference = abs(top1["difference_points"])
     if difference < margin:
-        needed = equivalence_sample_size(difference / 100, discordant, margin / 100, alpha=settings.alpha)
+        needed = equivalence_sample_size(difference / 100, discordant, margin / 100)
+        if needed <= images:  # the normal approximation ignores how wide the interval stays on few changes
+            return "more than the {} images evaluated would show whether it is within +-{:g} points (same)".format(
+                images, margin)
         return "about {} images would show whether it is within +-{:g} points (same)".format(needed, margin)
     needed = mcnemar_sample_size(difference / 100, discordant, alpha=settings.alpha)
     return "about {} images would decide a {:.1f}-point difference".format(needed, difference)
@@ -145,7 +150,7 @@ def drift_verdict(record, rtol):
         "identical" if record.get("inputs_identical") else "differ",
         "identical" if record.get("weights_identical") else "differ")
     if flipped and verdict == "numerically close":
-        text += "; the predictions that changed were near ties, classes within the tolerance of each other"
+        text += "; the predictions that changed were near ties, classes within twice the tolerance of each other"
     return verdict, text
 
 

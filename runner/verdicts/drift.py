@@ -11,7 +11,7 @@ import numpy as np
 
 from ..results import latest_results
 
-TINY = 1e-37  # below float32's smallest normal: log() stays finite
+TINY = 1e-37  # just above float32's smallest normal (1.2e-38): log() stays finite, and every subnormal is clipped
 
 
 def _comparable(outputs, kind):

@@ -64,15 +64,27 @@ def mcnemar_sample_size(difference, discordant_rate, alpha=0.05, power=0.8):
 
 
 def equivalence_sample_size(difference, discordant_rate, margin, alpha=0.05, power=0.8):
-    """Images needed for the 95% interval of a paired difference to fall inside +-`margin` with `power`, when
-    the true difference is `difference` and a share `discordant_rate` of images changes its outcome (all
-    proportions; normal approximation). None where |difference| >= margin: no number of images shows that."""
+    """Images needed for the 1 - alpha interval of a paired difference to fall inside +-`margin` with `power`,
+    when the true difference is `difference` and a share `discordant_rate` of images changes its outcome (all
+    proportions; normal approximation, Chow, Shao & Wang 2003, section 3.2): the smallest n where
+    P(|estimate| < margin - z se) = power, both tails counted, so at a true difference of 0 it takes
+    z(1 - (1 - power) / 2). None where |difference| >= margin: no number of images shows that."""
     room = margin - abs(difference)
     if room <= 0:
         return None
-    variance = max(discordant_rate - difference ** 2, 1e-12)
-    z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)
-    return int(math.ceil(z ** 2 * variance / room ** 2))
+    variance, z = max(discordant_rate - difference ** 2, 1e-12), sps.norm.ppf(1 - alpha / 2)
+
+    def reached(n):
+        se = math.sqrt(variance / n)
+        return sps.norm.cdf(room / se - z) + sps.norm.cdf((margin + abs(difference)) / se - z) - 1
+
+    low, high = 1, 2
+    while reached(high) < power:
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if reached(middle) < power else (low, middle)
+    return high
 
 
 def images_to_resolve(gap_points, error_pct, z=Z95):
@@ -120,23 +132,38 @@ def hodges_lehmann_ratio(before, after, confidence=0.95):
         mann_whitney_p(a, b)
 
 
-EXACT_SPLITS = 200000  # up to this many ways to split the trials, a tied sample's p-value is counted exactly
-
-
 def mann_whitney_p(before, after):
-    """The two-sided Mann-Whitney p-value. scipy's "exact" method counts the null distribution of untied
-    ranks: with ties (two trials that timed alike, a coarse clock) its p-value is too small (0.114 where
-    the permutation distribution gives 0.171 for 1,1,2,2 against 2,2,3,3), so tied samples are permuted,
-    every split where that is cheap, else the tie-corrected normal approximation. Two-sided as scipy's
-    exact method: twice the smaller tail."""
+    """The two-sided Mann-Whitney p-value, twice the smaller tail (as scipy's exact method says it). scipy's
+    "exact" method counts the null distribution of untied ranks: with ties (trials that timed alike, a coarse
+    clock) its p-value is too small (0.114 where 6/35 = 0.171 is right for 1,1,2,2 against 2,2,3,3), and the
+    tie-corrected normal approximation is too small with few distinct values, so tied samples get the exact
+    distribution of their mid-rank sum (_tied_rank_sum_p)."""
     pooled = np.concatenate([before, after])
-    if len(np.unique(pooled)) == len(pooled) or min(len(before), len(after)) < 2:
-        method = "exact"  # one trial a side can never reach p < 0.5 either way (scipy permutes only 2 or more)
-    elif math.comb(len(pooled), len(before)) <= EXACT_SPLITS:
-        method = sps.PermutationMethod(n_resamples=np.inf)
-    else:
-        method = "asymptotic"
-    return float(sps.mannwhitneyu(after, before, alternative="two-sided", method=method).pvalue)
+    if len(np.unique(pooled)) == len(pooled):
+        return float(sps.mannwhitneyu(after, before, alternative="two-sided", method="exact").pvalue)
+    return _tied_rank_sum_p(pooled, len(after))
+
+
+def _tied_rank_sum_p(pooled, n_after):
+    """The exact two-sided p-value of the sum of the last `n_after` trials' mid-ranks, over every way to choose
+    which trials are "after": counted one group of tied values at a time (taking k of a group of t adds k times
+    its mid-rank, in C(t, k) ways), with ranks doubled so they are whole numbers."""
+    doubled = np.rint(2 * sps.rankdata(pooled)).astype(int)
+    observed = int(doubled[len(pooled) - n_after:].sum())
+    values, sizes = np.unique(pooled, return_counts=True)
+    ranks = [int(doubled[pooled == value][0]) for value in values]
+    top = int(doubled.sum())
+    ways = np.zeros((n_after + 1, top + 1))  # ways[k, s]: choices of k trials whose doubled ranks sum to s
+    ways[0, 0] = 1.0
+    for size, rank in zip(sizes, ranks):
+        grown = np.zeros_like(ways)
+        for k in range(min(size, n_after) + 1):
+            grown[k:, k * rank:] += math.comb(size, k) * ways[:n_after + 1 - k, :top + 1 - k * rank]
+        ways = grown
+    sums = ways[n_after]
+    total = sums.sum()
+    upper, lower = sums[observed:].sum() / total, sums[:observed + 1].sum() / total
+    return float(min(1.0, 2 * min(upper, lower)))
 
 
 def adjust(p_values, method="bh"):
