@@ -135,16 +135,32 @@ def test_an_unknown_place_for_the_conversion_is_refused_by_name(tmp_path):
 
 def test_a_docker_cell_gets_the_cache_mounted_writable(tmp_path):
     pytest.importorskip("docker")
-    from runner.backends.docker_cell import CROPS_IN_CONTAINER, cell_mounts
+    from runner.backends.docker_cell import CROPS_IN_CONTAINER, cell_mounts, container_spec
 
     out = tmp_path / "out"
     out.mkdir()
     spec = {"output_dir": str(out), "weights": {"source": "random"},
             "crop_cache": {"dir": str(tmp_path / "crops"), "limit_bytes": 1 << 30}}
+    seen = container_spec(spec)  # makes the host folder
+    assert (tmp_path / "crops").is_dir() and seen["crop_cache"]["dir"] == CROPS_IN_CONTAINER
     mounts = {m["Target"]: m for m in cell_mounts(spec, out / "spec.json", None)}
     # Inside the container the cache has a fixed path: its host folder may be where the cell's user cannot reach.
     crops = mounts[CROPS_IN_CONTAINER]
     assert crops["Source"] == str(tmp_path / "crops") and crops["ReadOnly"] is False
-    assert (tmp_path / "crops").is_dir()
     del spec["crop_cache"]
+    assert CROPS_IN_CONTAINER not in {m["Target"] for m in cell_mounts(spec, out / "spec.json", None)}
+
+
+def test_a_docker_cell_whose_cache_folder_cannot_be_made_is_told_so_and_mounts_nothing(tmp_path):
+    """Not mounted, and not left for the container to make in its own file system (thrown away with it): the cell
+    gets the reason, decodes and records not stored (tests/probe/test_crop_cache.py)."""
+    pytest.importorskip("docker")
+    from runner.backends.docker_cell import CROPS_IN_CONTAINER, cell_mounts, container_spec
+
+    out = tmp_path / "out"
+    out.mkdir()
+    spec = {"output_dir": str(out), "weights": {"source": "random"},
+            "crop_cache": {"dir": "/proc/dlmatrix-test-crops", "limit_bytes": 1 << 30}}
+    seen = container_spec(spec)
+    assert seen["crop_cache"]["dir"] == "/proc/dlmatrix-test-crops" and "No such file" in seen["crop_cache"]["unusable"]
     assert CROPS_IN_CONTAINER not in {m["Target"] for m in cell_mounts(spec, out / "spec.json", None)}

@@ -113,8 +113,9 @@ class DockerBackend(Backend):
         else:
             gpu = None
         spec_path = spec_path.with_name("spec.container.json")
+        seen = container_spec(spec)  # first: it makes the crop cache's host folder that cell_mounts mounts
         mounts = cell_mounts(spec, spec_path, self.options.ca_bundle)
-        spec = container_spec(spec)
+        spec = seen
         write_json(spec_path, spec, flag="--results-dir")
         user = self._user()
         environment = cell_environment(spec, self.options.ca_bundle)

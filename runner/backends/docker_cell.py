@@ -84,17 +84,24 @@ def cell_mounts(spec, spec_path, ca_bundle):
         del paths[str(spec_path)]  # inside the output folder, which is mounted already
     mounts = [Mount(target=path, source=path, type="bind", read_only=read_only) for path, read_only in paths.items()]
     crops = (spec.get("crop_cache") or {}).get("dir")
-    if crops:  # shared by every cell of the host, like the weights cache: the crops are decoded once
-        os.makedirs(crops, exist_ok=True)
+    if crops and os.path.isdir(crops):  # shared by every cell of the host, like the weights cache
         mounts.append(Mount(target=CROPS_IN_CONTAINER, source=os.path.abspath(crops), type="bind", read_only=False))
     return mounts + probe_mounts(ca_bundle)
 
 
 def container_spec(spec):
-    """The spec as the cell sees it: the crop cache at CROPS_IN_CONTAINER. Its host folder may lie where the
-    cell's user cannot reach (root's ~/.cache: the runner as root runs its cells as [docker] user)."""
-    if not (spec.get("crop_cache") or {}).get("dir"):
+    """The spec as the cell sees it: the crop cache at CROPS_IN_CONTAINER, its host folder made first (cell_mounts
+    mounts it where it is there). Its host folder may lie where the cell's user cannot reach (root's ~/.cache: the
+    runner as root runs its cells as [docker] user). One that cannot be made is "unusable" to the cell, which then
+    decodes and says why nothing was stored, as the venv backend's cell does; a folder the container made in its
+    own file system would be thrown away with it."""
+    crops = (spec.get("crop_cache") or {}).get("dir")
+    if not crops:
         return spec
+    try:
+        os.makedirs(crops, exist_ok=True)
+    except OSError as exc:
+        return dict(spec, crop_cache=dict(spec["crop_cache"], unusable=str(exc)))
     return dict(spec, crop_cache=dict(spec["crop_cache"], dir=CROPS_IN_CONTAINER))
 
 

@@ -119,6 +119,8 @@ def _open(settings, record):
     """The cache, or None where its folder cannot be made (a path on a read-only disk, a parent this user cannot
     write): as with one that cannot be written, the cell decodes and the record says why nothing was stored."""
     try:
+        if settings.get("unusable"):  # the docker backend could not make its host folder to mount
+            raise OSError(settings["unusable"])
         return CropCache(settings["dir"], settings["limit_bytes"])
     except OSError as exc:
         record.update(status="not stored", key=None, folder=settings["dir"], damaged=None,

@@ -158,6 +158,12 @@ def test_a_cache_folder_that_cannot_be_made_decodes_and_says_why(imagenet_sample
         assert unmade["crop_cache"]["status"] == "not stored"
         assert unmade["crop_cache"]["reason"].startswith("the crop cache {} cannot be made (".format(folder))
         assert "DLMATRIX_CACHE" in unmade["crop_cache"]["reason"]
+    # the docker backend says so in the spec where it could not make the host folder to mount
+    told, told_rows, _ = run(imagenet_sample, tmp_path, "told", chosen, {"dir": str(tmp_path / "crops"),
+                                                                      "limit_bytes": LIMIT, "unusable": "no room"})
+    assert told_rows == rows and told["crop_cache"]["status"] == "not stored"
+    assert told["crop_cache"]["reason"].startswith("the crop cache {} cannot be made (no room)".format(
+        tmp_path / "crops")) and not (tmp_path / "crops").exists()
 
 
 def test_an_entry_refused_or_failing_to_start_leaves_nothing_behind(imagenet_sample, tmp_path, monkeypatch):
