@@ -243,6 +243,7 @@ def test_one_trial_against_many_tied_ones():
     """The one trial is equally likely to be any of the 83: 3 of them are at least as high."""
     assert mann_whitney_p(np.array([3.0]), np.array([1.0] * 80 + [3.0] * 2)) == pytest.approx(2 * 3 / 83)
     assert mann_whitney_p(np.array([5.0]), np.array([5.0])) == 1.0 and mann_whitney_p(np.ones(30), np.ones(30)) == 1.0
+    assert math.isnan(mann_whitney_p(np.array([1.0, np.nan, np.nan]), np.array([2.0, 3.0])))
 
 
 def test_many_tied_trials_get_the_exact_p_value_that_random_splits_approach():
