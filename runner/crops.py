@@ -51,7 +51,8 @@ def cmd_crops(args, out):
     if not os.path.isdir(folder):
         if args.remove:
             raise UserError("crops --remove: the crop cache {} ({}) holds no entries yet".format(folder, source))
-        out.write("crop cache {} ({}): nothing there yet; the first error cell creates it\n".format(folder, source))
+        out.write("crop cache {} ({}): nothing there yet; the first error cell makes it, or where it cannot, records "
+                  "why in its result (not stored)\n".format(folder, source))
         return 0
     entries = list_entries(folder)
     if not removing:

@@ -149,8 +149,8 @@ def _stored_text(cells, todo, store, settings):
     """'3 already have results in DIR', or under --force '3 have results in DIR and run again (--force)'."""
     if settings.force:
         stored = sum(1 for cell in cells if store.get(cell.id) is not None)
-        return "{} {} results in {}{}".format(stored, "has" if stored == 1 else "have", store.root,
-                                              " and run again (--force)" if stored else "")
+        return "{} {} results in {}{}".format(stored, "has" if stored == 1 else "have", store.root, "" if not stored
+                                              else " and {} again (--force)".format("runs" if stored == 1 else "run"))
     reused = len(cells) - len(todo)
     return "{} already {} results in {}".format(reused, "has" if reused == 1 else "have", store.root)
 

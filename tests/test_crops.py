@@ -137,7 +137,8 @@ def test_an_entry_another_process_is_building_is_left_in_place(cache):
 @pytest.mark.parametrize("damage, problem", [
     ("short item", "item 2 of its manifest is not [image, mode, problem, sha256 of its crop]"),
     ("not json", "its manifest cannot be read ("), ("a list", "its manifest is not a JSON object"),
-    ("short crops file", "its crops file is "), ("no crops file", "its crops file crops-")])
+    ("short crops file", "its crops file is "), ("no crops file", "its crops file crops-"),
+    ("fewer items", "its manifest lists 10 images, its key 30"), ("built a word", "its manifest lacks a field")])
 def test_a_damaged_entry_is_listed_as_such_and_removed_by_its_key(cache, damage, problem):
     """A hand-edited manifest: said, not a traceback; --partial leaves it (the next cell rebuilds it)."""
     folder, keys = cache
@@ -149,6 +150,10 @@ def test_a_damaged_entry_is_listed_as_such_and_removed_by_its_key(cache, damage,
         os.truncate(str(data), data.stat().st_size - 1)
     elif damage == "no crops file":
         data.unlink()
+    elif damage == "fewer items":
+        path.write_text(json.dumps(dict(manifest, items=manifest["items"][:10])))
+    elif damage == "built a word":
+        path.write_text(json.dumps(dict(manifest, built="x")))
     else:
         manifest["items"][2] = manifest["items"][2][:1]
         path.write_text({"short item": json.dumps(manifest), "not json": "{\"format\": 1,",

@@ -161,3 +161,5 @@ def test_the_planned_line_says_which_cells_run_again_under_force():
     assert _stored_text(cells, cells, store, types.SimpleNamespace(force=True)) == \
         "2 have results in results/x and run again (--force)"
     assert _stored_text(cells[2:], cells[2:], store, types.SimpleNamespace(force=True)) == "0 have results in results/x"
+    assert _stored_text(cells[1:], cells[1:], store, types.SimpleNamespace(force=True)) == \
+        "1 has results in results/x and runs again (--force)"

@@ -31,9 +31,13 @@ def manifest_problem(manifest, key, rels=None):
     data, offset, items = manifest.get("data"), manifest.get("offset"), manifest.get("items")
     if not isinstance(data, str) or not data.startswith("crops-") or os.path.basename(data) != data:
         return "its manifest names {!r} as its crops file".format(data)
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0 or not isinstance(
-            manifest.get("content"), dict) or not isinstance(items, list):
-        return "its manifest lacks a field (offset, content or items) or has one of the wrong type"
+    content, built = manifest.get("content"), manifest.get("built")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0 or not isinstance(content, dict) \
+            or not isinstance(items, list) or not isinstance(built, (dict, type(None))) \
+            or any(not isinstance(content.get(name), (dict, type(None))) for name in ("recipe", "libraries")):
+        return "its manifest lacks a field (offset, content, items, built) or has one of the wrong type"
+    if content.get("count") is not None and content["count"] != len(items):
+        return "its manifest lists {} images, its key {}".format(len(items), content["count"])
     for index, item in enumerate(items):
         if not (isinstance(item, list) and len(item) == 4 and isinstance(item[0], str) and (
                 item[2] is None and isinstance(item[3], str) and SHA256.match(item[3])

@@ -266,7 +266,8 @@ def _read(entry, ranges, threads, window):
         for index in range(start, stop):
             rel, mode, problem, digest = entry.items[index]
             if digest is not None and hashlib.sha256(crops[index - start].tobytes()).hexdigest() != digest:
-                raise EntryDamaged("crop {} ({}) of entry {} differs from its sha256".format(index, rel, entry.data))
+                raise EntryDamaged("crop {} ({}) of the entry's crops file {} differs from its sha256".format(
+                    index, rel, entry.data))
             infos.append([mode, problem, 0.0, digest])
         return Batch(start, stop, crops, infos)
 

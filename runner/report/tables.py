@@ -38,7 +38,8 @@ def crop_cache_text(record):
     if not record:
         return ""
     text = record["status"]
-    if text == "hit" and (record.get("entry_built") or {}).get("by") == "prefill":
+    built = record.get("entry_built")  # a dict; anything else came from a manifest edited by hand
+    if text == "hit" and isinstance(built, dict) and built.get("by") == "prefill":
         text += " (decoded ahead)"
     if record.get("lock_wait_s", 0) >= 1:
         text += ", {:.0f} s waiting for the entry".format(record["lock_wait_s"])

@@ -100,6 +100,12 @@ def _edited(manifest, damage):
         manifest["data"] = "../" + manifest["data"]
     elif damage == "other images":
         manifest["items"][0][0] = "elsewhere.JPEG"
+    elif damage == "fewer items":
+        manifest["items"] = manifest["items"][:10]
+    elif damage == "built a word":  # a report reads it as a dict
+        manifest["built"] = "x"
+    elif damage == "libraries a word":  # `dlmatrix crops` reads it as a dict
+        manifest["content"]["libraries"] = "x"
     else:
         manifest = [manifest]
     return manifest
@@ -110,7 +116,9 @@ def _edited(manifest, damage):
     ("short crops file", "its crops file is "), ("no crops file", "its crops file crops-"),
     ("item without its sha256", "item 3 of its manifest is not"),
     ("short item", "item 3 of its manifest is not"), ("crops file elsewhere", "its manifest names '../crops-"),
-    ("other images", "its manifest lists other images"), ("a list", "its manifest is not a JSON object")])
+    ("other images", "its manifest lists other images"), ("a list", "its manifest is not a JSON object"),
+    ("fewer items", "its manifest lists 10 images, its key 30"),
+    ("built a word", "its manifest lacks a field"), ("libraries a word", "its manifest lacks a field")])
 def test_a_partial_or_damaged_entry_is_not_used_but_built_again(imagenet_sample, tmp_path, damage, reason):
     """Under a limit that holds one entry: what the partial one left is no one's and does not count. An entry
     without its manifest is partial (the manifest is written last); one with a manifest that cannot be read or
