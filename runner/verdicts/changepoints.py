@@ -14,7 +14,7 @@ import numpy as np
 
 from ..probe.throughput import measured_batches
 from .decide import noise_factor
-from .evidence import read_predictions
+from .evidence import paired_table, read_predictions
 from .pairs import version_label
 from .stats import mcnemar_exact
 from .verdict import Verdict
@@ -54,30 +54,35 @@ def _error_series(sequence):
     return np.array(values), float(np.mean(variances) if paired is None else paired)
 
 
-def _mcnemar_across(before, after):
-    """The exact McNemar p-value of top-1 correctness between two versions on their shared images, or None."""
+def _discordant(before, after):
+    """(images top-1 right before only, right after only, images both evaluated with one label) of two versions,
+    or None without their per-image predictions."""
     a, b = read_predictions(before.store, before.result), read_predictions(after.store, after.result)
     if a is None or b is None:
         return None
     shared = [name for name in a if name in b and a[name][0] == b[name][0]]
-    only_before = sum(a[n][1][0] == a[n][0] and b[n][1][0] != b[n][0] for n in shared)
-    only_after = sum(b[n][1][0] == b[n][0] and a[n][1][0] != a[n][0] for n in shared)
-    return mcnemar_exact(only_before, only_after) if shared else None
+    if not shared:
+        return None
+    _, only_before, only_after, _ = paired_table(a, b, shared, lambda p: p[1][0] == p[0])
+    return only_before, only_after, len(shared)
+
+
+def _mcnemar_across(before, after):
+    """The exact McNemar p-value of top-1 correctness between two versions, or None."""
+    counts = _discordant(before, after)
+    return None if counts is None else mcnemar_exact(counts[0], counts[1])
 
 
 def _paired_variance(sequence):
     """Half the mean variance (points^2) of the neighbours' paired differences, or None."""
     halves = []
     for before, after in zip(sequence, sequence[1:]):
-        a, b = read_predictions(before.store, before.result), read_predictions(after.store, after.result)
-        if a is None or b is None:
+        counts = _discordant(before, after)
+        if counts is None:
             return None
-        shared = [name for name in a if name in b and a[name][0] == b[name][0]]
-        if not shared:
-            return None
-        changed = sum((a[name][1][0] == a[name][0]) != (b[name][1][0] == b[name][0]) for name in shared)
+        only_before, only_after, shared = counts
         # at least one changed image's worth: two versions that agreed here may not everywhere
-        halves.append(1e4 * max(changed, 1) / len(shared) ** 2 / 2)
+        halves.append(1e4 * max(only_before + only_after, 1) / shared ** 2 / 2)
     return float(np.mean(halves))
 
 

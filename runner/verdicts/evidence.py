@@ -33,7 +33,8 @@ def _weights(result):
     return weights.get("source"), weights.get("tensor_digest") or weights.get("sha256")
 
 
-def _table(before, after, files, correct):
+def paired_table(before, after, files, correct):
+    """(both right, right before only, right after only, neither) over `files` of two read_predictions()."""
     both = only_a = only_b = neither = 0
     for name in files:
         a, b = correct(before[name]), correct(after[name])
@@ -57,7 +58,7 @@ def error_evidence(pair):
     evidence = {"comparable": True, "images": len(files), "images_before": len(before), "images_after": len(after),
                 "changed_top1_class": sum(before[f][1][0] != after[f][1][0] for f in files)}
     for name, correct in (("top1", lambda p: p[1][0] == p[0]), ("top5", lambda p: p[0] in p[1])):
-        both, only_a, only_b, neither = _table(before, after, files, correct)
+        both, only_a, only_b, neither = paired_table(before, after, files, correct)
         n = len(files)
         low, high = paired_difference_interval(both, only_a, only_b, neither)
         # error difference after - before = -(accuracy difference after - before)
