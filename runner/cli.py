@@ -251,7 +251,9 @@ def main(argv=None, out=None):
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         check_args(args)
-        return COMMANDS[args.command](args, out)
+        code = COMMANDS[args.command](args, out)
+        out.flush()  # here, where a reader that left is caught below, not in the interpreter's flush at exit
+        return code
     except UserError as exc:
         sys.stderr.write("error: {}\n".format(exc))
         return exc.exit_code

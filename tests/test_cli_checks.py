@@ -85,16 +85,22 @@ def test_a_val_set_with_file_names_outside_utf8_is_refused_before_anything_runs(
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize("buffered", [True, False])
 @pytest.mark.parametrize("args", [["crops", "--dir", "."], ["plan", "--weights", "random"]])
-def test_a_reader_that_left_ends_the_command_quietly(args, tmp_path):
+def test_a_reader_that_left_ends_the_command_quietly(args, buffered, tmp_path):
     """`dlmatrix crops | head -1`: stdout is a pipe whose reader is gone before the first write. No traceback,
-    and 141, as a shell reports a command SIGPIPE ended."""
+    and 141, as a shell reports a command SIGPIPE ended; also where the output waits in Python's buffer until
+    the end (a pipe's default), not only where each write goes out at once (PYTHONUNBUFFERED)."""
+    environment = dict(os.environ, PYTHONPATH=str(ROOT))
+    environment.pop("PYTHONUNBUFFERED", None)
+    if not buffered:
+        environment["PYTHONUNBUFFERED"] = "1"
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
         done = subprocess.run([sys.executable, "-m", "runner"] + args, stdout=write_end, stderr=subprocess.PIPE,
                               cwd=str(tmp_path if args[0] == "crops" else ROOT), timeout=120, text=True,
-                              env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                              env=environment)
     finally:
         os.close(write_end)
     assert done.returncode == 141 and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
