@@ -71,6 +71,28 @@ def test_a_trial_runs_its_iterations_when_they_outlast_the_window():
     assert len(time_trial(clock, None, None, 3, 0.5, clock=clock)) == 3  # 0.75 s: the count bounds it
 
 
+class BusyClock(FakeClock):
+    """As FakeClock, and each reading of it costs `gap` seconds: the loop's own time on a busy machine."""
+
+    def __init__(self, step, gap):
+        FakeClock.__init__(self, step)
+        self.gap = gap
+
+    def __call__(self):
+        self.now += self.gap
+        return self.now
+
+
+def test_the_window_is_filled_by_timed_passes_not_by_the_loop_between_them():
+    """0.25 s passes, and each reading of the clock costs 0.05 s (the loop between passes reads it too): the
+    recorded seconds still fill a 2 s window (the rate comes from them), where counting the clock since the trial
+    began stopped before they did."""
+    clock = BusyClock(0.25, 0.05)
+    latencies = time_trial(clock, None, None, 3, 2.0, clock=clock)
+    assert sum(latencies) >= 2.0 and sum(latencies[:-1]) < 2.0
+    assert all(latency == pytest.approx(0.3) for latency in latencies)  # the pass and one reading's gap
+
+
 def test_a_trial_runs_past_its_iterations_until_the_window_is_full():
     clock = FakeClock(0.25)
     latencies = time_trial(clock, None, None, 3, 2.0, clock=clock)
