@@ -16,7 +16,7 @@ from .crops_show import show, size_text
 from .matrix import load_matrix
 from .plan import crop_cache_settings
 from .probe.crop_cache import CropCache, building, own_file
-from .probe.crop_entry import manifest_problem
+from .probe.crop_entry import crops_file_problem, manifest_problem
 from .probe.crop_digests import MEMO_FORMAT, UNREADABLE
 from .probe.crop_key import images_sha256
 
@@ -146,12 +146,11 @@ def _data_problem(where, manifest):
     try:
         size = os.path.getsize(os.path.join(where, manifest["data"]))
     except FileNotFoundError:
-        return "its crops file {} is missing".format(manifest["data"])
+        size = None
+    expected = 0  # a shape it does not give: only a missing file is told
     if isinstance(shape, list) and len(shape) == 4 and all(isinstance(v, int) for v in shape):
         expected = manifest["offset"] + len(manifest["items"]) * shape[1] * shape[2] * shape[3]
-        if size < expected:
-            return "its crops file is {} bytes, of the {} its images take".format(size, expected)
-    return None
+    return crops_file_problem(manifest["data"], size, expected)
 
 
 def _val_sets(folder):

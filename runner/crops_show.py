@@ -16,8 +16,8 @@ def show(folder, source, limit, entries, fmt, out):
         out.write("\n")
         return
     out.write("crop cache {} ({}): {} entr{}, {}{}; {} free on its disk (times UTC)\n".format(
-        folder, source, len(entries), "y" if len(entries) == 1 else "ies", size_text(used), " of its limit of {}".format(size_text(limit)) if limit else "",
-        size_text(free)))
+        folder, source, len(entries), "y" if len(entries) == 1 else "ies", size_text(used),
+        " of its limit of {}".format(size_text(limit)) if limit else "", size_text(free)))
     if not entries:
         return
     rows = [("key", "state", "images", "recipe", "decoded with", "size", "built", "last used", "val set")]

@@ -273,7 +273,7 @@ def _after(cells, loads):
 
 
 def _loads(count):
-    return "about {} drift load{}".format(count, "" if count == 1 else "s")
+    return "about " + counted(count, "drift load")
 
 
 def _last_line(path):

@@ -22,7 +22,7 @@ import os
 import time
 import uuid
 
-from .crop_entry import Builder, Entry, manifest_problem, npy_header
+from .crop_entry import Builder, Entry, crops_file_problem, manifest_problem, npy_header
 from .crop_key import FORMAT
 from .decode_pool import CropFile
 from .jsonio import read_json
@@ -60,13 +60,14 @@ class CropCache(object):
             if exc.errno != errno.ENOENT:
                 raise
             if _same_manifest(folder, manifest):
-                return _damaged(record, key, "its crops file {} is missing".format(manifest["data"]))
+                return _damaged(record, key, crops_file_problem(manifest["data"], None, 0))
             return None  # removed since the manifest was read (evicted or rebuilt)
         entry = Entry(manifest, CropFile(fd, crop, offset=manifest["offset"]))
         expected, size = manifest["offset"] + len(rels) * entry.store.slot_bytes, os.fstat(fd).st_size
-        if size < expected:
+        problem = crops_file_problem(manifest["data"], size, expected)
+        if problem:
             entry.close()
-            return _damaged(record, key, "its crops file is {} bytes, of the {} its images take".format(size, expected))
+            return _damaged(record, key, problem)
         try:
             os.utime(os.path.join(folder, "manifest.json"))  # last used: the size limit removes the oldest first
         except OSError:

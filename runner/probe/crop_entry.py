@@ -48,6 +48,16 @@ def manifest_problem(manifest, key, rels=None):
     return None
 
 
+def crops_file_problem(name, size, expected):
+    """Why an entry's crops file `name` of `size` bytes (None: not there) cannot hold the `expected` bytes its
+    images take, or None: as a cell checks it and as `dlmatrix crops` lists it."""
+    if size is None:
+        return "its crops file {} is missing".format(name)
+    if size < expected:
+        return "its crops file is {} bytes, of the {} its images take".format(size, expected)
+    return None
+
+
 class Entry(object):
     """A committed entry: its manifest and its crops file (open, read-only)."""
 

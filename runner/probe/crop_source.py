@@ -34,10 +34,7 @@ def input_batches(dataset, recipe, adapter, ranges, workers, window, settings, s
     if not settings:
         record.update(status="off", reason="the crop cache is off for this cell (\"off\" in DLMATRIX_CACHE or "
                                            "[suites.error] crop_cache)")
-        for batch in decoded(dataset.root, dataset.items, recipe, adapter, ranges, workers, window, scratch_dir):
-            yield batch
-        return
-    cache = _open(settings, record)
+    cache = _open(settings, record) if settings else None
     if cache is None:
         for batch in decoded(dataset.root, dataset.items, recipe, adapter, ranges, workers, window, scratch_dir):
             yield batch
